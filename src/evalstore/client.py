@@ -1,0 +1,308 @@
+"""MongoDBClient: the connection to MongoDB or to the embedded backend.
+
+This is the only module that imports Motor (and mongomock-motor), so that a
+later move to PyMongo's own async client changes one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import mongomock
+import mongomock.collection
+import mongomock.store
+from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import IndexModel
+from pymongo.errors import (
+    ConfigurationError as PyMongoConfigurationError,
+)
+from pymongo.errors import (
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+)
+
+from evalstore.errors import (
+    ConfigurationError,
+    EvalstoreError,
+    IndexConflictError,
+    StorageUnavailableError,
+)
+from evalstore.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
+from evalstore.redaction import redact_uri
+from evalstore.settings import DEFAULT_DATABASE, Settings
+
+log = logging.getLogger("evalstore")
+
+EMBEDDED_SCHEME = "mongomock://"
+_SERVER_SCHEMES = ("mongodb://", "mongodb+srv://")
+_START_HINT = (
+    "start MongoDB with `docker compose up -d`, or set MONGODB_CONNECTION_STRING "
+    "(use mongomock:// for the embedded backend)"
+)
+# Error codes MongoDB uses when an index exists with the same name or keys but other options.
+_INDEX_CONFLICT_CODES = {85, 86}
+
+_embedded_store: mongomock.store.ServerStore | None = None
+
+
+def _shared_embedded_store() -> mongomock.store.ServerStore:
+    """One in-process store, so every `mongomock://` client sees the same data, like a server."""
+    global _embedded_store
+    if _embedded_store is None:
+        _install_bulk_write_shim()
+        _embedded_store = mongomock.store.ServerStore()  # type: ignore[no-untyped-call]
+    return _embedded_store
+
+
+def _install_bulk_write_shim() -> None:
+    """Let mongomock accept the `sort` argument pymongo >= 4.11 passes to bulk updates.
+
+    pymongo's UpdateOne/ReplaceOne call `add_update(..., sort=None)`, which
+    mongomock 4.3 does not accept (mongomock issue #912), so every `bulk_write`
+    with updates raised TypeError on the embedded backend. We drop `sort` when
+    it is None and refuse it otherwise, since mongomock cannot honour it.
+    """
+    builder = mongomock.collection.BulkOperationBuilder
+    if getattr(builder, "_evalstore_shim", False):
+        return
+    for method_name in ("add_update", "add_replace"):
+        original = getattr(builder, method_name)
+
+        def patched(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            if kwargs.pop("sort", None) is not None:
+                raise NotImplementedError("the embedded backend cannot sort bulk updates")
+            return _original(self, *args, **kwargs)
+
+        setattr(builder, method_name, patched)
+    builder._evalstore_shim = True  # type: ignore[attr-defined]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = redact_uri(str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def reset_embedded_backend() -> None:
+    """Forget everything stored in the embedded backend of this process (for tests and demos)."""
+    global _embedded_store
+    _embedded_store = None
+
+
+class MongoDBClient:
+    """An async connection to one MongoDB database holding evalstore's two collections.
+
+    Args:
+        connection_string: `mongodb://…`, `mongodb+srv://…`, or `mongomock://` for the
+            embedded in-process backend.
+        database: the database name.
+        timeout_ms: how long to wait for a server before giving up.
+
+    The connection opens lazily on first use; indexes are created on first use too.
+    Usable as `async with MongoDBClient(...) as client:`.
+    """
+
+    def __init__(
+        self,
+        connection_string: str = EMBEDDED_SCHEME,
+        database: str = DEFAULT_DATABASE,
+        *,
+        timeout_ms: int = 5000,
+    ) -> None:
+        if not connection_string.startswith((*_SERVER_SCHEMES, EMBEDDED_SCHEME)):
+            raise ConfigurationError(
+                f"invalid connection string {redact_uri(connection_string)!r}: "
+                "it must start with mongodb://, mongodb+srv:// or mongomock://"
+            )
+        self.connection_string = connection_string
+        self.database_name = database
+        self.timeout_ms = timeout_ms
+        self._motor: Any = None
+        self._indexes_ready = False
+        self._index_lock: asyncio.Lock | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MongoDBClient:
+        """A client for the connection string, database and timeout in `settings`."""
+        return cls(
+            settings.mongodb_connection_string,
+            settings.mongodb_database,
+            timeout_ms=settings.mongodb_timeout_ms,
+        )
+
+    @property
+    def redacted_uri(self) -> str:
+        """The connection string with any password replaced by `***`, safe to show."""
+        return redact_uri(self.connection_string)
+
+    @property
+    def is_embedded(self) -> bool:
+        """True for the in-process `mongomock://` backend."""
+        return self.connection_string.startswith(EMBEDDED_SCHEME)
+
+    def _client(self) -> Any:
+        if self._motor is None:
+            if self.is_embedded:
+                from mongomock_motor import AsyncMongoMockClient
+
+                self._motor = AsyncMongoMockClient(
+                    mock_mongo_client=mongomock.MongoClient(
+                        tz_aware=True, _store=_shared_embedded_store()
+                    )
+                )
+            else:
+                try:
+                    self._motor = AsyncIOMotorClient(
+                        self.connection_string,
+                        serverSelectionTimeoutMS=self.timeout_ms,
+                        connectTimeoutMS=self.timeout_ms,
+                        tz_aware=True,
+                        appname="evalstore",
+                    )
+                except (PyMongoConfigurationError, ValueError, TypeError) as exc:
+                    raise ConfigurationError(
+                        f"invalid connection string {self.redacted_uri!r}: {redact_uri(str(exc))}"
+                    ) from None
+        return self._motor
+
+    @property
+    def db(self) -> Any:
+        """The Motor database (for raw queries)."""
+        return self._client()[self.database_name]
+
+    @property
+    def evaluation_runs(self) -> Any:
+        """The `evaluation_runs` collection."""
+        return self.db[EVALUATION_RUNS]
+
+    @property
+    def test_runs(self) -> Any:
+        """The `test_runs` collection."""
+        return self.db[TEST_RUNS]
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn driver errors raised inside the block into one-line evalstore errors.
+
+        Args:
+            action: what was being done, for the message (e.g. "save a test run").
+        """
+        try:
+            yield
+        except EvalstoreError:
+            raise
+        except ConnectionFailure as exc:
+            raise StorageUnavailableError(
+                f"cannot {action}: MongoDB at {self.redacted_uri} did not answer within "
+                f"{self.timeout_ms} ms ({type(exc).__name__}); {_START_HINT}"
+            ) from None
+        except OperationFailure as exc:
+            if exc.code in (13, 18):
+                raise StorageUnavailableError(
+                    f"cannot {action}: MongoDB at {self.redacted_uri} refused the credentials "
+                    f"({_first_line(exc)}); "
+                    "check the user and password in MONGODB_CONNECTION_STRING"
+                ) from None
+            raise StorageUnavailableError(
+                f"cannot {action}: MongoDB at {self.redacted_uri} answered: {_first_line(exc)}"
+            ) from None
+        except PyMongoConfigurationError as exc:
+            raise ConfigurationError(
+                f"invalid connection string {self.redacted_uri!r}: {redact_uri(str(exc))}"
+            ) from None
+        except PyMongoError as exc:
+            raise StorageUnavailableError(
+                f"cannot {action}: MongoDB at {self.redacted_uri}: {_first_line(exc)}"
+            ) from None
+
+    async def ping(self) -> float:
+        """Check that the server answers; return the round trip in milliseconds.
+
+        Raises:
+            StorageUnavailableError: the server cannot be reached within the timeout.
+        """
+        loop = asyncio.get_running_loop()
+        with self.errors("ping"):
+            start = loop.time()
+            await self._client().admin.command("ping")
+            return (loop.time() - start) * 1000.0
+
+    async def create_indexes(self) -> list[str]:
+        """Create evalstore's indexes on both collections (idempotent); return their names.
+
+        Raises:
+            IndexConflictError: an index with one of evalstore's names or keys exists
+                with other options.
+        """
+        names: list[str] = []
+        for collection in (EVALUATION_RUNS, TEST_RUNS):
+            specs = [spec for spec in INDEXES if spec.collection == collection]
+            models = [
+                IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in specs
+            ]
+            try:
+                with self.errors(f"create indexes on {collection}"):
+                    names += await self.db[collection].create_indexes(models)
+            except StorageUnavailableError as exc:
+                cause = exc.__context__
+                if isinstance(cause, OperationFailure) and cause.code in _INDEX_CONFLICT_CODES:
+                    raise IndexConflictError(
+                        f"an index on {collection} conflicts with evalstore's: "
+                        f"{redact_uri(str(cause)).splitlines()[0]}; drop it (db.{collection}."
+                        "dropIndex(NAME)) and run `evalstore indexes` again"
+                    ) from None
+                raise
+        self._indexes_ready = True
+        return names
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes once per client, on first use."""
+        if self._indexes_ready:
+            return
+        if self._index_lock is None:
+            self._index_lock = asyncio.Lock()
+        async with self._index_lock:
+            if not self._indexes_ready:
+                await self.create_indexes()
+
+    async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
+        """The indexes that exist on both collections: name, keys and uniqueness."""
+        result: dict[str, list[dict[str, Any]]] = {}
+        for collection in (EVALUATION_RUNS, TEST_RUNS):
+            with self.errors(f"list indexes of {collection}"):
+                info = await self.db[collection].index_information()
+            result[collection] = [
+                {
+                    "name": name,
+                    "keys": [(field, int(direction)) for field, direction in spec["key"]],
+                    "unique": bool(spec.get("unique", False)),
+                }
+                for name, spec in sorted(info.items())
+            ]
+        return result
+
+    async def close(self) -> None:
+        """Close the connection (the embedded backend keeps its data for the process)."""
+        if self._motor is not None:
+            self._motor.close()
+            self._motor = None
+            self._indexes_ready = False
+
+    async def __aenter__(self) -> MongoDBClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"MongoDBClient({self.redacted_uri!r}, {self.database_name!r})"

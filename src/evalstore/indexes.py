@@ -1,0 +1,48 @@
+"""The indexes evalstore declares on its two collections, as plain data.
+
+Names are stable so that `create_indexes()` is idempotent and a DBA can
+recognise them. Each index serves queries listed beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVALUATION_RUNS = "evaluation_runs"
+TEST_RUNS = "test_runs"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """One declared index: its collection, stable name, keys in order, and uniqueness."""
+
+    collection: str
+    name: str
+    keys: tuple[tuple[str, int], ...]
+    unique: bool = False
+
+
+INDEXES: tuple[IndexSpec, ...] = (
+    # recent runs, time windows, daily trends
+    IndexSpec(EVALUATION_RUNS, "started_at", (("started_at", -1),)),
+    # lookup by the human-readable id; uniqueness makes ids collision-proof
+    IndexSpec(
+        EVALUATION_RUNS, "evaluation_run_id_unique", (("evaluation_run_id", 1),), unique=True
+    ),
+    # group and filter by configuration
+    IndexSpec(EVALUATION_RUNS, "system_info_hash", (("system_info_hash", 1),)),
+    # filter by experiment tags (multikey)
+    IndexSpec(EVALUATION_RUNS, "experiment_tags", (("experiment_tags", 1),)),
+    # score-based queries and graphs
+    IndexSpec(EVALUATION_RUNS, "score", (("score", -1),)),
+    # lookup of one test execution
+    IndexSpec(TEST_RUNS, "test_run_id_unique", (("test_run_id", 1),), unique=True),
+    # one test's evolution over time (history, newest first)
+    IndexSpec(TEST_RUNS, "test_id_finished_at", (("test_id", 1), ("finished_at", -1))),
+    # all tests of one evaluation run, and finalisation's aggregation
+    IndexSpec(TEST_RUNS, "evaluation_run_id", (("evaluation_run_id", 1),)),
+    # filter by outcome
+    IndexSpec(TEST_RUNS, "status", (("status", 1),)),
+    # score-based queries and graphs
+    IndexSpec(TEST_RUNS, "score", (("score", -1),)),
+)

@@ -1,0 +1,370 @@
+"""The evaluation run a test runner records into: start(), record_test(), finish()."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from bson import ObjectId
+from pydantic import ValidationError
+
+from evalstore.client import MongoDBClient
+from evalstore.errors import DuplicateRunError, EvalstoreError, InvalidDataError
+from evalstore.ids import new_evaluation_run_id, new_test_run_id
+from evalstore.models import (
+    EvaluationRun,
+    MetricData,
+    RunStatus,
+    TestRun,
+    TestStatus,
+    invalid,
+    to_utc,
+    utcnow,
+)
+from evalstore.provenance import git_info, system_info_hash, system_information
+from evalstore.scoring import score_method
+from evalstore.service import MetricsStorageService
+from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
+
+log = logging.getLogger("evalstore")
+
+MetricInput = MetricData | Mapping[str, Any] | float | int
+Clock = Callable[[], datetime]
+_TEST_STATUSES: tuple[TestStatus, ...] = ("passed", "failed", "skipped", "error")
+_ID_ATTEMPTS = 5
+
+
+class RunRecorder:
+    """One evaluation run being recorded.
+
+    With a `service` it stores everything; without one (storage disabled) it
+    validates and returns the same documents but stores nothing, so a runner's
+    code is identical either way. Use `start()`/`finish()` when the run spans
+    several callbacks (a pytest session), or `async with` otherwise.
+    """
+
+    def __init__(
+        self,
+        service: MetricsStorageService | None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+        environment: str = "dev",
+        repo_path: str | Path = ".",
+        packages: Iterable[str] = (),
+        clock: Clock = utcnow,
+        owns_client: bool = False,
+    ) -> None:
+        if environment not in ALLOWED_ENVIRONMENTS:
+            raise InvalidDataError(
+                f"environment must be one of {', '.join(ALLOWED_ENVIRONMENTS)}, got {environment!r}"
+            )
+        self.service = service
+        self._config = dict(config or {})
+        self._tags = parse_tags(list(tags))
+        self._environment = environment
+        self._repo_path = repo_path
+        self._packages = tuple(packages)
+        self._clock = clock
+        self._owns_client = owns_client
+        self._document: dict[str, Any] | None = None
+        self._finished: dict[str, Any] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """True when results are stored (a service was given or MONGODB_ENABLED=true)."""
+        return self.service is not None
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The evaluation run document as stored at start (or as finalised, after finish)."""
+        if self._document is None:
+            raise EvalstoreError("the evaluation run has not started: call start() first")
+        return self._finished or self._document
+
+    @property
+    def evaluation_run_id(self) -> str:
+        """The human-readable id, e.g. `2025-12-05T10-30-00Z-main-3f9a1c`."""
+        return str(self.document["evaluation_run_id"])
+
+    async def start(self) -> dict[str, Any]:
+        """Capture provenance and insert the run as `running`; return its document."""
+        if self._document is not None:
+            raise EvalstoreError("the evaluation run has already started")
+        git = await asyncio.to_thread(git_info, self._repo_path)
+        info = system_information(self._config, self._packages)
+        started_at = to_utc(self._clock())
+        for attempt in range(_ID_ATTEMPTS):
+            run = EvaluationRun(
+                evaluation_run_id=new_evaluation_run_id(started_at, git.branch),
+                started_at=started_at,
+                git_commit=git.commit,
+                git_branch=git.branch,
+                git_dirty=git.dirty,
+                environment=self._environment,
+                experiment_tags=self._tags,
+                system_information=info,
+                system_info_hash=system_info_hash(info),
+            )
+            if self.service is None:
+                self._document = {"_id": ObjectId(), **run.to_document()}
+                log.info("Storage disabled (MONGODB_ENABLED=false)")
+                return self._document
+            try:
+                self._document = await self.service.create_evaluation_run(run)
+                return self._document
+            except DuplicateRunError:
+                if attempt == _ID_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def record_test(
+        self,
+        test_id: str,
+        test_name: str | None = None,
+        metrics: Mapping[str, MetricInput] | None = None,
+        passed: bool | None = None,
+        *,
+        status: TestStatus | None = None,
+        score: float | None = None,
+        score_method: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        duration_ms: float | None = None,
+        tags: Sequence[str] = (),
+        participants: Sequence[str] = (),
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Validate and store one test result; return the stored test run document.
+
+        Args:
+            test_id: stable id of the test across runs (its history key).
+            test_name: human-readable name; defaults to `test_id`.
+            metrics: metric name to `MetricData`, a dict of its fields, or a bare score.
+            passed: the outcome; by default False when any metric says `passed=False`.
+            status: `passed`, `failed`, `skipped` or `error`; derived from `passed` if omitted.
+            score: the test's 0-100 score; by default computed by `score_method`.
+            score_method: a registered calculator name (default `average`: mean of
+                the metric scores, or 100/0 for a passed/failed test without metrics).
+            started_at, finished_at, duration_ms: timing; missing parts are derived
+                from the others and the clock.
+
+        Raises:
+            InvalidDataError (a ValueError): a value cannot be stored; names the field.
+            StorageUnavailableError: MongoDB could not be reached.
+        """
+        run = self.document
+        if self._finished is not None:
+            raise EvalstoreError("the evaluation run is finished: record tests before finish()")
+        metric_models = _metrics(metrics)
+        passed, status = _outcome(passed, status, metric_models)
+        method = score_method or ("manual" if score is not None else "average")
+        if score is None and status != "skipped":
+            score = score_method_score(method, metric_models, passed)
+        started, finished, duration = self._timing(started_at, finished_at, duration_ms)
+        try:
+            test_run = TestRun(
+                evaluation_run_id=run["_id"],
+                test_run_id=new_test_run_id(run["evaluation_run_id"], test_id),
+                test_id=test_id,
+                test_name=test_name or test_id,
+                started_at=started,
+                finished_at=finished,
+                duration_ms=duration,
+                metrics=metric_models,
+                score=score,
+                score_method=method,
+                passed=passed,
+                status=status,
+                tags=list(tags),
+                participants=list(participants),
+                message=message,
+                details=dict(details) if details is not None else None,
+            )
+        except ValidationError as exc:
+            raise invalid(exc) from None
+        if self.service is None:
+            return test_run.to_document()
+        return await self.service.save_test_run(test_run)
+
+    def _timing(
+        self, started_at: datetime | None, finished_at: datetime | None, duration_ms: float | None
+    ) -> tuple[datetime, datetime, float]:
+        if duration_ms is not None and (
+            isinstance(duration_ms, bool) or not math.isfinite(duration_ms) or duration_ms < 0
+        ):
+            raise InvalidDataError(
+                f"duration_ms must be a finite, non-negative number, got {duration_ms!r}"
+            )
+        if finished_at is None:
+            if started_at is not None and duration_ms is not None:
+                finished_at = started_at + timedelta(milliseconds=duration_ms)
+            else:
+                finished_at = self._clock()
+        if started_at is None:
+            started_at = finished_at - timedelta(milliseconds=duration_ms or 0)
+        started, finished = to_utc(started_at), to_utc(finished_at)
+        if duration_ms is None:
+            duration_ms = (finished - started) / timedelta(milliseconds=1)
+        return started, finished, float(duration_ms)
+
+    async def finish(self, status: RunStatus = "completed") -> dict[str, Any]:
+        """Finalise the run with counts, metric means and score; return its document.
+
+        Idempotent: a second call returns the first result.
+        """
+        document = self.document
+        if self._finished is not None:
+            return self._finished
+        try:
+            if self.service is None:
+                self._finished = {
+                    **document,
+                    "status": status,
+                    "finished_at": to_utc(self._clock()),
+                }
+            else:
+                self._finished = await self.service.finalize_evaluation_run(
+                    document["_id"], status, finished_at=to_utc(self._clock())
+                )
+        finally:
+            if self._owns_client and self.service is not None:
+                await self.service.client.close()
+        return self._finished
+
+    async def __aenter__(self) -> RunRecorder:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.finish("completed")
+            return
+        # The block failed (or was cancelled or interrupted): finalise as failed, and let
+        # the original exception propagate rather than one from storage.
+        try:
+            await self.finish("failed")
+        except Exception as storage_error:
+            log.warning(
+                "evalstore could not finalize run %s: %s",
+                self.document["evaluation_run_id"],
+                storage_error,
+            )
+
+
+def score_method_score(method: str, metrics: Mapping[str, MetricData], passed: bool) -> float:
+    """Run the registered calculator `method`, checking that its result is a valid score."""
+    value = score_method(method)(metrics, passed)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 100
+    ):
+        raise InvalidDataError(
+            f"score: score method {method!r} returned {value!r}, not a number from 0 to 100"
+        )
+    return float(value)
+
+
+def _metrics(metrics: Mapping[str, MetricInput] | None) -> dict[str, MetricData]:
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidDataError(
+            f"metrics must be a dict of name to metric, got {type(metrics).__name__}"
+        )
+    models: dict[str, MetricData] = {}
+    for name, value in metrics.items():
+        try:
+            TestRun._metric_names({name: None})
+            if isinstance(value, MetricData):
+                models[name] = value
+            elif isinstance(value, Mapping):
+                models[name] = MetricData(**value)
+            else:
+                models[name] = MetricData(score=value)
+        except ValidationError as exc:
+            raise invalid(exc, f"metrics.{name}") from None
+        except ValueError as exc:
+            raise InvalidDataError(str(exc)) from None
+    return models
+
+
+def _outcome(
+    passed: bool | None, status: TestStatus | None, metrics: Mapping[str, MetricData]
+) -> tuple[bool, TestStatus]:
+    if status is not None and status not in _TEST_STATUSES:
+        raise InvalidDataError(f"status must be one of {', '.join(_TEST_STATUSES)}, got {status!r}")
+    if passed is not None and not isinstance(passed, bool):
+        raise InvalidDataError(f"passed must be True or False, got {passed!r}")
+    if status is None:
+        if passed is None:
+            passed = all(metric.passed is not False for metric in metrics.values())
+        return passed, "passed" if passed else "failed"
+    if passed is not None and passed != (status == "passed"):
+        raise InvalidDataError(f"passed={passed} contradicts status={status!r}")
+    return status == "passed", status
+
+
+def evaluation_run(
+    service: MetricsStorageService | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    environment: str | None = None,
+    repo_path: str | Path = ".",
+    packages: Iterable[str] = (),
+    settings: Settings | None = None,
+    clock: Clock = utcnow,
+) -> RunRecorder:
+    """Open an evaluation run: `async with evaluation_run(service, config=...) as run:`.
+
+    Args:
+        service: where to store; with None, one is built from the environment
+            (`MONGODB_ENABLED`, `MONGODB_CONNECTION_STRING`, ...) and storage is
+            off unless `MONGODB_ENABLED=true`.
+        config: the system configuration to snapshot and hash.
+        tags: experiment tags; default `EXPERIMENT_TAGS`.
+        environment: dev, stage, prod or lab; default `ENVIRONMENT`.
+        repo_path: where to read git provenance.
+        packages: distributions whose versions go into the snapshot.
+        settings: settings to use instead of reading the environment.
+        clock: the source of timestamps (for importing history with past times).
+
+    On leaving the block the run is finalised: `completed`, or `failed` when the
+    block raised, was cancelled or interrupted (the exception propagates).
+
+    Raises:
+        ConfigurationError: an environment variable is invalid.
+    """
+    owns_client = False
+    if service is None or tags is None or environment is None:
+        settings = settings or load_settings()
+    if service is None:
+        assert settings is not None
+        if settings.mongodb_enabled:
+            service = MetricsStorageService(MongoDBClient.from_settings(settings))
+            owns_client = True
+    return RunRecorder(
+        service,
+        config=config,
+        tags=settings.experiment_tags if tags is None and settings else (tags or ()),
+        environment=environment or (settings.environment if settings else "dev"),
+        repo_path=repo_path,
+        packages=packages,
+        clock=clock,
+        owns_client=owns_client,
+    )

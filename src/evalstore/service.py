@@ -1,0 +1,248 @@
+"""MetricsStorageService: store evaluation runs and test runs, and query their history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from evalstore.client import MongoDBClient
+from evalstore.errors import DuplicateRunError, InvalidDataError, RunNotFoundError
+from evalstore.filters import RunFilters, TagsMatch
+from evalstore.models import EvaluationRun, RunStatus, TestRun, check_key, utcnow
+from evalstore.pipelines import (
+    Period,
+    metric_trend_pipeline,
+    run_counts_pipeline,
+    run_metric_means_pipeline,
+)
+
+Document = dict[str, Any]
+_FINAL_STATUSES = ("completed", "failed")
+
+
+class MetricsStorageService:
+    """CRUD and history queries over `evaluation_runs` and `test_runs`.
+
+    Every method returns plain dicts as stored (with `_id`, datetimes in UTC).
+
+    Args:
+        client: the connection; the service never creates one itself.
+    """
+
+    def __init__(self, client: MongoDBClient) -> None:
+        self.client = client
+
+    async def _ready(self) -> MongoDBClient:
+        await self.client.ensure_indexes()
+        return self.client
+
+    async def create_evaluation_run(self, run: EvaluationRun) -> Document:
+        """Insert a new evaluation run; return the stored document (with `_id`).
+
+        Raises:
+            DuplicateRunError: a run with the same `evaluation_run_id` exists.
+        """
+        client = await self._ready()
+        document = run.to_document()
+        with client.errors("create an evaluation run"):
+            try:
+                result = await client.evaluation_runs.insert_one(document)
+            except DuplicateKeyError:
+                raise DuplicateRunError(
+                    f"evaluation run {run.evaluation_run_id!r} already exists"
+                ) from None
+        document["_id"] = result.inserted_id
+        return document
+
+    async def save_test_run(self, test_run: TestRun) -> Document:
+        """Insert one test run; return the stored document (with `_id`).
+
+        Raises:
+            DuplicateRunError: a test run with the same `test_run_id` exists.
+        """
+        client = await self._ready()
+        document = test_run.to_document()
+        with client.errors("save a test run"):
+            try:
+                result = await client.test_runs.insert_one(document)
+            except DuplicateKeyError:
+                raise DuplicateRunError(
+                    f"test run {test_run.test_run_id!r} already exists"
+                ) from None
+        document["_id"] = result.inserted_id
+        return document
+
+    async def _resolve(self, evaluation_run_id: str | ObjectId) -> Document:
+        run = await self.get_evaluation_run(evaluation_run_id)
+        if run is None:
+            raise RunNotFoundError(
+                f"no evaluation run {str(evaluation_run_id)!r}: "
+                "list the recent ones with `evalstore runs list`"
+            )
+        return run
+
+    async def finalize_evaluation_run(
+        self,
+        evaluation_run_id: str | ObjectId,
+        status: RunStatus = "completed",
+        *,
+        finished_at: datetime | None = None,
+    ) -> Document:
+        """Compute the run's counts, metric means and score from its stored test runs.
+
+        The aggregates come from an aggregation pipeline over `test_runs`, so they
+        are right however many writers saved tests, and finalising twice gives
+        the same result.
+
+        Returns:
+            The updated evaluation run document.
+        """
+        if status not in _FINAL_STATUSES:
+            raise InvalidDataError(f"status must be one of {_FINAL_STATUSES}, got {status!r}")
+        run = await self._resolve(evaluation_run_id)
+        client = self.client
+        with client.errors("finalize an evaluation run"):
+            counts = await client.test_runs.aggregate(run_counts_pipeline(run["_id"])).to_list(None)
+            means = await client.test_runs.aggregate(run_metric_means_pipeline(run["_id"])).to_list(
+                None
+            )
+        totals = counts[0] if counts else {}
+        update = {
+            "status": status,
+            "finished_at": finished_at or utcnow(),
+            "num_tests": totals.get("num_tests", 0),
+            "num_passed": totals.get("num_passed", 0),
+            "num_failed": totals.get("num_failed", 0),
+            "num_skipped": totals.get("num_skipped", 0),
+            "num_errors": totals.get("num_errors", 0),
+            "score": totals.get("score"),
+            "metrics": {m["_id"]: m["mean"] for m in means if m["mean"] is not None},
+        }
+        with client.errors("finalize an evaluation run"):
+            updated: Document = await client.evaluation_runs.find_one_and_update(
+                {"_id": run["_id"]}, {"$set": update}, return_document=ReturnDocument.AFTER
+            )
+        return updated
+
+    async def get_evaluation_run(self, evaluation_run_id: str | ObjectId) -> Document | None:
+        """One evaluation run by its human-readable id or its ObjectId (as object or hex)."""
+        client = await self._ready()
+        query: dict[str, Any]
+        if isinstance(evaluation_run_id, ObjectId):
+            query = {"_id": evaluation_run_id}
+        elif ObjectId.is_valid(evaluation_run_id):
+            query = {
+                "$or": [
+                    {"_id": ObjectId(evaluation_run_id)},
+                    {"evaluation_run_id": evaluation_run_id},
+                ]
+            }
+        else:
+            query = {"evaluation_run_id": evaluation_run_id}
+        with client.errors("read an evaluation run"):
+            found: Document | None = await client.evaluation_runs.find_one(query)
+        return found
+
+    async def get_test_runs(self, evaluation_run_id: str | ObjectId) -> list[Document]:
+        """All test runs of one evaluation run, in the order they finished.
+
+        Raises:
+            RunNotFoundError: no evaluation run has that id.
+        """
+        run = await self._resolve(evaluation_run_id)
+        with self.client.errors("read test runs"):
+            cursor = self.client.test_runs.find({"evaluation_run_id": run["_id"]}).sort(
+                [("finished_at", 1), ("test_id", 1)]
+            )
+            runs: list[Document] = await cursor.to_list(None)
+        return runs
+
+    async def get_recent_evaluation_runs(self, limit: int = 10) -> list[Document]:
+        """The `limit` most recently started evaluation runs, newest first."""
+        client = await self._ready()
+        with client.errors("read recent evaluation runs"):
+            cursor = client.evaluation_runs.find().sort("started_at", -1).limit(_positive(limit))
+            runs: list[Document] = await cursor.to_list(None)
+        return runs
+
+    async def get_test_history(self, test_id: str, limit: int = 20) -> list[Document]:
+        """The `limit` most recent runs of one test (by `test_id`), newest first."""
+        client = await self._ready()
+        with client.errors("read a test's history"):
+            cursor = (
+                client.test_runs.find({"test_id": test_id})
+                .sort("finished_at", -1)
+                .limit(_positive(limit))
+            )
+            runs: list[Document] = await cursor.to_list(None)
+        return runs
+
+    async def get_evaluation_runs_by_tags(
+        self, tags: Sequence[str], match: TagsMatch = "any", limit: int = 100
+    ) -> list[Document]:
+        """Evaluation runs carrying any (or all) of `tags`, newest first."""
+        if match not in ("any", "all"):
+            raise InvalidDataError(f"match must be 'any' or 'all', got {match!r}")
+        if isinstance(tags, str):
+            tags = [tags]
+        client = await self._ready()
+        operator = "$in" if match == "any" else "$all"
+        with client.errors("read evaluation runs by tags"):
+            cursor = (
+                client.evaluation_runs.find({"experiment_tags": {operator: list(tags)}})
+                .sort("started_at", -1)
+                .limit(_positive(limit))
+            )
+            runs: list[Document] = await cursor.to_list(None)
+        return runs
+
+    async def get_metric_trend(
+        self,
+        metric: str,
+        by: Period = "day",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        environment: str | None = None,
+        branch: str | None = None,
+        tags: Sequence[str] = (),
+        tags_match: TagsMatch = "any",
+        window_days: float = 30,
+    ) -> list[Document]:
+        """Mean of one run metric per day or ISO week: `[{period, mean, runs}]`, oldest first.
+
+        `metric="score"` follows the run score; any other name follows
+        `metrics.<name>`. Runs that did not measure the metric are left out.
+        """
+        if by not in ("day", "week"):
+            raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
+        filters = RunFilters(
+            since=since,
+            until=until,
+            environment=environment,
+            branch=branch,
+            tags=tuple(tags),
+            tags_match=tags_match,
+            window_days=window_days,
+        )
+        try:
+            field = "score" if metric == "score" else f"metrics.{check_key(metric, 'metric')}"
+        except ValueError as exc:
+            raise InvalidDataError(str(exc)) from None
+        client = await self._ready()
+        with client.errors("compute a metric trend"):
+            rows = await client.evaluation_runs.aggregate(
+                metric_trend_pipeline(field, filters.match(), by)
+            ).to_list(None)
+        return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
+
+
+def _positive(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidDataError(f"limit must be a positive integer, got {limit!r}")
+    return limit

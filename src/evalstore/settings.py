@@ -1,0 +1,101 @@
+"""The environment variables (and `.env` entries) that configure evalstore."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from evalstore.errors import ConfigurationError
+from evalstore.redaction import redact_uri
+
+Environment = Literal["dev", "stage", "prod", "lab"]
+ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
+
+DEFAULT_CONNECTION_STRING = "mongodb://localhost:27017"
+DEFAULT_DATABASE = "vt_metrics"
+
+
+def parse_tags(raw: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Split comma-separated tags, trim whitespace, drop empty items, keep first-seen order."""
+    if raw is None:
+        return []
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    tags: list[str] = []
+    for item in items:
+        tag = str(item).strip()
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+class Settings(BaseSettings):
+    """evalstore's configuration.
+
+    Read from environment variables, then from a `.env` file in the working
+    directory when present; real environment variables win over `.env`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    mongodb_enabled: bool = False
+    mongodb_connection_string: str = DEFAULT_CONNECTION_STRING
+    mongodb_database: str = DEFAULT_DATABASE
+    mongodb_timeout_ms: int = Field(default=5000, gt=0)
+    environment: Environment = "dev"
+    experiment_tags: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("experiment_tags", mode="before")
+    @classmethod
+    def _split_tags(cls, value: object) -> list[str]:
+        if value is None or isinstance(value, str | list | tuple):
+            return parse_tags(value)
+        raise ValueError("must be a comma-separated list of tags")
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _normalise_environment(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("mongodb_database")
+    @classmethod
+    def _check_database(cls, value: str) -> str:
+        bad = set('/\\. "$') & set(value)
+        if not value or bad or len(value) > 63:
+            raise ValueError('must be 1-63 characters without any of / \\ . " $ or spaces')
+        return value
+
+
+_ENV_NAMES = {
+    "mongodb_enabled": ("MONGODB_ENABLED", "true or false"),
+    "mongodb_connection_string": ("MONGODB_CONNECTION_STRING", "a mongodb:// URI"),
+    "mongodb_database": ("MONGODB_DATABASE", "a database name"),
+    "mongodb_timeout_ms": ("MONGODB_TIMEOUT_MS", "a positive number of milliseconds"),
+    "environment": ("ENVIRONMENT", "one of " + ", ".join(ALLOWED_ENVIRONMENTS)),
+    "experiment_tags": ("EXPERIMENT_TAGS", "comma-separated tags"),
+}
+
+
+def load_settings(*, env_file: str | None = ".env") -> Settings:
+    """Read the settings, turning any invalid value into one clear `ConfigurationError`.
+
+    Args:
+        env_file: the dotenv file to read besides the environment; `None` reads none.
+
+    Raises:
+        ConfigurationError: naming the variable, the value and what is allowed.
+    """
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name, allowed = _ENV_NAMES.get(field, (field.upper(), "a valid value"))
+        value = redact_uri(str(error.get("input", "")))
+        raise ConfigurationError(f"invalid {name}={value!r}: expected {allowed}") from None
