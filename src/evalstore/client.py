@@ -47,6 +47,8 @@ _START_HINT = (
 )
 # Error codes MongoDB uses when an index exists with the same name or keys but other options.
 _INDEX_CONFLICT_CODES = {85, 86}
+_UNAUTHORIZED = 13
+_AUTHENTICATION_FAILED = 18
 
 _embedded_store: mongomock.store.ServerStore | None = None
 
@@ -198,15 +200,19 @@ class MongoDBClient:
             raise
         except ConnectionFailure as exc:
             raise StorageUnavailableError(
-                f"cannot {action}: MongoDB at {self.redacted_uri} did not answer within "
-                f"{self.timeout_ms} ms ({type(exc).__name__}); {_START_HINT}"
+                f"cannot reach MongoDB at {self.redacted_uri} (no answer within "
+                f"{self.timeout_ms} ms, {type(exc).__name__}); {_START_HINT}"
             ) from None
         except OperationFailure as exc:
-            if exc.code in (13, 18):
+            if exc.code == _AUTHENTICATION_FAILED:
                 raise StorageUnavailableError(
-                    f"cannot {action}: MongoDB at {self.redacted_uri} refused the credentials "
-                    f"({_first_line(exc)}); "
+                    f"MongoDB at {self.redacted_uri} refused the credentials: "
                     "check the user and password in MONGODB_CONNECTION_STRING"
+                ) from None
+            if exc.code == _UNAUTHORIZED:
+                raise StorageUnavailableError(
+                    f"cannot {action}: the MongoDB user of {self.redacted_uri} lacks the "
+                    "permission; grant it readWrite on the database"
                 ) from None
             raise StorageUnavailableError(
                 f"cannot {action}: MongoDB at {self.redacted_uri} answered: {_first_line(exc)}"
@@ -268,7 +274,15 @@ class MongoDBClient:
             self._index_lock = asyncio.Lock()
         async with self._index_lock:
             if not self._indexes_ready:
-                await self.create_indexes()
+                try:
+                    await self.create_indexes()
+                except StorageUnavailableError as exc:
+                    cause = exc.__context__
+                    if not (isinstance(cause, OperationFailure) and cause.code == _UNAUTHORIZED):
+                        raise
+                    # A read-only user can still query: say so once and go on.
+                    log.warning("evalstore could not create its indexes: %s", exc)
+                    self._indexes_ready = True
 
     async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
         """The indexes that exist on both collections: name, keys and uniqueness."""

@@ -10,13 +10,12 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from evalstore.analysis import AnalysisQueries
 from evalstore.client import MongoDBClient
 from evalstore.errors import DuplicateRunError, InvalidDataError, RunNotFoundError
-from evalstore.filters import RunFilters, TagsMatch
-from evalstore.models import EvaluationRun, RunStatus, TestRun, check_key, utcnow
+from evalstore.filters import TagsMatch
+from evalstore.models import EvaluationRun, RunStatus, TestRun, utcnow
 from evalstore.pipelines import (
-    Period,
-    metric_trend_pipeline,
     run_counts_pipeline,
     run_metric_means_pipeline,
 )
@@ -25,7 +24,7 @@ Document = dict[str, Any]
 _FINAL_STATUSES = ("completed", "failed")
 
 
-class MetricsStorageService:
+class MetricsStorageService(AnalysisQueries):
     """CRUD and history queries over `evaluation_runs` and `test_runs`.
 
     Every method returns plain dicts as stored (with `_id`, datetimes in UTC).
@@ -200,46 +199,6 @@ class MetricsStorageService:
             )
             runs: list[Document] = await cursor.to_list(None)
         return runs
-
-    async def get_metric_trend(
-        self,
-        metric: str,
-        by: Period = "day",
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        environment: str | None = None,
-        branch: str | None = None,
-        tags: Sequence[str] = (),
-        tags_match: TagsMatch = "any",
-        window_days: float = 30,
-    ) -> list[Document]:
-        """Mean of one run metric per day or ISO week: `[{period, mean, runs}]`, oldest first.
-
-        `metric="score"` follows the run score; any other name follows
-        `metrics.<name>`. Runs that did not measure the metric are left out.
-        """
-        if by not in ("day", "week"):
-            raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
-        filters = RunFilters(
-            since=since,
-            until=until,
-            environment=environment,
-            branch=branch,
-            tags=tuple(tags),
-            tags_match=tags_match,
-            window_days=window_days,
-        )
-        try:
-            field = "score" if metric == "score" else f"metrics.{check_key(metric, 'metric')}"
-        except ValueError as exc:
-            raise InvalidDataError(str(exc)) from None
-        client = await self._ready()
-        with client.errors("compute a metric trend"):
-            rows = await client.evaluation_runs.aggregate(
-                metric_trend_pipeline(field, filters.match(), by)
-            ).to_list(None)
-        return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
 
 
 def _positive(limit: int) -> int:

@@ -1,0 +1,254 @@
+"""The `evalstore` command: record a demo history and query what is stored."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from evalstore.cli_analysis import register_analysis_commands
+from evalstore.cli_common import (
+    DbOption,
+    JsonOption,
+    LimitOption,
+    UrlOption,
+    err,
+    make_client,
+    out,
+    run_command,
+    with_service,
+)
+from evalstore.client import EMBEDDED_SCHEME
+from evalstore.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
+from evalstore.errors import EvalstoreError
+from evalstore.redaction import redact_uri
+from evalstore.render import (
+    HISTORY_COLUMNS,
+    RUN_COLUMNS,
+    TEST_RUN_COLUMNS,
+    TREND_COLUMNS,
+    fmt,
+    print_json,
+    table,
+)
+from evalstore.service import MetricsStorageService
+
+app = typer.Typer(
+    name="evalstore",
+    help="Keep the history of test and evaluation results in MongoDB, and query it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="Evaluation runs: list them, show one.", no_args_is_help=True)
+tests_app = typer.Typer(help="Tests: one test's history across runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(tests_app, name="tests")
+
+
+@app.command()
+def demo(
+    url: Annotated[
+        str, typer.Option("--url", help="Where to record the demo history.")
+    ] = EMBEDDED_SCHEME,
+    db: Annotated[str, typer.Option("--db", help="Database for the demo.")] = DEMO_DATABASE,
+    runs: Annotated[int, typer.Option("--runs", min=2, max=100, help="Evaluation runs.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Record a simulated history (on the embedded backend by default) and query it."""
+
+    async def go(service: MetricsStorageService) -> dict[str, Any]:
+        with Progress(
+            TextColumn("recording demo runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        ) as progress:
+            task = progress.add_task("demo", total=runs * len(TESTS))
+            ids = await record_demo_history(
+                service, runs=runs, on_test=lambda: progress.advance(task)
+            )
+        return {
+            "evaluation_run_ids": ids,
+            "recent_runs": await service.get_recent_evaluation_runs(limit=runs),
+            "test_history": await service.get_test_history(FLAKY_TEST, limit=runs),
+            "score_trend": await service.get_metric_trend("score", by="day"),
+        }
+
+    result = run_command(lambda: with_service(url, db, go))
+    if as_json:
+        print_json(out, result)
+        return
+    out.print(
+        table(
+            f"Recent evaluation runs ({len(result['recent_runs'])})",
+            RUN_COLUMNS,
+            result["recent_runs"],
+        )
+    )
+    out.print(
+        table(f"History of {FLAKY_TEST} (newest first)", HISTORY_COLUMNS, result["test_history"])
+    )
+    out.print(table("Daily evaluation score trend", TREND_COLUMNS, result["score_trend"]))
+    where = (
+        "the embedded backend (gone when this process exits)"
+        if url == EMBEDDED_SCHEME
+        else f"{redact_uri(url)}, database {db}"
+    )
+    out.print(f"Recorded {runs} evaluation runs of {len(TESTS)} tests in {where}.")
+
+
+@app.command()
+def ping(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Check that MongoDB answers."""
+    client = make_client(url, db) if url or db else None
+
+    async def go() -> float:
+        async with client or make_client(url, db) as c:
+            return await c.ping()
+
+    try:
+        target = (client or make_client(url, db)).redacted_uri
+    except EvalstoreError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    millis = run_command(go)
+    if as_json:
+        print_json(out, {"ok": True, "uri": target, "round_trip_ms": millis})
+    else:
+        out.print(f"MongoDB at {target} answered in {millis:.1f} ms")
+
+
+@app.command()
+def indexes(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Create evalstore's indexes (idempotent) and list the indexes of both collections."""
+
+    async def go() -> dict[str, list[dict[str, Any]]]:
+        async with make_client(url, db) as client:
+            await client.create_indexes()
+            return await client.list_indexes()
+
+    found = run_command(go)
+    if as_json:
+        print_json(out, found)
+        return
+    rows = [{"collection": name, **index} for name, listed in found.items() for index in listed]
+    out.print(
+        table(
+            "Indexes",
+            [
+                ("collection", lambda r: r["collection"]),
+                ("name", lambda r: r["name"]),
+                ("keys", lambda r: ", ".join(f"{f} {d:+d}" for f, d in r["keys"])),
+                ("unique", lambda r: r["unique"]),
+            ],
+            rows,
+        )
+    )
+
+
+@runs_app.command("list")
+def runs_list(
+    url: UrlOption = None,
+    db: DbOption = None,
+    limit: LimitOption = 10,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Only runs with this tag (repeat).")
+    ] = None,
+    match: Annotated[str, typer.Option("--match", help="With --tag: any or all.")] = "any",
+    as_json: JsonOption = False,
+) -> None:
+    """List the most recent evaluation runs, newest first."""
+
+    async def use(service: MetricsStorageService) -> list[dict[str, Any]]:
+        if tag:
+            return await service.get_evaluation_runs_by_tags(tag, match, limit)  # type: ignore[arg-type]
+        return await service.get_recent_evaluation_runs(limit)
+
+    found = run_command(lambda: with_service(url, db, use))
+    if as_json:
+        print_json(out, found)
+    else:
+        out.print(table(f"Evaluation runs ({len(found)})", RUN_COLUMNS, found))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id or ObjectId.")],
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one evaluation run with its aggregates and its test runs."""
+
+    async def use(service: MetricsStorageService) -> dict[str, Any]:
+        tests = await service.get_test_runs(run_id)  # raises RunNotFoundError first
+        run = await service.get_evaluation_run(run_id)
+        return {"evaluation_run": run, "test_runs": tests}
+
+    found = run_command(lambda: with_service(url, db, use))
+    if as_json:
+        print_json(out, found)
+        return
+    run = found["evaluation_run"]
+    out.print(
+        f"[bold]{run['evaluation_run_id']}[/bold]  status={run['status']}  "
+        f"score={fmt(run.get('score'))}"
+    )
+    out.print(
+        f"started {fmt(run['started_at'])}  finished {fmt(run.get('finished_at'))}  "
+        f"env={run['environment']}  tags={fmt(run.get('experiment_tags'))}"
+    )
+    out.print(
+        f"git {fmt(run.get('git_branch'))} @ {fmt(run.get('git_commit'))}"
+        f"{' (dirty)' if run.get('git_dirty') else ''}  "
+        f"config {run['system_info_hash'][:12]}"
+    )
+    out.print(
+        f"tests {run['num_tests']}: {run['num_passed']} passed, {run['num_failed']} failed, "
+        f"{run.get('num_skipped', 0)} skipped  metrics: "
+        + (" ".join(f"{k}={fmt(v)}" for k, v in sorted(run["metrics"].items())) or "-")
+    )
+    out.print(table("Test runs", TEST_RUN_COLUMNS, found["test_runs"]))
+
+
+@tests_app.command("history")
+def show_test_history(
+    test_id: Annotated[str, typer.Argument(metavar="TEST_ID")],
+    url: UrlOption = None,
+    db: DbOption = None,
+    limit: LimitOption = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """One test's most recent results, newest first."""
+    found = run_command(lambda: with_service(url, db, lambda s: s.get_test_history(test_id, limit)))
+    if as_json:
+        print_json(out, found)
+    elif not found:
+        err.print(f"no results stored for test {test_id!r}")
+        raise typer.Exit(1)
+    else:
+        out.print(table(f"History of {test_id} (newest first)", HISTORY_COLUMNS, found))
+
+
+# Registered after the core commands so that `--help` lists those first.
+register_analysis_commands(app)
+
+
+def main() -> None:
+    """Entry point of the `evalstore` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except EvalstoreError as exc:  # raised while parsing options, before _run
+        err.print(f"[red]error:[/red] {redact_uri(str(exc))}", soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

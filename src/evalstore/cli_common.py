@@ -1,0 +1,76 @@
+"""Plumbing shared by the CLI's command modules: consoles, options, error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from evalstore.client import MongoDBClient
+from evalstore.errors import EvalstoreError
+from evalstore.redaction import redact_uri
+from evalstore.service import MetricsStorageService
+from evalstore.settings import load_settings
+
+T = TypeVar("T")
+
+# Piped output (CI logs, files) gets room for full run ids; a terminal keeps its own width.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Connection string (default: MONGODB_CONNECTION_STRING).", show_default=False
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database (default: MONGODB_DATABASE).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="How many rows.")]
+
+
+def make_client(url: str | None, db: str | None) -> MongoDBClient:
+    settings = load_settings()
+    return MongoDBClient(
+        url or settings.mongodb_connection_string,
+        db or settings.mongodb_database,
+        timeout_ms=settings.mongodb_timeout_ms,
+    )
+
+
+def run_command(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; turn every failure into one line on stderr and a non-zero exit."""
+    try:
+        return asyncio.run(make())
+    except EvalstoreError as exc:
+        err.print(f"[red]error:[/red] {redact_uri(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        if os.environ.get("EVALSTORE_DEBUG"):
+            raise
+        err.print(
+            f"[red]error:[/red] unexpected {type(exc).__name__}: {redact_uri(str(exc))} "
+            "(set EVALSTORE_DEBUG=1 to see the traceback)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+async def with_service(
+    url: str | None, db: str | None, use: Callable[[MetricsStorageService], Awaitable[T]]
+) -> T:
+    async with make_client(url, db) as client:
+        return await use(MetricsStorageService(client))

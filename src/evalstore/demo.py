@@ -1,0 +1,113 @@
+"""`evalstore demo`: simulate ten evaluation runs through the public API."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from evalstore.models import utcnow
+from evalstore.run import evaluation_run
+from evalstore.service import MetricsStorageService
+
+DEMO_DATABASE = "evalstore_demo"
+FLAKY_TEST = "hotel-checkin-fr-en"
+
+TESTS: tuple[str, ...] = (
+    "doctor-patient-es-en",
+    "pharmacy-refill-de-en",
+    "school-meeting-ar-en",
+    "bank-account-zh-en",
+    "emergency-call-es-en",
+    "job-interview-pt-en",
+    FLAKY_TEST,
+    "court-hearing-ru-en",
+    "tenant-rights-uk-en",
+    "vaccine-consent-vi-en",
+    "lost-luggage-it-en",
+    "insurance-claim-ko-en",
+)
+
+CONFIGS: dict[str, dict[str, object]] = {
+    "baseline": {"asr": "whisper-small", "beam_size": 1, "vad": "silero"},
+    "config-tweak": {"asr": "whisper-small", "beam_size": 5, "vad": "silero"},
+}
+
+WER_THRESHOLD = 70.0  # a test passes when its WER score reaches this
+
+
+@dataclass
+class DemoClock:
+    """A clock the demo moves forward by hand, so runs spread over several days."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def record_demo_history(
+    service: MetricsStorageService,
+    *,
+    runs: int = 10,
+    seed: int = 7,
+    on_test: Callable[[], None] | None = None,
+) -> list[str]:
+    """Record `runs` evaluation runs, one a day ending today; return their ids, oldest first.
+
+    The first half run the `baseline` configuration, the second half
+    `config-tweak` (better WER). One test, `hotel-checkin-fr-en`, flips
+    between passing and failing.
+    """
+    rng = random.Random(seed)
+    today = utcnow().replace(hour=9, minute=0, second=0, microsecond=0)
+    ids: list[str] = []
+    for index in range(runs):
+        name = "baseline" if index < runs // 2 else "config-tweak"
+        clock = DemoClock(today - timedelta(days=runs - 1 - index) + timedelta(minutes=index))
+        async with evaluation_run(
+            service,
+            config=CONFIGS[name],
+            tags=[name],
+            environment="dev",
+            clock=clock,
+            repo_path=".",
+        ) as run:
+            for test_id in TESTS:
+                started = clock()
+                wer, completeness = _scores(rng, name, test_id, index)
+                clock.advance(rng.uniform(2.0, 9.0))
+                await run.record_test(
+                    test_id,
+                    test_name=test_id.replace("-", " "),
+                    metrics={
+                        "wer": {
+                            "score": wer,
+                            "threshold": WER_THRESHOLD,
+                            "unit": "%",
+                            "passed": wer >= WER_THRESHOLD,
+                        },
+                        "completeness": {"score": completeness, "unit": "%"},
+                    },
+                    started_at=started,
+                    finished_at=clock(),
+                    tags=[test_id.rsplit("-", 2)[-2]],
+                    participants=["doctor", "patient"] if "doctor" in test_id else [],
+                )
+                if on_test:
+                    on_test()
+        ids.append(run.evaluation_run_id)
+    return ids
+
+
+def _scores(rng: random.Random, config: str, test_id: str, index: int) -> tuple[float, float]:
+    base = 78.0 if config == "baseline" else 84.0
+    wer = base + rng.uniform(-6.0, 8.0)
+    if test_id == FLAKY_TEST:
+        wer = 82.0 if index % 2 == 0 else 61.0
+    completeness = min(100.0, 88.0 + rng.uniform(-5.0, 10.0))
+    return round(wer, 1), round(completeness, 1)

@@ -1,0 +1,101 @@
+"""How the CLI shows documents: Rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from rich.console import Console
+from rich.table import Table
+
+Column = tuple[str, Callable[[Mapping[str, Any]], Any]]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data from stored documents: ObjectIds as hex, datetimes as ISO 8601 UTC."""
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def print_json(console: Console, value: Any) -> None:
+    """Print `value` as indented JSON (no colour codes, safe to pipe)."""
+    console.file.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """A cell: numbers rounded, datetimes to the minute in UTC, None as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def table(title: str, columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> Table:
+    """A Rich table with one column per (header, getter) pair."""
+    result = Table(title=title, title_justify="left", header_style="bold")
+    for header, _ in columns:
+        numeric = header.lower() in {"score", "tests", "passed", "failed", "runs", "mean", "ms"}
+        result.add_column(header, justify="right" if numeric else "left")
+    for row in rows:
+        result.add_row(*(fmt(getter(row)) for _, getter in columns))
+    return result
+
+
+RUN_COLUMNS: list[Column] = [
+    ("evaluation run", lambda r: r.get("evaluation_run_id")),
+    ("started (UTC)", lambda r: r.get("started_at")),
+    ("branch", lambda r: r.get("git_branch")),
+    ("env", lambda r: r.get("environment")),
+    ("tags", lambda r: r.get("experiment_tags")),
+    ("status", lambda r: r.get("status")),
+    ("tests", lambda r: r.get("num_tests")),
+    ("passed", lambda r: r.get("num_passed")),
+    ("score", lambda r: r.get("score")),
+]
+
+TEST_RUN_COLUMNS: list[Column] = [
+    ("test", lambda r: r.get("test_id")),
+    ("status", lambda r: r.get("status")),
+    ("score", lambda r: r.get("score")),
+    ("metrics", lambda r: metric_summary(r.get("metrics") or {})),
+    ("ms", lambda r: r.get("duration_ms")),
+]
+
+HISTORY_COLUMNS: list[Column] = [
+    ("finished (UTC)", lambda r: r.get("finished_at")),
+    ("status", lambda r: r.get("status")),
+    ("score", lambda r: r.get("score")),
+    ("metrics", lambda r: metric_summary(r.get("metrics") or {})),
+]
+
+TREND_COLUMNS: list[Column] = [
+    ("period", lambda r: r.get("period")),
+    ("mean", lambda r: r.get("mean")),
+    ("runs", lambda r: r.get("runs")),
+]
+
+
+def metric_summary(metrics: Mapping[str, Any]) -> str:
+    """`wer=12.5 completeness=90.0` from a test's metrics object."""
+    parts = []
+    for name, metric in sorted(metrics.items()):
+        score = metric.get("score") if isinstance(metric, Mapping) else metric
+        parts.append(f"{name}={fmt(score)}")
+    return " ".join(parts) or "-"

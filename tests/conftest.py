@@ -1,0 +1,74 @@
+"""Shared fixtures: a clean environment, and a client per test on each backend.
+
+Every test that takes `client` or `service` runs on the embedded backend and,
+when MONGODB_TEST_URI is set, again on that real server (one suite, two
+backends). Each test gets its own uuid-named database, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from evalstore import MetricsStorageService, MongoDBClient
+
+EVALSTORE_ENV_VARS = (
+    "MONGODB_ENABLED",
+    "MONGODB_CONNECTION_STRING",
+    "MONGODB_DATABASE",
+    "MONGODB_TIMEOUT_MS",
+    "ENVIRONMENT",
+    "EXPERIMENT_TAGS",
+)
+REAL_URI = os.environ.get("MONGODB_TEST_URI")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """No evalstore variable from the developer's shell, and a cwd without `.env`."""
+    for name in EVALSTORE_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield monkeypatch
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("embedded", id="embedded"),
+        pytest.param(
+            "real",
+            id="mongodb",
+            marks=[
+                pytest.mark.integration,
+                pytest.mark.skipif(
+                    not REAL_URI, reason="MONGODB_TEST_URI is not set: no real MongoDB to test"
+                ),
+            ],
+        ),
+    ]
+)
+def backend_uri(request: pytest.FixtureRequest) -> str:
+    """The connection string of the backend this test runs on."""
+    return "mongomock://" if request.param == "embedded" else str(REAL_URI)
+
+
+@pytest.fixture
+async def client(backend_uri: str) -> AsyncIterator[MongoDBClient]:
+    """A client on a fresh database, dropped after the test."""
+    name = f"evalstore_test_{uuid.uuid4().hex[:12]}"
+    mongo = MongoDBClient(backend_uri, name, timeout_ms=3000)
+    try:
+        yield mongo
+    finally:
+        await mongo._client().drop_database(name)
+        await mongo.close()
+
+
+@pytest.fixture
+def service(client: MongoDBClient) -> MetricsStorageService:
+    """The storage service on the per-test database."""
+    return MetricsStorageService(client)
