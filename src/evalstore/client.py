@@ -35,12 +35,11 @@ from evalstore.errors import (
 )
 from evalstore.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 from evalstore.redaction import redact_uri
-from evalstore.settings import DEFAULT_DATABASE, Settings
+from evalstore.settings import CONNECTION_SCHEMES, DEFAULT_DATABASE, Settings
 
 log = logging.getLogger("evalstore")
 
 EMBEDDED_SCHEME = "mongomock://"
-_SERVER_SCHEMES = ("mongodb://", "mongodb+srv://")
 _START_HINT = (
     "start MongoDB with `docker compose up -d`, or set MONGODB_CONNECTION_STRING "
     "(use mongomock:// for the embedded backend)"
@@ -81,6 +80,7 @@ def _install_bulk_write_shim() -> None:
                 raise NotImplementedError("the embedded backend cannot sort bulk updates")
             return _original(self, *args, **kwargs)
 
+        patched._evalstore_original = original  # type: ignore[attr-defined]
         setattr(builder, method_name, patched)
     builder._evalstore_shim = True  # type: ignore[attr-defined]
 
@@ -88,6 +88,13 @@ def _install_bulk_write_shim() -> None:
 def _first_line(exc: BaseException) -> str:
     text = redact_uri(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_index_conflict(exc: OperationFailure) -> bool:
+    # The embedded backend raises without a code; MongoDB says 85 or 86.
+    return exc.code in _INDEX_CONFLICT_CODES or (
+        exc.code is None and "already exists with different options" in str(exc)
+    )
 
 
 def reset_embedded_backend() -> None:
@@ -116,10 +123,10 @@ class MongoDBClient:
         *,
         timeout_ms: int = 5000,
     ) -> None:
-        if not connection_string.startswith((*_SERVER_SCHEMES, EMBEDDED_SCHEME)):
+        if not connection_string.startswith(CONNECTION_SCHEMES):
             raise ConfigurationError(
                 f"invalid connection string {redact_uri(connection_string)!r}: "
-                "it must start with mongodb://, mongodb+srv:// or mongomock://"
+                "it must start with " + ", ".join(CONNECTION_SCHEMES)
             )
         self.connection_string = connection_string
         self.database_name = database
@@ -251,18 +258,17 @@ class MongoDBClient:
             models = [
                 IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in specs
             ]
-            try:
-                with self.errors(f"create indexes on {collection}"):
+            with self.errors(f"create indexes on {collection}"):
+                try:
                     names += await self.db[collection].create_indexes(models)
-            except StorageUnavailableError as exc:
-                cause = exc.__context__
-                if isinstance(cause, OperationFailure) and cause.code in _INDEX_CONFLICT_CODES:
+                except OperationFailure as exc:
+                    if not _is_index_conflict(exc):
+                        raise
                     raise IndexConflictError(
                         f"an index on {collection} conflicts with evalstore's: "
-                        f"{redact_uri(str(cause)).splitlines()[0]}; drop it (db.{collection}."
-                        "dropIndex(NAME)) and run `evalstore indexes` again"
+                        f"{_first_line(exc)}; drop it (db.{collection}.dropIndex(NAME)) "
+                        "and run `evalstore indexes` again"
                     ) from None
-                raise
         self._indexes_ready = True
         return names
 

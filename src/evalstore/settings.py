@@ -15,6 +15,7 @@ ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 
 DEFAULT_CONNECTION_STRING = "mongodb://localhost:27017"
 DEFAULT_DATABASE = "vt_metrics"
+CONNECTION_SCHEMES = ("mongodb://", "mongodb+srv://", "mongomock://")
 
 
 def parse_tags(raw: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     def _normalise_environment(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("mongodb_connection_string")
+    @classmethod
+    def _check_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(CONNECTION_SCHEMES):
+            raise ValueError("must start with " + ", ".join(CONNECTION_SCHEMES))
+        return value
+
     @field_validator("mongodb_database")
     @classmethod
     def _check_database(cls, value: str) -> str:
@@ -74,7 +83,10 @@ class Settings(BaseSettings):
 
 _ENV_NAMES = {
     "mongodb_enabled": ("MONGODB_ENABLED", "true or false"),
-    "mongodb_connection_string": ("MONGODB_CONNECTION_STRING", "a mongodb:// URI"),
+    "mongodb_connection_string": (
+        "MONGODB_CONNECTION_STRING",
+        "a URI starting with " + ", ".join(CONNECTION_SCHEMES),
+    ),
     "mongodb_database": ("MONGODB_DATABASE", "a database name"),
     "mongodb_timeout_ms": ("MONGODB_TIMEOUT_MS", "a positive number of milliseconds"),
     "environment": ("ENVIRONMENT", "one of " + ", ".join(ALLOWED_ENVIRONMENTS)),
