@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -17,12 +16,12 @@ DEAD = "mongodb://bob:hunter2@127.0.0.1:1"
 
 
 @pytest.fixture
-def demo_db() -> Iterator[str]:
+def demo_db() -> str:
     """A database on the embedded backend holding the demo's ten runs."""
     name = f"evalstore_cli_{uuid.uuid4().hex[:8]}"
     result = runner.invoke(app, ["demo", "--db", name, "--json"])
     assert result.exit_code == 0, result.output
-    yield name
+    return name
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -114,10 +114,15 @@ async def test_two_runs_in_the_same_second_get_distinct_ids(
 async def test_a_failing_block_finalizes_as_failed_and_propagates(
     service: MetricsStorageService,
 ) -> None:
-    with pytest.raises(ZeroDivisionError):
-        async with evaluation_run(service, environment="dev") as run:
+    run = evaluation_run(service, environment="dev")
+
+    async def suite() -> None:
+        async with run:
             await run.record_test("a", metrics={"wer": 70})
             _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        await suite()
     stored = await service.get_evaluation_run(run.evaluation_run_id)
     assert stored is not None
     assert (stored["status"], stored["num_tests"], stored["score"]) == ("failed", 1, 70.0)

@@ -117,7 +117,8 @@ def test_evaluation_run_id_format() -> None:
     run_id = new_evaluation_run_id(datetime(2025, 12, 5, 10, 30, tzinfo=timezone.utc), "main")
     prefix, suffix = run_id.rsplit("-", 1)
     assert prefix == "2025-12-05T10-30-00Z-main"
-    assert len(suffix) == 6 and int(suffix, 16) >= 0
+    assert len(suffix) == 6
+    assert int(suffix, 16) >= 0
 
 
 def test_evaluation_run_id_sanitises_the_branch_and_marks_missing_git() -> None:
