@@ -1,68 +1,39 @@
-"""History analysis: trends and the other questions asked of many runs.
+"""History analysis: the questions asked of many runs.
 
-`AnalysisQueries` is mixed into `MetricsStorageService`; its methods run
-server-side aggregation pipelines from `evalstore.pipelines`.
+`AnalysisQueries` is mixed into `MetricsStorageService`. It gathers one small
+mixin per topic; each runs server-side aggregation pipelines from
+`evalstore.analysis_pipelines` (and `evalstore.pipelines`) and returns plain
+dicts (typed in `evalstore.analysis_types`):
+
+* trends (`analysis_trends`): `get_metric_trend`, `get_score_trend`, `get_test_trend`;
+* per-test statistics and flaky tests (`analysis_stats`): `get_test_stats`, `get_flaky_tests`;
+* configurations (`analysis_configs`): `compare_configurations`, `diff_configurations`;
+* run comparison (`comparison`): `compare_runs`;
+* experiments (`analysis_experiments`): `compare_experiments`;
+* retention (`retention`): `prune`.
+
+Every query over history takes the filters `since`, `until`, `environment`,
+`branch`, `tags`, `tags_match` and `window_days` (default 30 days), and every
+query's filter and sort are served by a declared index
+(`evalstore.analysis_coverage`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
-
-from evalstore.client import MongoDBClient
-from evalstore.errors import InvalidDataError
-from evalstore.filters import RunFilters, TagsMatch
-from evalstore.models import check_key
-from evalstore.pipelines import Period, metric_trend_pipeline
-
-Document = dict[str, Any]
+from evalstore.analysis_configs import ConfigQueries
+from evalstore.analysis_experiments import ExperimentQueries
+from evalstore.analysis_stats import PerTestQueries
+from evalstore.analysis_trends import TrendQueries
+from evalstore.comparison import ComparisonQueries
+from evalstore.retention import RetentionQueries
 
 
-class AnalysisQueries:
+class AnalysisQueries(
+    TrendQueries,
+    PerTestQueries,
+    ConfigQueries,
+    ComparisonQueries,
+    ExperimentQueries,
+    RetentionQueries,
+):
     """Queries over the history of many runs (mixed into `MetricsStorageService`)."""
-
-    client: MongoDBClient
-
-    async def _ready(self) -> MongoDBClient:
-        raise NotImplementedError
-
-    async def get_metric_trend(
-        self,
-        metric: str,
-        by: Period = "day",
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        environment: str | None = None,
-        branch: str | None = None,
-        tags: Sequence[str] = (),
-        tags_match: TagsMatch = "any",
-        window_days: float = 30,
-    ) -> list[Document]:
-        """Mean of one run metric per day or ISO week: `[{period, mean, runs}]`, oldest first.
-
-        `metric="score"` follows the run score; any other name follows
-        `metrics.<name>`. Runs that did not measure the metric are left out.
-        """
-        if by not in ("day", "week"):
-            raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
-        filters = RunFilters(
-            since=since,
-            until=until,
-            environment=environment,
-            branch=branch,
-            tags=tuple(tags),
-            tags_match=tags_match,
-            window_days=window_days,
-        )
-        try:
-            field = "score" if metric == "score" else f"metrics.{check_key(metric, 'metric')}"
-        except ValueError as exc:
-            raise InvalidDataError(str(exc)) from None
-        client = await self._ready()
-        with client.errors("compute a metric trend"):
-            rows = await client.evaluation_runs.aggregate(
-                metric_trend_pipeline(field, filters.match(), by)
-            ).to_list(None)
-        return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]

@@ -1,4 +1,11 @@
-"""The CLI's history-analysis commands (trend, …), registered on the main app."""
+"""The CLI's history-analysis commands, registered on the main app.
+
+`trend`, `stats`, `flaky`, `configs list|diff`, `compare`, `experiments compare`
+and `prune`: tables for people, `--json` for scripts. Errors are one line on
+stderr with exit code 1 (2 for a bad option value); `compare
+--fail-on-regression` exits with `REGRESSION_EXIT` (3) when the head regressed,
+so a CI job can tell a regression from an error.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +13,368 @@ from typing import Annotated, Any
 
 import typer
 
-from evalstore.cli_common import DbOption, JsonOption, UrlOption, out, run_command, with_service
-from evalstore.render import TREND_COLUMNS, print_json, table
+from evalstore.analysis_options import (
+    BranchOption,
+    DaysOption,
+    EnvOption,
+    MatchOption,
+    SinceOption,
+    TagOption,
+    UntilOption,
+    check_choice,
+    describe_window,
+    filter_kwargs,
+    parse_age,
+    usage_error,
+    window_kwargs,
+)
+from evalstore.analysis_render import (
+    COMPARE_TEST_COLUMNS,
+    CONFIG_COLUMNS,
+    DIFF_COLUMNS,
+    EXPERIMENT_COLUMNS,
+    FLAKY_COLUMNS,
+    METRIC_DELTA_COLUMNS,
+    SCORE_TREND_COLUMNS,
+    STATS_COLUMNS,
+    TEST_TREND_COLUMNS,
+    analysis_table,
+)
+from evalstore.analysis_stats import STATS_SORT_KEYS
+from evalstore.cli_common import (
+    DbOption,
+    JsonOption,
+    UrlOption,
+    err,
+    out,
+    run_command,
+    with_service,
+)
+from evalstore.render import TREND_COLUMNS, fmt, print_json
 from evalstore.service import MetricsStorageService
+
+REGRESSION_EXIT = 3
+"""Exit code of `compare --fail-on-regression` when the head run regressed (errors exit 1)."""
+
+configs_app = typer.Typer(
+    help="Configurations (system_info_hash): list them, diff two.", no_args_is_help=True
+)
+experiments_app = typer.Typer(help="Experiments: compare the runs of two tag sets.")
 
 
 def register_analysis_commands(app: typer.Typer) -> None:
     """Add the analysis commands to `app`."""
     app.command("trend")(trend)
+    app.command("stats")(stats)
+    app.command("flaky")(flaky)
+    app.add_typer(configs_app, name="configs")
+    app.command("compare")(compare)
+    app.add_typer(experiments_app, name="experiments")
+    app.command("prune")(prune)
+
+
+def _show(as_json: bool, value: Any, title: str, columns: Any, rows: Any) -> None:
+    if as_json:
+        print_json(out, value)
+    else:
+        out.print(analysis_table(title, columns, rows))
 
 
 def trend(
     metric: Annotated[
         str, typer.Option("--metric", "-m", help="`score` or a metric name such as wer.")
     ] = "score",
-    by: Annotated[str, typer.Option("--by", help="day or week.")] = "day",
-    days: Annotated[int, typer.Option("--days", min=1, help="Window: the last N days.")] = 30,
+    by: Annotated[
+        str,
+        typer.Option("--by", help="day, week, or run (the score, passed and tests of each run)."),
+    ] = "day",
+    test: Annotated[
+        str | None,
+        typer.Option(
+            "--test", help="One test's score and outcome in each run.", show_default=False
+        ),
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
     url: UrlOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Mean of a run metric per day or week over the window."""
+    """Mean of a run metric per day or week, the score of each run, or one test over time."""
+    check_choice(by, ("day", "week", "run"), "--by")
+    if by == "run" and metric != "score":
+        usage_error("--by run shows each run's score: leave out --metric")
+    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+    window = describe_window(since, until, days)
 
-    async def use(service: MetricsStorageService) -> list[dict[str, Any]]:
-        return await service.get_metric_trend(metric, by, window_days=days)  # type: ignore[arg-type]
+    async def use(service: MetricsStorageService) -> Any:
+        if test is not None:
+            return await service.get_test_trend(test, **filters)
+        if by == "run":
+            return await service.get_score_trend(**filters)
+        return await service.get_metric_trend(metric, by, **filters)  # type: ignore[arg-type]
 
     rows = run_command(lambda: with_service(url, db, use))
-    if as_json:
-        print_json(out, rows)
+    if test is not None:
+        _show(as_json, rows, f"{test} over time ({window})", TEST_TREND_COLUMNS, rows)
+    elif by == "run":
+        _show(as_json, rows, f"Score of each run ({window})", SCORE_TREND_COLUMNS, rows)
     else:
-        out.print(table(f"{metric} per {by} (last {days} days)", TREND_COLUMNS, rows))
+        _show(as_json, rows, f"{metric} per {by} ({window})", TREND_COLUMNS, rows)
+
+
+def stats(
+    sort: Annotated[
+        str, typer.Option("--sort", help=f"Sort on one of: {', '.join(STATS_SORT_KEYS)}.")
+    ] = "test_id",
+    desc: Annotated[bool, typer.Option("--desc", help="Largest first.")] = False,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Only this test.", show_default=False)
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-test statistics: runs, mean/min/max score, pass rate, last status, last seen."""
+    check_choice(sort, STATS_SORT_KEYS, "--sort")
+    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.get_test_stats(
+            sort=sort,  # type: ignore[arg-type]
+            descending=desc,
+            test_id=test,
+            **filters,
+        )
+
+    rows = run_command(lambda: with_service(url, db, use))
+    title = f"Tests ({len(rows)}, {describe_window(since, until, days)})"
+    _show(as_json, rows, title, STATS_COLUMNS, rows)
+
+
+def flaky(
+    min_runs: Annotated[
+        int, typer.Option("--min-runs", min=1, help="Fewest executed runs to judge a test.")
+    ] = 5,
+    strip: Annotated[int, typer.Option("--strip", min=1, help="Recent outcomes shown.")] = 10,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Only this test.", show_default=False)
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Tests that both passed and failed in the window, most flaky (highest flip rate) first."""
+    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.get_flaky_tests(min_runs, strip_length=strip, test_id=test, **filters)
+
+    rows = run_command(lambda: with_service(url, db, use))
+    title = f"Flaky tests ({len(rows)}, {describe_window(since, until, days)})"
+    _show(as_json, rows, title, FLAKY_COLUMNS, rows)
+
+
+@configs_app.command("list")
+def configs_list(
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs per configuration: count, mean score and metrics, first and last seen."""
+    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.compare_configurations(**filters)
+
+    rows = run_command(lambda: with_service(url, db, use))
+    title = f"Configurations ({len(rows)}, {describe_window(since, until, days)})"
+    _show(as_json, rows, title, CONFIG_COLUMNS, rows)
+
+
+@configs_app.command("diff")
+def configs_diff(
+    hash_a: Annotated[str, typer.Argument(metavar="HASH_A", help="A hash or a unique prefix.")],
+    hash_b: Annotated[str, typer.Argument(metavar="HASH_B", help="The other one.")],
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Which keys of the system information differ between two configurations."""
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.diff_configurations(hash_a, hash_b)
+
+    rows = run_command(lambda: with_service(url, db, use))
+    if not as_json and not rows:
+        out.print(f"{hash_a} and {hash_b} have the same system information", soft_wrap=True)
+        return
+    _show(as_json, rows, f"{hash_a} (a) vs {hash_b} (b)", DIFF_COLUMNS, rows)
+
+
+def compare(
+    base: Annotated[str, typer.Argument(metavar="BASE", help="Run id, ObjectId, or previous.")],
+    head: Annotated[str, typer.Argument(metavar="HEAD", help="Run id, ObjectId, or latest.")],
+    branch: Annotated[
+        str | None,
+        typer.Option("--branch", help="Where latest/previous look.", show_default=False),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option("--tolerance", min=0.0, help="Score points a test may drop before it counts."),
+    ] = 0.0,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help=f"Exit with code {REGRESSION_EXIT} when a test newly fails or drops.",
+        ),
+    ] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="List unchanged tests too.")] = False,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare two runs: per-test score and status changes, and the run aggregates."""
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.compare_runs(base, head, branch=branch, tolerance=tolerance)
+
+    result = run_command(lambda: with_service(url, db, use))
+    if as_json:
+        print_json(out, result)
+    else:
+        _print_comparison(result, show_all)
+    if fail_on_regression and result["regressed"]:
+        raise typer.Exit(REGRESSION_EXIT)
+
+
+def _print_comparison(result: Any, show_all: bool) -> None:
+    for side in ("base", "head"):
+        run = result[side]
+        out.print(
+            f"{side}: [bold]{run['evaluation_run_id']}[/bold]  started {fmt(run['started_at'])}  "
+            f"score {fmt(run['score'])}",
+            soft_wrap=True,
+        )
+    tests = [t for t in result["tests"] if show_all or t["change"] != "same" or t["delta"]]
+    out.print(analysis_table(f"Tests ({len(tests)} shown)", COMPARE_TEST_COLUMNS, tests))
+    out.print(analysis_table("Run aggregates", METRIC_DELTA_COLUMNS, result["metric_deltas"]))
+    for key in ("newly_failing", "newly_passing", "added", "removed"):
+        if result[key]:
+            out.print(f"{key.replace('_', ' ')}: {', '.join(result[key])}", soft_wrap=True)
+    if result["regressed"]:
+        out.print(
+            f"[red]regressed[/red]: {', '.join(result['regressions'])} "
+            f"(tolerance {fmt(result['tolerance'])} points)",
+            soft_wrap=True,
+        )
+    else:
+        out.print(f"no regression (tolerance {fmt(result['tolerance'])} points)")
+
+
+@experiments_app.command("compare")
+def experiments_compare(
+    tags_a: Annotated[list[str], typer.Option("--a", help="A tag of the baseline runs (repeat).")],
+    tags_b: Annotated[
+        list[str], typer.Option("--b", help="A tag of the experiment's runs (repeat).")
+    ],
+    match: Annotated[
+        str, typer.Option("--match", help="Whether a run needs any or all of a side's tags.")
+    ] = "any",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per metric: mean, sample standard deviation and runs of each tag set, and B minus A."""
+    check_choice(match, ("any", "all"), "--match")
+    filters = window_kwargs(since, until, env, branch, days)
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.compare_experiments(
+            tags_a,
+            tags_b,
+            tags_match=match,  # type: ignore[arg-type]
+            **filters,
+        )
+
+    rows = run_command(lambda: with_service(url, db, use))
+    title = (
+        f"A = {', '.join(tags_a)}  vs  B = {', '.join(tags_b)} "
+        f"({describe_window(since, until, days)})"
+    )
+    _show(as_json, rows, title, EXPERIMENT_COLUMNS, rows)
+
+
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age of the runs to delete: 90d, 12w or 36h.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete evaluation runs older than an age together with all their test runs."""
+    days = parse_age(older_than)
+
+    async def count(service: MetricsStorageService) -> Any:
+        return await service.prune(days, dry_run=True)
+
+    async def delete(service: MetricsStorageService) -> Any:
+        return await service.prune(days)
+
+    if not dry_run and not yes:
+        planned = run_command(lambda: with_service(url, db, count))
+        if planned["evaluation_runs"] and not typer.confirm(
+            f"Delete {_counts(planned)} started before {fmt(planned['cutoff'])} UTC?",
+            err=True,
+        ):
+            err.print("nothing deleted")
+            raise typer.Exit(1)
+    result = run_command(lambda: with_service(url, db, count if dry_run else delete))
+    if as_json:
+        print_json(out, result)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb} {_counts(result)} started before {fmt(result['cutoff'])} UTC", soft_wrap=True
+    )
+
+
+def _counts(result: Any) -> str:
+    return f"{result['evaluation_runs']} evaluation runs and {result['test_runs']} test runs"

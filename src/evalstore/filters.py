@@ -1,10 +1,18 @@
-"""Query filters shared by the history queries: time window, environment, branch, tags."""
+"""Query filters shared by the history queries: time window, environment, branch, tags, test.
+
+Every history query is bounded by a time window (by default the last 30 days),
+so its cost does not grow with the age of the database. On `evaluation_runs`
+the window applies to `started_at`; on `test_runs` to `finished_at`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
+
+from bson import ObjectId
 
 from evalstore.errors import InvalidDataError
 from evalstore.models import to_utc, utcnow
@@ -12,13 +20,40 @@ from evalstore.models import to_utc, utcnow
 TagsMatch = Literal["any", "all"]
 DEFAULT_WINDOW_DAYS = 30
 
+RUN_LOOKUP_SLACK = timedelta(days=1)
+"""How far before the window a run may have started and still count for test-run queries.
+
+Test runs carry no environment, branch or tags; with those filters a test-run
+query first looks up the matching evaluation runs. A run that started just
+before the window can have tests that finished inside it, so the lookup
+reaches this much earlier (runs are assumed to last less than a day).
+"""
+
+
+class WindowKwargs(TypedDict, total=False):
+    """The keyword filters every history query takes, except experiment tags."""
+
+    since: datetime | None
+    until: datetime | None
+    environment: str | None
+    branch: str | None
+    window_days: float
+
+
+class FilterKwargs(WindowKwargs, total=False):
+    """The keyword filters of a history query (`since`, `until`, ..., `tags`, `tags_match`)."""
+
+    tags: Sequence[str]
+    tags_match: TagsMatch
+
 
 @dataclass(frozen=True)
 class RunFilters:
-    """Which evaluation runs a history query looks at.
+    """Which evaluation runs (and test runs) a history query looks at.
 
     Without `since`, the window is the last `window_days` days before `until`
-    (or now), so a query's cost does not grow with the age of the database.
+    (or now). `since` is inclusive and `until` exclusive. `test_id` only
+    applies to queries over `test_runs`.
     """
 
     since: datetime | None = None
@@ -28,14 +63,59 @@ class RunFilters:
     tags: tuple[str, ...] = field(default_factory=tuple)
     tags_match: TagsMatch = "any"
     window_days: float = DEFAULT_WINDOW_DAYS
+    test_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.tags_match not in ("any", "all"):
             raise InvalidDataError(f"tags_match must be 'any' or 'all', got {self.tags_match!r}")
-        if not self.window_days > 0:
+        if (
+            isinstance(self.window_days, bool)
+            or not isinstance(self.window_days, int | float)
+            or not self.window_days > 0
+        ):
             raise InvalidDataError(f"window_days must be positive, got {self.window_days!r}")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, datetime):
+                raise InvalidDataError(f"{name} must be a datetime, got {value!r}")
         if self.since and self.until and to_utc(self.since) > to_utc(self.until):
             raise InvalidDataError("since is after until")
+        if any(not isinstance(tag, str) or not tag for tag in self.tags):
+            raise InvalidDataError(f"tags must be non-empty strings, got {list(self.tags)!r}")
+        if self.test_id is not None and (not isinstance(self.test_id, str) or not self.test_id):
+            raise InvalidDataError(f"test_id must be a non-empty string, got {self.test_id!r}")
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        environment: str | None = None,
+        branch: str | None = None,
+        tags: Sequence[str] = (),
+        tags_match: TagsMatch = "any",
+        window_days: float = DEFAULT_WINDOW_DAYS,
+        test_id: str | None = None,
+    ) -> RunFilters:
+        """Filters from the keyword arguments of a service method (a lone tag string is a tag)."""
+        if isinstance(tags, str):
+            tags = [tags]
+        return cls(
+            since=since,
+            until=until,
+            environment=environment,
+            branch=branch,
+            tags=tuple(tags),
+            tags_match=tags_match,
+            window_days=window_days,
+            test_id=test_id,
+        )
+
+    @property
+    def selects_runs(self) -> bool:
+        """True when a filter (environment, branch, tags) needs the evaluation runs' fields."""
+        return bool(self.environment or self.branch or self.tags)
 
     def bounds(self, now: datetime | None = None) -> tuple[datetime, datetime | None]:
         """The (inclusive lower, exclusive upper) time bounds of the window."""
@@ -59,4 +139,34 @@ class RunFilters:
             query["experiment_tags"] = {
                 "$in" if self.tags_match == "any" else "$all": list(self.tags)
             }
+        return query
+
+    def run_lookup_match(self, now: datetime | None = None) -> dict[str, Any]:
+        """The `$match` on `evaluation_runs` that selects the runs whose tests a query reads.
+
+        It is `match()` with the window's start moved `RUN_LOOKUP_SLACK` earlier.
+        """
+        query = self.match("started_at", now)
+        query["started_at"] = {
+            **query["started_at"],
+            "$gte": query["started_at"]["$gte"] - RUN_LOOKUP_SLACK,
+        }
+        return query
+
+    def test_match(
+        self, evaluation_run_oids: Sequence[ObjectId] | None = None, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """The `$match` document on `test_runs`: the test id, `finished_at` in the window,
+        and, when given, only the test runs of these evaluation runs.
+        """
+        since, until = self.bounds(now)
+        window: dict[str, Any] = {"$gte": since}
+        if until:
+            window["$lt"] = until
+        query: dict[str, Any] = {}
+        if self.test_id is not None:
+            query["test_id"] = self.test_id
+        query["finished_at"] = window
+        if evaluation_run_oids is not None:
+            query["evaluation_run_id"] = {"$in": list(evaluation_run_oids)}
         return query

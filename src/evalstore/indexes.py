@@ -35,6 +35,10 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(EVALUATION_RUNS, "experiment_tags", (("experiment_tags", 1),)),
     # score-based queries and graphs
     IndexSpec(EVALUATION_RUNS, "score", (("score", -1),)),
+    # `compare latest previous --branch B` (equality on the branch, newest first): without it,
+    # finding the two newest completed runs of a rarely-run branch walks the whole `started_at`
+    # index; it also serves every `--branch` filter of the analysis queries (branch + window)
+    IndexSpec(EVALUATION_RUNS, "git_branch_started_at", (("git_branch", 1), ("started_at", -1))),
     # lookup of one test execution
     IndexSpec(TEST_RUNS, "test_run_id_unique", (("test_run_id", 1),), unique=True),
     # one test's evolution over time (history, newest first)
@@ -45,4 +49,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(TEST_RUNS, "status", (("status", 1),)),
     # score-based queries and graphs
     IndexSpec(TEST_RUNS, "score", (("score", -1),)),
+    # the time window of per-test statistics and flaky tests over all tests (no test id and no
+    # run filter): without it those queries scan every test run ever stored
+    IndexSpec(TEST_RUNS, "finished_at", (("finished_at", -1),)),
 )

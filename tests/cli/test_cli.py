@@ -111,6 +111,7 @@ def test_indexes_command(demo_db: str) -> None:
     assert [i["name"] for i in found["test_runs"]] == [
         "_id_",
         "evaluation_run_id",
+        "finished_at",
         "score",
         "status",
         "test_id_finished_at",

@@ -12,6 +12,11 @@ EXPECTED_INDEXES = {
         {"name": "_id_", "keys": [("_id", 1)], "unique": False},
         {"name": "evaluation_run_id_unique", "keys": [("evaluation_run_id", 1)], "unique": True},
         {"name": "experiment_tags", "keys": [("experiment_tags", 1)], "unique": False},
+        {
+            "name": "git_branch_started_at",
+            "keys": [("git_branch", 1), ("started_at", -1)],
+            "unique": False,
+        },
         {"name": "score", "keys": [("score", -1)], "unique": False},
         {"name": "started_at", "keys": [("started_at", -1)], "unique": False},
         {"name": "system_info_hash", "keys": [("system_info_hash", 1)], "unique": False},
@@ -19,6 +24,7 @@ EXPECTED_INDEXES = {
     "test_runs": [
         {"name": "_id_", "keys": [("_id", 1)], "unique": False},
         {"name": "evaluation_run_id", "keys": [("evaluation_run_id", 1)], "unique": False},
+        {"name": "finished_at", "keys": [("finished_at", -1)], "unique": False},
         {"name": "score", "keys": [("score", -1)], "unique": False},
         {"name": "status", "keys": [("status", 1)], "unique": False},
         {
@@ -33,7 +39,7 @@ EXPECTED_INDEXES = {
 
 async def test_create_indexes_creates_the_declared_indexes(client: MongoDBClient) -> None:
     names = await client.create_indexes()
-    assert len(names) == 10
+    assert len(names) == 12
     assert await client.list_indexes() == EXPECTED_INDEXES
 
 

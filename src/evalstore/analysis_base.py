@@ -1,0 +1,56 @@
+"""What the history-analysis mixins share: the client, running a pipeline, test-run filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from evalstore.analysis_pipelines import run_ids_pipeline
+from evalstore.client import MongoDBClient
+from evalstore.filters import RunFilters
+from evalstore.pipelines import Pipeline
+
+if TYPE_CHECKING:
+    from bson import ObjectId
+
+Document = dict[str, Any]
+
+
+class QueryBase:
+    """Base of the analysis mixins; `MetricsStorageService` provides `client` and `_ready`."""
+
+    client: MongoDBClient
+
+    async def _ready(self) -> MongoDBClient:
+        raise NotImplementedError
+
+    if TYPE_CHECKING:  # provided by MetricsStorageService
+
+        async def get_evaluation_run(
+            self, evaluation_run_id: str | ObjectId
+        ) -> Document | None: ...
+
+    async def _aggregate(self, collection: Any, pipeline: Pipeline, action: str) -> list[Document]:
+        """Run `pipeline` on `collection`; driver errors become one-line evalstore errors."""
+        with self.client.errors(action):
+            rows: list[Document] = await collection.aggregate(pipeline).to_list(None)
+        return rows
+
+    async def _test_match(
+        self, filters: RunFilters, now: datetime, action: str
+    ) -> dict[str, Any] | None:
+        """The `$match` on `test_runs` for `filters`, or None when no evaluation run matches.
+
+        With an environment, branch or tag filter, the matching runs' `_id`s
+        are selected first (server-side, on `evaluation_runs`), because test
+        runs do not carry those fields.
+        """
+        client = await self._ready()
+        if not filters.selects_runs:
+            return filters.test_match(now=now)
+        runs = await self._aggregate(
+            client.evaluation_runs, run_ids_pipeline(filters.run_lookup_match(now)), action
+        )
+        if not runs:
+            return None
+        return filters.test_match([run["_id"] for run in runs], now)

@@ -1,0 +1,127 @@
+"""Configuration comparison: runs grouped by `system_info_hash`, and the diff of two snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from typing_extensions import Unpack
+
+from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_pipelines import config_hash_filter, configurations_pipeline
+from evalstore.analysis_types import ConfigDifference, ConfigSummary
+from evalstore.errors import InvalidDataError, RunNotFoundError
+from evalstore.filters import FilterKwargs, RunFilters
+
+_MISSING: Any = object()
+
+
+def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Leaves of nested mappings by dotted path; lists and empty mappings are leaves."""
+    leaves: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, Mapping) and item:
+            leaves.update(flatten(item, path))
+        else:
+            leaves[path] = item
+    return leaves
+
+
+def diff_snapshots(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[ConfigDifference]:
+    """The dotted paths whose values differ between two snapshots, sorted by path."""
+    flat_a, flat_b = flatten(a), flatten(b)
+    differences: list[ConfigDifference] = []
+    for path in sorted(flat_a.keys() | flat_b.keys()):
+        old, new = flat_a.get(path, _MISSING), flat_b.get(path, _MISSING)
+        if old is _MISSING:
+            differences.append({"path": path, "a": None, "b": new, "change": "added"})
+        elif new is _MISSING:
+            differences.append({"path": path, "a": old, "b": None, "change": "removed"})
+        elif old != new or type(old) is not type(new):
+            differences.append({"path": path, "a": old, "b": new, "change": "changed"})
+    return differences
+
+
+class ConfigQueries(QueryBase):
+    """Questions about configurations (mixed into `MetricsStorageService`)."""
+
+    async def compare_configurations(self, **filters: Unpack[FilterKwargs]) -> list[ConfigSummary]:
+        """Finished runs in the window grouped by configuration, most recently seen first.
+
+        Args:
+            **filters: `since`, `until`, `environment`, `branch`, `tags`,
+                `tags_match`, `window_days` (default 30).
+
+        Returns:
+            `[{system_info_hash, runs, mean_score, metrics, first_seen, last_seen}]`,
+            where `metrics` maps each run metric to its mean over the runs that
+            measured it.
+        """
+        run_filters = RunFilters.of(**filters)
+        client = await self._ready()
+        rows = await self._aggregate(
+            client.evaluation_runs,
+            configurations_pipeline(run_filters.match()),
+            "compare configurations",
+        )
+        facets = rows[0] if rows else {"runs": [], "metrics": []}
+        metrics: dict[str, dict[str, float]] = {}
+        for row in facets["metrics"]:
+            metrics.setdefault(row["_id"]["hash"], {})[row["_id"]["metric"]] = row["mean"]
+        summaries: list[ConfigSummary] = [
+            {
+                "system_info_hash": row["_id"],
+                "runs": row["runs"],
+                "mean_score": row.get("mean_score"),
+                "metrics": metrics.get(row["_id"], {}),
+                "first_seen": row["first_seen"],
+                "last_seen": row["last_seen"],
+            }
+            for row in facets["runs"]
+        ]
+        summaries.sort(key=lambda s: s["system_info_hash"])
+        summaries.sort(key=lambda s: s["last_seen"], reverse=True)
+        return summaries
+
+    async def diff_configurations(self, hash_a: str, hash_b: str) -> list[ConfigDifference]:
+        """Which keys of `system_information` differ between two configurations.
+
+        Args:
+            hash_a: a `system_info_hash`, or a unique prefix of one (as tables show).
+            hash_b: the other one.
+
+        Returns:
+            `[{path, a, b, change}]` sorted by dotted path; `change` is
+            `changed`, `added` (only in b) or `removed` (only in a).
+
+        Raises:
+            RunNotFoundError: no evaluation run has that configuration.
+            InvalidDataError: a prefix is not hex, or matches several configurations.
+        """
+        snapshot_a = await self._snapshot(hash_a)
+        snapshot_b = await self._snapshot(hash_b)
+        return diff_snapshots(snapshot_a, snapshot_b)
+
+    async def _snapshot(self, hash_or_prefix: str) -> Document:
+        query = config_hash_filter(hash_or_prefix)
+        client = await self._ready()
+        with client.errors("read a configuration"):
+            hashes: list[str] = await client.evaluation_runs.distinct("system_info_hash", query)
+            if len(hashes) > 1:
+                raise InvalidDataError(
+                    f"configuration prefix {hash_or_prefix!r} matches {len(hashes)} "
+                    "configurations: give more digits"
+                )
+            found: Document | None = None
+            if hashes:
+                found = await client.evaluation_runs.find_one(
+                    {"system_info_hash": hashes[0]}, {"system_information": 1}
+                )
+        if found is None:
+            raise RunNotFoundError(
+                f"no evaluation run has configuration {hash_or_prefix!r}: "
+                "list them with `evalstore configs list`"
+            )
+        snapshot: Document = found.get("system_information") or {}
+        return snapshot

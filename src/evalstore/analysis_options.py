@@ -1,0 +1,134 @@
+"""The analysis commands' shared options (window, environment, branch, tags) and their parsing.
+
+Bad values give one line on stderr and exit code 2, like a usage error.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from evalstore.cli_common import err
+
+USAGE_EXIT = 2
+
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="Window start, inclusive (YYYY-MM-DD or ISO datetime, UTC); overrides --days.",
+        show_default=False,
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Window end, exclusive (YYYY-MM-DD or ISO datetime, UTC).",
+        show_default=False,
+    ),
+]
+EnvOption = Annotated[
+    str | None,
+    typer.Option("--env", help="Only runs of this environment.", show_default=False),
+]
+BranchOption = Annotated[
+    str | None,
+    typer.Option("--branch", help="Only runs of this git branch.", show_default=False),
+]
+TagOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag", "-t", help="Only runs with this experiment tag (repeat).", show_default=False
+    ),
+]
+MatchOption = Annotated[str, typer.Option("--match", help="With --tag: any or all.")]
+DaysOption = Annotated[
+    int, typer.Option("--days", min=1, help="Window: the last N days (without --since).")
+]
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])")
+_DAYS_PER_UNIT = {"h": 1 / 24, "d": 1.0, "w": 7.0}
+
+
+def usage_error(message: str) -> NoReturn:
+    """Print `error: message` on stderr and exit with code 2."""
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(USAGE_EXIT)
+
+
+def parse_when(text: str | None, option: str) -> datetime | None:
+    """A date or ISO datetime from the command line, as an aware datetime (naive means UTC)."""
+    if text is None:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        usage_error(f"{option}: expected a date (YYYY-MM-DD) or an ISO datetime, got {text!r}")
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def parse_age(text: str, option: str = "--older-than") -> float:
+    """An age such as `90d`, `12w` or `36h`, in days."""
+    found = _AGE.fullmatch(text.strip().lower())
+    if not found or float(found.group(1)) <= 0:
+        usage_error(f"{option}: expected a positive age such as 90d, 12w or 36h, got {text!r}")
+    return float(found.group(1)) * _DAYS_PER_UNIT[found.group(2)]
+
+
+def check_choice(value: str, choices: tuple[str, ...], option: str) -> str:
+    """`value` if it is one of `choices`, else a usage error naming them."""
+    if value not in choices:
+        usage_error(f"{option}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def window_kwargs(
+    since: str | None,
+    until: str | None,
+    env: str | None,
+    branch: str | None,
+    days: int,
+) -> dict[str, Any]:
+    """The service's window filters from the command-line options."""
+    return {
+        "since": parse_when(since, "--since"),
+        "until": parse_when(until, "--until"),
+        "environment": env,
+        "branch": branch,
+        "window_days": days,
+    }
+
+
+def filter_kwargs(
+    since: str | None,
+    until: str | None,
+    env: str | None,
+    branch: str | None,
+    tag: list[str] | None,
+    match: str,
+    days: int,
+) -> dict[str, Any]:
+    """The service's filters (window, environment, branch, tags) from the command-line options."""
+    return {
+        **window_kwargs(since, until, env, branch, days),
+        "tags": tuple(tag or ()),
+        "tags_match": check_choice(match, ("any", "all"), "--match"),
+    }
+
+
+def describe_window(since: str | None, until: str | None, days: int) -> str:
+    """`last 30 days`, `since 2025-03-01`, `2025-03-01 to 2025-03-10`, for table titles."""
+    if since and until:
+        return f"{since} to {until}"
+    if since:
+        return f"since {since}"
+    if until:
+        return f"{days} days before {until}"
+    return f"last {days} days"

@@ -1,0 +1,269 @@
+"""The history-analysis pipelines and filters, as pure functions returning plain dicts.
+
+The service runs exactly these, and the README shows each one as its mongosh
+twin. Only operators that MongoDB 6+ and the embedded backend evaluate
+identically are used. What the embedded backend cannot do (`$setWindowFields`
+for flip rates, `$stdDevSamp`, `$round`) is done in Python on the few rows a
+pipeline returns, after a server-side `$match`/`$group`/`$sort`.
+
+Every pipeline starts with a `$match` on indexed fields (see
+`evalstore.analysis_coverage`, which the test suite checks against the indexes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+
+from evalstore.errors import InvalidDataError
+from evalstore.pipelines import Pipeline
+
+Filter = dict[str, Any]
+
+RUNNING = "running"
+"""Runs still running have no aggregates yet, so run-level analyses leave them out.
+
+Every other status (`completed`, `failed`, `interrupted`) is a finalised run.
+"""
+
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+
+
+def finished_runs(match: Filter) -> Filter:
+    """`match` restricted to finalised evaluation runs (any status but `running`)."""
+    return {**match, "status": {"$ne": RUNNING}}
+
+
+def run_ids_pipeline(match: Filter) -> Pipeline:
+    """The `_id`s of the evaluation runs matching `match` (to filter their test runs).
+
+    Test runs do not carry the environment, branch or tags of their run, so a
+    test-run query with those filters first selects the runs' `_id`s here and
+    then matches `evaluation_run_id: {$in: ids}` (served by its index).
+    """
+    return [{"$match": match}, {"$project": {"_id": 1}}]
+
+
+def score_trend_pipeline(match: Filter) -> Pipeline:
+    """Score, passed and test counts of each finished evaluation run, oldest first."""
+    return [
+        {"$match": finished_runs(match)},
+        {"$sort": {"started_at": 1}},
+        {
+            "$project": {
+                "_id": 0,
+                "evaluation_run_id": 1,
+                "started_at": 1,
+                "status": 1,
+                "score": 1,
+                "num_passed": 1,
+                "num_tests": 1,
+            }
+        },
+    ]
+
+
+def single_test_trend_pipeline(match: Filter) -> Pipeline:
+    """One test's runs (match on `test_id` and `finished_at`): score and outcome, oldest first."""
+    return [
+        {"$match": match},
+        {"$sort": {"finished_at": 1}},
+        {
+            "$project": {
+                "_id": 0,
+                "test_run_id": 1,
+                "finished_at": 1,
+                "score": 1,
+                "passed": 1,
+                "status": 1,
+            }
+        },
+    ]
+
+
+def _pass_or_null() -> dict[str, Any]:
+    # 1 for a pass, 0 for a failure or error, null for a skipped run ($avg ignores null).
+    return {"$cond": [{"$in": ["$status", ["skipped"]]}, None, {"$cond": ["$passed", 1, 0]}]}
+
+
+def per_test_stats_pipeline(match: Filter) -> Pipeline:
+    """Per test id: runs, passes, mean/min/max score, pass rate, last status, last seen.
+
+    Skipped runs count in `runs` but not in `pass_rate` (passes over executed
+    runs) and carry no score. The `$sort` before `$group` makes `$last` the
+    latest status; `$ifNull` keeps MongoDB's null where the embedded backend
+    would skip a missing value.
+    """
+    return [
+        {"$match": match},
+        {"$sort": {"finished_at": 1}},
+        {
+            "$group": {
+                "_id": "$test_id",
+                "runs": {"$sum": 1},
+                "passed": {"$sum": {"$cond": ["$passed", 1, 0]}},
+                "mean_score": {"$avg": "$score"},
+                "min_score": {"$min": "$score"},
+                "max_score": {"$max": "$score"},
+                "pass_rate": {"$avg": _pass_or_null()},
+                "last_status": {"$last": {"$ifNull": ["$status", None]}},
+                "last_seen": {"$max": "$finished_at"},
+            }
+        },
+        {"$sort": {"_id": 1}},
+    ]
+
+
+def flaky_tests_pipeline(match: Filter, min_runs: int) -> Pipeline:
+    """Tests with at least `min_runs` executed runs and a pass rate strictly between 0 and 1.
+
+    Each row carries its outcomes as `{t: finished_at, s: status}`; the flip
+    rate (changes between consecutive runs) needs them in time order, which
+    Python establishes by sorting on `t` ($setWindowFields and $reduce are
+    missing on the embedded backend).
+    """
+    return [
+        # $ne rather than $in: the status index must not look like it serves this query.
+        {"$match": {**match, "status": {"$ne": "skipped"}}},
+        {
+            "$group": {
+                "_id": "$test_id",
+                "runs": {"$sum": 1},
+                "pass_rate": {"$avg": {"$cond": ["$passed", 1, 0]}},
+                "outcomes": {"$push": {"t": "$finished_at", "s": "$status"}},
+            }
+        },
+        {"$match": {"runs": {"$gte": min_runs}, "pass_rate": {"$gt": 0, "$lt": 1}}},
+        {"$sort": {"_id": 1}},
+    ]
+
+
+def _metric_pairs() -> dict[str, Any]:
+    return {"$objectToArray": {"$ifNull": ["$metrics", {}]}}
+
+
+def configurations_pipeline(match: Filter) -> Pipeline:
+    """Finished runs per `system_info_hash`: counts, mean score, first/last seen, metric means.
+
+    One `$facet` gives the per-configuration totals (`runs`) and the mean of
+    each run metric per configuration (`metrics`, over the runs that measured it).
+    """
+    return [
+        {"$match": finished_runs(match)},
+        {
+            "$facet": {
+                "runs": [
+                    {
+                        "$group": {
+                            "_id": "$system_info_hash",
+                            "runs": {"$sum": 1},
+                            "mean_score": {"$avg": "$score"},
+                            "first_seen": {"$min": "$started_at"},
+                            "last_seen": {"$max": "$started_at"},
+                        }
+                    },
+                    {"$sort": {"_id": 1}},
+                ],
+                "metrics": [
+                    {"$project": {"_id": 0, "hash": "$system_info_hash", "m": _metric_pairs()}},
+                    {"$unwind": "$m"},
+                    {"$match": {"m.v": {"$type": "number"}}},
+                    {
+                        "$group": {
+                            "_id": {"hash": "$hash", "metric": "$m.k"},
+                            "mean": {"$avg": "$m.v"},
+                        }
+                    },
+                    {"$sort": {"_id.hash": 1, "_id.metric": 1}},
+                ],
+            }
+        },
+    ]
+
+
+def config_hash_filter(hash_or_prefix: str) -> Filter:
+    """The filter on `system_info_hash` for a full hash or a unique hex prefix of one.
+
+    An anchored prefix `$regex` uses the `system_info_hash` index as a range.
+
+    Raises:
+        InvalidDataError: the text is not 1 to 64 lower-case hex digits.
+    """
+    text = hash_or_prefix.strip().lower()
+    if not _HEX.fullmatch(text):
+        raise InvalidDataError(
+            f"configuration hash must be hex digits (a prefix will do), got {hash_or_prefix!r}"
+        )
+    if len(text) == 64:
+        return {"system_info_hash": text}
+    return {"system_info_hash": {"$regex": f"^{text}"}}
+
+
+def latest_runs_pipeline(branch: str | None = None, count: int = 2) -> Pipeline:
+    """The `count` newest completed runs (of one branch, if given), newest first."""
+    match: Filter = {"status": "completed"}
+    if branch:
+        match["git_branch"] = branch
+    return [{"$match": match}, {"$sort": {"started_at": -1}}, {"$limit": count}]
+
+
+def run_tests_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
+    """The outcome of every test run of one evaluation run (for run comparison)."""
+    return [
+        {"$match": {"evaluation_run_id": evaluation_run_oid}},
+        {
+            "$project": {
+                "_id": 0,
+                "test_id": 1,
+                "status": 1,
+                "score": 1,
+                "finished_at": 1,
+            }
+        },
+    ]
+
+
+def experiment_pipeline(match: Filter) -> Pipeline:
+    """The values of the run score and of each run metric over the finished runs of `match`.
+
+    Values are pushed so that Python computes the sample standard deviation
+    (`$stdDevSamp` is missing on the embedded backend); each facet row holds
+    `{_id: name, values: [...]}`.
+    """
+    return [
+        {"$match": finished_runs(match)},
+        {
+            "$facet": {
+                "score": [
+                    {"$match": {"score": {"$type": "number"}}},
+                    {"$group": {"_id": "score", "values": {"$push": "$score"}}},
+                ],
+                "metrics": [
+                    {"$project": {"_id": 0, "m": _metric_pairs()}},
+                    {"$unwind": "$m"},
+                    {"$match": {"m.v": {"$type": "number"}}},
+                    {"$group": {"_id": "$m.k", "values": {"$push": "$m.v"}}},
+                    {"$sort": {"_id": 1}},
+                ],
+            }
+        },
+    ]
+
+
+def old_runs_filter(cutoff: datetime) -> Filter:
+    """Evaluation runs started before `cutoff` (retention)."""
+    return {"started_at": {"$lt": cutoff}}
+
+
+def runs_by_oid_filter(oids: Sequence[ObjectId]) -> Filter:
+    """Evaluation runs by `_id` (retention deletes exactly the runs it selected)."""
+    return {"_id": {"$in": list(oids)}}
+
+
+def child_test_runs_filter(oids: Sequence[ObjectId]) -> Filter:
+    """The test runs of these evaluation runs."""
+    return {"evaluation_run_id": {"$in": list(oids)}}

@@ -1,0 +1,141 @@
+"""Table columns of the analysis commands (the JSON output is the service's rows as they are)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from evalstore.render import Column, metric_summary, table
+
+_TEXT_HEADERS = {
+    "test",
+    "evaluation run",
+    "status",
+    "base",
+    "head",
+    "change",
+    "regressed",
+    "metric",
+    "path",
+    "a",
+    "b",
+    "configuration",
+    "period",
+    "last status",
+    "test run",
+    "metrics (mean)",
+    "recent (oldest → newest)",
+}
+
+
+def analysis_table(
+    title: str, columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]
+) -> Table:
+    """`render.table`, with every column right-aligned except text and time columns."""
+    result = table(title, columns, rows)
+    for column in result.columns:
+        header = str(column.header)
+        if header not in _TEXT_HEADERS and "(UTC)" not in header:
+            column.justify = "right"
+    return result
+
+
+def percent(value: float | None) -> str | None:
+    """`60%` from a 0-1 rate; None stays None (shown as a dash)."""
+    return None if value is None else f"{value * 100:.0f}%"
+
+
+def signed(value: float | None, digits: int = 1) -> str | None:
+    """`+1.5` / `-2.0` / `0.0`; None stays None."""
+    if value is None:
+        return None
+    return f"{value:+.{digits}f}" if round(value, digits) else f"{0:.{digits}f}"
+
+
+def short_hash(value: Any) -> str:
+    """The first 12 hex digits of a configuration hash (enough for `configs diff`)."""
+    return str(value)[:12]
+
+
+SCORE_TREND_COLUMNS: list[Column] = [
+    ("evaluation run", lambda r: r.get("evaluation_run_id")),
+    ("started (UTC)", lambda r: r.get("started_at")),
+    ("status", lambda r: r.get("status")),
+    ("score", lambda r: r.get("score")),
+    ("passed", lambda r: r.get("num_passed")),
+    ("tests", lambda r: r.get("num_tests")),
+]
+
+TEST_TREND_COLUMNS: list[Column] = [
+    ("finished (UTC)", lambda r: r.get("finished_at")),
+    ("status", lambda r: r.get("status")),
+    ("score", lambda r: r.get("score")),
+    ("test run", lambda r: r.get("test_run_id")),
+]
+
+STATS_COLUMNS: list[Column] = [
+    ("test", lambda r: r.get("test_id")),
+    ("runs", lambda r: r.get("runs")),
+    ("mean", lambda r: r.get("mean_score")),
+    ("min", lambda r: r.get("min_score")),
+    ("max", lambda r: r.get("max_score")),
+    ("pass rate", lambda r: percent(r.get("pass_rate"))),
+    ("last status", lambda r: r.get("last_status")),
+    ("last seen (UTC)", lambda r: r.get("last_seen")),
+]
+
+FLAKY_COLUMNS: list[Column] = [
+    ("test", lambda r: r.get("test_id")),
+    ("runs", lambda r: r.get("runs")),
+    ("pass rate", lambda r: percent(r.get("pass_rate"))),
+    ("flip rate", lambda r: percent(r.get("flip_rate"))),
+    ("recent (oldest → newest)", lambda r: r.get("recent")),
+    ("last seen (UTC)", lambda r: r.get("last_seen")),
+]
+
+CONFIG_COLUMNS: list[Column] = [
+    ("configuration", lambda r: short_hash(r.get("system_info_hash"))),
+    ("runs", lambda r: r.get("runs")),
+    ("score", lambda r: r.get("mean_score")),
+    ("metrics (mean)", lambda r: metric_summary(r.get("metrics") or {})),
+    ("first seen (UTC)", lambda r: r.get("first_seen")),
+    ("last seen (UTC)", lambda r: r.get("last_seen")),
+]
+
+DIFF_COLUMNS: list[Column] = [
+    ("path", lambda r: r.get("path")),
+    ("a", lambda r: r.get("a")),
+    ("b", lambda r: r.get("b")),
+    ("change", lambda r: r.get("change")),
+]
+
+COMPARE_TEST_COLUMNS: list[Column] = [
+    ("test", lambda r: r.get("test_id")),
+    ("base", lambda r: r.get("base_status")),
+    ("head", lambda r: r.get("head_status")),
+    ("base score", lambda r: r.get("base_score")),
+    ("head score", lambda r: r.get("head_score")),
+    ("delta", lambda r: signed(r.get("delta"))),
+    ("change", lambda r: r.get("change")),
+    ("regressed", lambda r: r.get("regressed")),
+]
+
+METRIC_DELTA_COLUMNS: list[Column] = [
+    ("metric", lambda r: r.get("metric")),
+    ("base", lambda r: r.get("base")),
+    ("head", lambda r: r.get("head")),
+    ("delta", lambda r: signed(r.get("delta"))),
+]
+
+EXPERIMENT_COLUMNS: list[Column] = [
+    ("metric", lambda r: r.get("metric")),
+    ("A mean", lambda r: r.get("a_mean")),
+    ("A std", lambda r: r.get("a_std")),
+    ("A runs", lambda r: r.get("a_runs")),
+    ("B mean", lambda r: r.get("b_mean")),
+    ("B std", lambda r: r.get("b_std")),
+    ("B runs", lambda r: r.get("b_runs")),
+    ("B - A", lambda r: signed(r.get("difference"))),
+]

@@ -1,0 +1,166 @@
+"""Per-test statistics and flaky tests over the window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import pairwise
+from typing import Any, Literal, get_args
+
+from typing_extensions import Unpack
+
+from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_pipelines import flaky_tests_pipeline, per_test_stats_pipeline
+from evalstore.analysis_types import FlakyTest, PerTestStats
+from evalstore.errors import InvalidDataError
+from evalstore.filters import FilterKwargs, RunFilters
+from evalstore.models import utcnow
+
+StatsSortKey = Literal[
+    "test_id",
+    "runs",
+    "passed",
+    "mean_score",
+    "min_score",
+    "max_score",
+    "pass_rate",
+    "last_status",
+    "last_seen",
+]
+STATS_SORT_KEYS: tuple[str, ...] = get_args(StatsSortKey)
+DEFAULT_STRIP_LENGTH = 10
+_STRIP_LETTERS = {"passed": "P", "failed": "F", "error": "E"}
+
+
+def sort_rows(rows: list[Any], key: str, descending: bool = False) -> list[Any]:
+    """Rows sorted on `key` (ties by `test_id`), rows whose `key` is None last either way."""
+    by_id = sorted(rows, key=lambda r: r["test_id"])
+    present = [r for r in by_id if r[key] is not None]
+    missing = [r for r in by_id if r[key] is None]
+    # Python's sort is stable also with reverse=True, so ties stay in test id order.
+    return sorted(present, key=lambda r: r[key], reverse=descending) + missing
+
+
+def flips(outcomes: Sequence[bool]) -> int:
+    """How many times consecutive outcomes change (pass to fail or fail to pass)."""
+    return sum(1 for before, after in pairwise(outcomes) if before != after)
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidDataError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class PerTestQueries(QueryBase):
+    """Per-test questions over many runs (mixed into `MetricsStorageService`)."""
+
+    async def get_test_stats(
+        self,
+        *,
+        sort: StatsSortKey = "test_id",
+        descending: bool = False,
+        test_id: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[PerTestStats]:
+        """Statistics of every test id that ran in the window.
+
+        Args:
+            sort: the key to sort on (ties by test id; None values last).
+            descending: largest first.
+            test_id: only this test.
+            **filters: `since`, `until` (on the test runs' `finished_at`),
+                `environment`, `branch`, `tags`, `tags_match` (of their
+                evaluation runs), `window_days` (default 30).
+
+        Returns:
+            `[{test_id, runs, passed, mean_score, min_score, max_score, pass_rate,
+            last_status, last_seen}]`. `pass_rate` is passes over executed runs
+            (a skipped run counts in `runs` only); scores average the runs that
+            have one.
+        """
+        if sort not in STATS_SORT_KEYS:
+            raise InvalidDataError(
+                f"sort must be one of {', '.join(STATS_SORT_KEYS)}, got {sort!r}"
+            )
+        run_filters = RunFilters.of(**filters, test_id=test_id)
+        client = await self._ready()
+        action = "compute per-test statistics"
+        match = await self._test_match(run_filters, utcnow(), action)
+        if match is None:
+            return []
+        rows = await self._aggregate(client.test_runs, per_test_stats_pipeline(match), action)
+        stats: list[PerTestStats] = [
+            {
+                "test_id": r["_id"],
+                "runs": r["runs"],
+                "passed": r["passed"],
+                "mean_score": r.get("mean_score"),
+                "min_score": r.get("min_score"),
+                "max_score": r.get("max_score"),
+                "pass_rate": r.get("pass_rate"),
+                "last_status": r.get("last_status"),
+                "last_seen": r["last_seen"],
+            }
+            for r in rows
+        ]
+        return sort_rows(stats, sort, descending)
+
+    async def get_flaky_tests(
+        self,
+        min_runs: int = 5,
+        *,
+        strip_length: int = DEFAULT_STRIP_LENGTH,
+        test_id: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[FlakyTest]:
+        """Tests that both passed and failed in the window, most flaky first.
+
+        A test is flaky when it has at least `min_runs` executed runs (skipped
+        runs do not count) and a pass rate strictly between 0 and 1. Its flip
+        rate is the number of outcome changes between consecutive runs, in
+        `finished_at` order, divided by runs minus one (an error counts as a
+        failure). Ranked by flip rate (highest first), then pass rate (lowest
+        first), then test id.
+
+        Args:
+            min_runs: the fewest executed runs a test needs to be judged.
+            strip_length: how many of the last outcomes `recent` shows.
+            test_id: only this test.
+            **filters: as for `get_test_stats`.
+
+        Returns:
+            `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen}]`,
+            where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
+        """
+        _positive_int(min_runs, "min_runs")
+        _positive_int(strip_length, "strip_length")
+        run_filters = RunFilters.of(**filters, test_id=test_id)
+        client = await self._ready()
+        action = "find flaky tests"
+        match = await self._test_match(run_filters, utcnow(), action)
+        if match is None:
+            return []
+        rows = await self._aggregate(
+            client.test_runs, flaky_tests_pipeline(match, min_runs), action
+        )
+        flaky = [_flaky_row(row, strip_length) for row in rows]
+        flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
+        return flaky
+
+
+def _flaky_row(row: Document, strip_length: int) -> FlakyTest:
+    # Time order is established here: $push order after $group is not specified by MongoDB.
+    outcomes: list[Document] = sorted(row["outcomes"], key=lambda o: o["t"])
+    passed = [o["s"] == "passed" for o in outcomes]
+    count = flips(passed)
+    last_seen: datetime = outcomes[-1]["t"]
+    return {
+        "test_id": row["_id"],
+        "runs": row["runs"],
+        "pass_rate": row["pass_rate"],
+        "flips": count,
+        "flip_rate": count / (row["runs"] - 1),
+        "recent": "".join(_STRIP_LETTERS[o["s"]] for o in outcomes[-strip_length:]),
+        "last_seen": last_seen,
+    }

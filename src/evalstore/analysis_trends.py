@@ -1,0 +1,118 @@
+"""Trends: a run metric per day or week, the score of each run, one test over time."""
+
+from __future__ import annotations
+
+from typing_extensions import Unpack
+
+from evalstore.analysis_base import QueryBase
+from evalstore.analysis_pipelines import score_trend_pipeline, single_test_trend_pipeline
+from evalstore.analysis_types import HistoryPoint, ScorePoint, TrendPoint
+from evalstore.errors import InvalidDataError
+from evalstore.filters import FilterKwargs, RunFilters
+from evalstore.models import check_key, utcnow
+from evalstore.pipelines import Period, metric_trend_pipeline
+
+
+def metric_field(metric: str) -> str:
+    """The run field a metric name stands for: `score`, or `metrics.<name>`.
+
+    Raises:
+        InvalidDataError: the name is empty or holds `$` or `.`.
+    """
+    if metric == "score":
+        return "score"
+    try:
+        return f"metrics.{check_key(metric, 'metric')}"
+    except ValueError as exc:
+        raise InvalidDataError(str(exc)) from None
+
+
+class TrendQueries(QueryBase):
+    """Trends over the window (mixed into `MetricsStorageService`)."""
+
+    async def get_metric_trend(
+        self, metric: str, by: Period = "day", **filters: Unpack[FilterKwargs]
+    ) -> list[TrendPoint]:
+        """Mean of one run metric per day or ISO week: `[{period, mean, runs}]`, oldest first.
+
+        Args:
+            metric: `score` follows the run score; any other name follows
+                `metrics.<name>`. Runs that did not measure it are left out.
+            by: `day` (`YYYY-MM-DD`) or `week` (ISO week, `YYYY-Www`), in UTC.
+            **filters: `since`, `until`, `environment`, `branch`, `tags`,
+                `tags_match`, `window_days` (default 30).
+        """
+        if by not in ("day", "week"):
+            raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
+        run_filters = RunFilters.of(**filters)
+        field = metric_field(metric)
+        client = await self._ready()
+        rows = await self._aggregate(
+            client.evaluation_runs,
+            metric_trend_pipeline(field, run_filters.match(), by),
+            "compute a metric trend",
+        )
+        return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
+
+    async def get_score_trend(self, **filters: Unpack[FilterKwargs]) -> list[ScorePoint]:
+        """Score, tests passed and tests run of each finished evaluation run, oldest first.
+
+        Runs still `running` are left out (their aggregates are not computed yet).
+
+        Args:
+            **filters: `since`, `until`, `environment`, `branch`, `tags`,
+                `tags_match`, `window_days` (default 30).
+
+        Returns:
+            `[{evaluation_run_id, started_at, status, score, num_passed, num_tests}]`.
+        """
+        run_filters = RunFilters.of(**filters)
+        client = await self._ready()
+        rows = await self._aggregate(
+            client.evaluation_runs,
+            score_trend_pipeline(run_filters.match()),
+            "compute the score trend",
+        )
+        return [
+            {
+                "evaluation_run_id": r["evaluation_run_id"],
+                "started_at": r["started_at"],
+                "status": r["status"],
+                "score": r.get("score"),
+                "num_passed": r.get("num_passed", 0),
+                "num_tests": r.get("num_tests", 0),
+            }
+            for r in rows
+        ]
+
+    async def get_test_trend(
+        self, test_id: str, **filters: Unpack[FilterKwargs]
+    ) -> list[HistoryPoint]:
+        """One test's score and outcome in each run that finished in the window, oldest first.
+
+        Args:
+            test_id: the test's stable id.
+            **filters: `since`, `until` (on the test runs' `finished_at`),
+                `environment`, `branch`, `tags`, `tags_match` (of their
+                evaluation runs), `window_days` (default 30).
+
+        Returns:
+            `[{test_run_id, finished_at, score, passed, status}]`.
+        """
+        run_filters = RunFilters.of(**filters, test_id=test_id)
+        client = await self._ready()
+        action = "compute a test's trend"
+        match = await self._test_match(run_filters, utcnow(), action)
+        if match is None:
+            return []
+        rows = await self._aggregate(client.test_runs, single_test_trend_pipeline(match), action)
+        return [
+            {
+                "test_run_id": r["test_run_id"],
+                "finished_at": r["finished_at"],
+                "score": r.get("score"),
+                "passed": r["passed"],
+                "status": r["status"],
+            }
+            for r in rows
+        ]

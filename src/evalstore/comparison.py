@@ -1,0 +1,214 @@
+"""Run comparison: what changed between a base run and a head run, and did it regress.
+
+A test **regressed** when it is present in both runs and either
+
+* it is **newly failing**: `passed` in the base, `failed` or `error` in the head; or
+* its score **dropped by more than `tolerance`** points (head minus base < -tolerance).
+
+Added tests (only in the head) and removed tests (only in the base) are
+reported but are not regressions, nor are changes to or from `skipped`. The
+comparison `regressed` when any test did. Run-level aggregates (score and
+metrics) are reported as deltas but do not decide: they are means of the
+test scores, whose drops already count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Literal
+
+from bson import ObjectId
+
+from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_pipelines import latest_runs_pipeline, run_tests_pipeline
+from evalstore.analysis_types import MetricDelta, PerTestComparison, RunComparison, RunRef
+from evalstore.errors import InvalidDataError, RunNotFoundError
+
+RunSelector = Literal["latest", "previous"]
+SELECTORS: tuple[str, ...] = ("latest", "previous")
+FAILING = ("failed", "error")
+DELTA_DIGITS = 6
+"""Deltas are rounded to this many decimals: 80.0 - 80.3 gives -0.3, not -0.30000000000000426."""
+
+
+def delta(base: float | None, head: float | None) -> float | None:
+    """Head minus base, rounded to `DELTA_DIGITS` decimals; None when either is missing."""
+    if base is None or head is None:
+        return None
+    return round(head - base, DELTA_DIGITS)
+
+
+def check_tolerance(tolerance: float) -> float:
+    """A finite, non-negative number of score points."""
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not math.isfinite(tolerance)
+        or tolerance < 0
+    ):
+        raise InvalidDataError(f"tolerance must be a non-negative number, got {tolerance!r}")
+    return float(tolerance)
+
+
+def compare_tests(
+    base: dict[str, Document], head: dict[str, Document], tolerance: float
+) -> list[PerTestComparison]:
+    """Compare the last test run of each test id in two runs, sorted by test id."""
+    rows: list[PerTestComparison] = []
+    for test_id in sorted(base.keys() | head.keys()):
+        old, new = base.get(test_id), head.get(test_id)
+        old_score = old.get("score") if old else None
+        new_score = new.get("score") if new else None
+        change_in_score = delta(old_score, new_score)
+        if old is None:
+            change = "added"
+        elif new is None:
+            change = "removed"
+        elif old["status"] == "passed" and new["status"] in FAILING:
+            change = "newly_failing"
+        elif old["status"] in FAILING and new["status"] == "passed":
+            change = "newly_passing"
+        elif change_in_score is not None and change_in_score < -tolerance:
+            change = "score_drop"
+        else:
+            change = "same"
+        dropped = change_in_score is not None and change_in_score < -tolerance
+        rows.append(
+            {
+                "test_id": test_id,
+                "base_status": old["status"] if old else None,
+                "head_status": new["status"] if new else None,
+                "base_score": old_score,
+                "head_score": new_score,
+                "delta": change_in_score,
+                "change": change,
+                "regressed": change == "newly_failing" or dropped,
+            }
+        )
+    return rows
+
+
+def metric_deltas(base: Document, head: Document) -> list[MetricDelta]:
+    """The run score, then each run metric (by name), in both runs."""
+    base_metrics: dict[str, float] = base.get("metrics") or {}
+    head_metrics: dict[str, float] = head.get("metrics") or {}
+    rows: list[MetricDelta] = [
+        {
+            "metric": "score",
+            "base": base.get("score"),
+            "head": head.get("score"),
+            "delta": delta(base.get("score"), head.get("score")),
+        }
+    ]
+    for name in sorted(base_metrics.keys() | head_metrics.keys()):
+        old, new = base_metrics.get(name), head_metrics.get(name)
+        rows.append({"metric": name, "base": old, "head": new, "delta": delta(old, new)})
+    return rows
+
+
+def last_per_test(test_runs: Iterable[Document]) -> dict[str, Document]:
+    """Each test id's last test run (by `finished_at`), for a run that repeated a test."""
+    last: dict[str, Document] = {}
+    for test_run in sorted(test_runs, key=lambda t: t["finished_at"]):
+        last[test_run["test_id"]] = test_run
+    return last
+
+
+def run_ref(run: Document) -> RunRef:
+    """The fields that identify a run in a comparison."""
+    return {
+        "evaluation_run_id": run["evaluation_run_id"],
+        "started_at": run["started_at"],
+        "git_branch": run.get("git_branch"),
+        "git_commit": run.get("git_commit"),
+        "status": run["status"],
+        "score": run.get("score"),
+    }
+
+
+class ComparisonQueries(QueryBase):
+    """Run comparison (mixed into `MetricsStorageService`)."""
+
+    async def compare_runs(
+        self,
+        base: str | ObjectId,
+        head: str | ObjectId,
+        *,
+        branch: str | None = None,
+        tolerance: float = 0.0,
+    ) -> RunComparison:
+        """Compare a head run with a base run, test by test and aggregate by aggregate.
+
+        Args:
+            base: a run id, an ObjectId hex, or `latest` / `previous` (the newest /
+                second-newest completed run, of `branch` if given).
+            head: the same, for the run under judgement.
+            branch: where `latest` and `previous` look.
+            tolerance: how many score points a test may lose before it counts
+                as a regression (default 0: any drop).
+
+        Returns:
+            `{base, head, tolerance, tests, newly_failing, newly_passing, added,
+            removed, score_drops, regressions, metric_deltas, regressed}`; see
+            the module documentation for what regressed means.
+
+        Raises:
+            RunNotFoundError: a run does not exist (or too few completed runs for
+                `latest`/`previous`).
+        """
+        tolerance = check_tolerance(tolerance)
+        base_run = await self._select_run(base, branch)
+        head_run = await self._select_run(head, branch)
+        client = await self._ready()
+        action = "compare runs"
+        base_tests = last_per_test(
+            await self._aggregate(client.test_runs, run_tests_pipeline(base_run["_id"]), action)
+        )
+        head_tests = last_per_test(
+            await self._aggregate(client.test_runs, run_tests_pipeline(head_run["_id"]), action)
+        )
+        tests = compare_tests(base_tests, head_tests, tolerance)
+
+        def ids(predicate: str) -> list[str]:
+            return [t["test_id"] for t in tests if t["change"] == predicate]
+
+        regressions = [t["test_id"] for t in tests if t["regressed"]]
+        return {
+            "base": run_ref(base_run),
+            "head": run_ref(head_run),
+            "tolerance": tolerance,
+            "tests": tests,
+            "newly_failing": ids("newly_failing"),
+            "newly_passing": ids("newly_passing"),
+            "added": ids("added"),
+            "removed": ids("removed"),
+            "score_drops": [
+                t["test_id"] for t in tests if t["delta"] is not None and t["delta"] < -tolerance
+            ],
+            "regressions": regressions,
+            "metric_deltas": metric_deltas(base_run, head_run),
+            "regressed": bool(regressions),
+        }
+
+    async def _select_run(self, selector: str | ObjectId, branch: str | None) -> Document:
+        if not (isinstance(selector, str) and selector in SELECTORS):
+            run = await self.get_evaluation_run(selector)
+            if run is None:
+                raise RunNotFoundError(
+                    f"no evaluation run {str(selector)!r}: "
+                    "list the recent ones with `evalstore runs list`"
+                )
+            return run
+        client = await self._ready()
+        newest = await self._aggregate(
+            client.evaluation_runs, latest_runs_pipeline(branch), "find the latest runs"
+        )
+        index = SELECTORS.index(selector)
+        if len(newest) <= index:
+            where = f" on branch {branch!r}" if branch else ""
+            raise RunNotFoundError(
+                f"no {selector} completed evaluation run{where}: "
+                f"found {len(newest)} completed run(s)"
+            )
+        return newest[index]
