@@ -52,11 +52,8 @@ CONFIG_A, CONFIG_B = {"beam": 1}, {"beam": 5}
 
 
 def readme_section() -> str:
-    """The README's History analysis section (in docs/analysis.md until it is merged)."""
-    readme = ROOT / "README.md"
-    if readme.exists() and "## History analysis" in readme.read_text():
-        return readme.read_text()
-    return (ROOT / "docs" / "analysis.md").read_text()
+    """The README's History analysis section."""
+    return (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", list(examples()))
