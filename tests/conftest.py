@@ -16,6 +16,8 @@ import pytest
 
 from evalstore import MetricsStorageService, MongoDBClient
 
+pytest_plugins = ["pytester"]  # the plugin tests run real inner pytest sessions
+
 EVALSTORE_ENV_VARS = (
     "MONGODB_ENABLED",
     "MONGODB_CONNECTION_STRING",
@@ -23,6 +25,11 @@ EVALSTORE_ENV_VARS = (
     "MONGODB_TIMEOUT_MS",
     "ENVIRONMENT",
     "EXPERIMENT_TAGS",
+    "EVALSTORE_SPOOL_DIR",
+    "EVALSTORE_SPOOL_FSYNC",
+    "EVALSTORE_BATCH_SIZE",
+    "EVALSTORE_FLUSH_INTERVAL_MS",
+    "EVALSTORE_QUEUE_SIZE",
 )
 REAL_URI = os.environ.get("MONGODB_TEST_URI")
 
@@ -32,6 +39,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     """No evalstore variable from the developer's shell, and a cwd without `.env`."""
     for name in EVALSTORE_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EVALSTORE_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.chdir(tmp_path)
     return monkeypatch
 

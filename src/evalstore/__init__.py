@@ -1,30 +1,62 @@
-"""evalstore: keep the history of test and evaluation results in MongoDB."""
+"""evalstore: keep the history of test and evaluation results in MongoDB.
+
+Names are imported on first use, so that `import evalstore` (which pytest does
+for every session through the plugin entry point) does not load the MongoDB
+driver until something needs it.
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from evalstore.client import MongoDBClient
-from evalstore.errors import (
-    ConfigurationError,
-    DuplicateRunError,
-    EvalstoreError,
-    IndexConflictError,
-    InvalidDataError,
-    RunNotFoundError,
-    StorageUnavailableError,
-)
-from evalstore.models import EvaluationRun, MetricData, TestRun
-from evalstore.provenance import GitInfo, git_info, system_info_hash, system_information
-from evalstore.run import RunRecorder, evaluation_run
-from evalstore.scoring import register_score_method
-from evalstore.service import MetricsStorageService
-from evalstore.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from evalstore.client import MongoDBClient
+    from evalstore.errors import (
+        ConfigurationError,
+        DuplicateRunError,
+        EvalstoreError,
+        IndexConflictError,
+        InvalidDataError,
+        RunNotFoundError,
+        StorageUnavailableError,
+    )
+    from evalstore.models import EvaluationRun, MetricData, TestRun
+    from evalstore.provenance import GitInfo, git_info, system_info_hash, system_information
+    from evalstore.run import RunRecorder, evaluation_run
+    from evalstore.scoring import register_score_method
+    from evalstore.service import MetricsStorageService
+    from evalstore.settings import Settings, load_settings
 
 try:
     __version__ = version("evalstore")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
+
+_EXPORTS: dict[str, str] = {
+    "ConfigurationError": "evalstore.errors",
+    "DuplicateRunError": "evalstore.errors",
+    "EvalstoreError": "evalstore.errors",
+    "EvaluationRun": "evalstore.models",
+    "GitInfo": "evalstore.provenance",
+    "IndexConflictError": "evalstore.errors",
+    "InvalidDataError": "evalstore.errors",
+    "MetricData": "evalstore.models",
+    "MetricsStorageService": "evalstore.service",
+    "MongoDBClient": "evalstore.client",
+    "RunNotFoundError": "evalstore.errors",
+    "RunRecorder": "evalstore.run",
+    "Settings": "evalstore.settings",
+    "StorageUnavailableError": "evalstore.errors",
+    "TestRun": "evalstore.models",
+    "evaluation_run": "evalstore.run",
+    "git_info": "evalstore.provenance",
+    "load_settings": "evalstore.settings",
+    "register_score_method": "evalstore.scoring",
+    "system_info_hash": "evalstore.provenance",
+    "system_information": "evalstore.provenance",
+}
 
 __all__ = [
     "ConfigurationError",
@@ -50,3 +82,16 @@ __all__ = [
     "system_info_hash",
     "system_information",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalstore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -21,6 +21,7 @@ from evalstore.cli_common import (
     run_command,
     with_service,
 )
+from evalstore.cli_durability import register_durability_commands
 from evalstore.client import EMBEDDED_SCHEME
 from evalstore.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
 from evalstore.errors import EvalstoreError
@@ -238,6 +239,7 @@ def show_test_history(
 
 # Registered after the core commands so that `--help` lists those first.
 register_analysis_commands(app)
+register_durability_commands(app, runs_app)
 
 
 def main() -> None:

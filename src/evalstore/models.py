@@ -24,7 +24,7 @@ from pydantic import (
 
 from evalstore.errors import InvalidDataError
 
-RunStatus = Literal["running", "completed", "failed"]
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
 TestStatus = Literal["passed", "failed", "skipped", "error"]
 
 SCORE_MIN = 0.0
@@ -236,8 +236,9 @@ class EvaluationRun(_Document):
     num_errors: int = 0
     status: RunStatus = "running"
     score: float | None = None
+    last_seen_at: datetime | None = None
 
-    @field_validator("started_at", "finished_at", mode="after")
+    @field_validator("started_at", "finished_at", "last_seen_at", mode="after")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else to_utc(value)

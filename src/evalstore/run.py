@@ -28,9 +28,13 @@ from evalstore.models import (
     utcnow,
 )
 from evalstore.provenance import git_info, system_info_hash, system_information
+from evalstore.replay import replay_contents, replay_spool
 from evalstore.scoring import score_method
 from evalstore.service import MetricsStorageService
 from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
+from evalstore.shutdown import TerminationGuard
+from evalstore.spool import Journal, read_journal, target_fingerprint
+from evalstore.writer import BatchWriter
 
 log = logging.getLogger("evalstore")
 
@@ -60,6 +64,7 @@ class RunRecorder:
         packages: Iterable[str] = (),
         clock: Clock = utcnow,
         owns_client: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         if environment not in ALLOWED_ENVIRONMENTS:
             raise InvalidDataError(
@@ -73,8 +78,13 @@ class RunRecorder:
         self._packages = tuple(packages)
         self._clock = clock
         self._owns_client = owns_client
+        self._settings = settings
         self._document: dict[str, Any] | None = None
         self._finished: dict[str, Any] | None = None
+        self._journal: Journal | None = None
+        self._writer: BatchWriter | None = None
+        self._replay: asyncio.Task[Any] | None = None
+        self._guard = TerminationGuard()
 
     @property
     def enabled(self) -> bool:
@@ -94,7 +104,11 @@ class RunRecorder:
         return str(self.document["evaluation_run_id"])
 
     async def start(self) -> dict[str, Any]:
-        """Capture provenance and insert the run as `running`; return its document."""
+        """Capture provenance, store the run as `running` and open its journal; return it.
+
+        When MongoDB cannot be reached the run is recorded into the journal only
+        (one warning); it is stored when the server is back.
+        """
         if self._document is not None:
             raise EvalstoreError("the evaluation run has already started")
         git = await asyncio.to_thread(git_info, self._repo_path)
@@ -111,18 +125,64 @@ class RunRecorder:
                 experiment_tags=self._tags,
                 system_information=info,
                 system_info_hash=system_info_hash(info),
+                last_seen_at=utcnow(),
             )
+            document = {"_id": ObjectId(), **run.to_document()}
             if self.service is None:
-                self._document = {"_id": ObjectId(), **run.to_document()}
+                self._document = document
                 log.info("Storage disabled (MONGODB_ENABLED=false)")
                 return self._document
             try:
-                self._document = await self.service.create_evaluation_run(run)
-                return self._document
+                await self.service.upsert_evaluation_run(document)
             except DuplicateRunError:
                 if attempt == _ID_ATTEMPTS - 1:
                     raise
+                continue
+            except EvalstoreError as exc:
+                return self._start_recording(self.service, document, unavailable=exc)
+            return self._start_recording(self.service, document, unavailable=None)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_recording(
+        self,
+        service: MetricsStorageService,
+        document: dict[str, Any],
+        *,
+        unavailable: EvalstoreError | None,
+    ) -> dict[str, Any]:
+        """Open the run's journal and writer; replay older journals when the server answers."""
+        settings = self._settings or load_settings()
+        client = service.client
+        target = target_fingerprint(client.connection_string)
+        self._journal = Journal.create(
+            settings.evalstore_spool_dir,
+            document,
+            database=client.database_name,
+            target=target,
+            fsync=settings.evalstore_spool_fsync,
+        )
+        self._writer = BatchWriter(
+            service,
+            self._journal,
+            document,
+            run_stored=unavailable is None,
+            batch_size=settings.evalstore_batch_size,
+            flush_interval_s=settings.evalstore_flush_interval_ms / 1000,
+            queue_size=settings.evalstore_queue_size,
+        )
+        self._writer.start()
+        if unavailable is not None:
+            self._writer.back_off(unavailable)
+        else:
+            self._replay = asyncio.create_task(
+                replay_spool(
+                    settings.evalstore_spool_dir,
+                    lambda database: service,
+                    accept=lambda c: c.target == target and c.database == client.database_name,
+                )
+            )
+        self._document = document
+        return document
 
     async def record_test(
         self,
@@ -156,9 +216,12 @@ class RunRecorder:
             started_at, finished_at, duration_ms: timing; missing parts are derived
                 from the others and the clock.
 
+        With storage enabled, the result is appended to the run's journal and
+        queued for the background writer before this returns; storage problems
+        never raise here (see the README's "Durability" section).
+
         Raises:
             InvalidDataError (a ValueError): a value cannot be stored; names the field.
-            StorageUnavailableError: MongoDB could not be reached.
         """
         run = self.document
         if self._finished is not None:
@@ -190,9 +253,12 @@ class RunRecorder:
             )
         except ValidationError as exc:
             raise invalid(exc) from None
-        if self.service is None:
+        if self._journal is None or self._writer is None:
             return test_run.to_document()
-        return await self.service.save_test_run(test_run)
+        document = {"_id": ObjectId(), **test_run.to_document()}
+        self._journal.append({"kind": "test", "doc": document})
+        await self._writer.put(document)
+        return dict(document)
 
     def _timing(
         self, started_at: datetime | None, finished_at: datetime | None, duration_ms: float | None
@@ -223,24 +289,50 @@ class RunRecorder:
         document = self.document
         if self._finished is not None:
             return self._finished
+        finished_at = to_utc(self._clock())
         try:
             if self.service is None:
-                self._finished = {
-                    **document,
-                    "status": status,
-                    "finished_at": to_utc(self._clock()),
-                }
+                self._finished = {**document, "status": status, "finished_at": finished_at}
             else:
-                self._finished = await self.service.finalize_evaluation_run(
-                    document["_id"], status, finished_at=to_utc(self._clock())
-                )
+                self._finished = await self._finalize(self.service, status, finished_at)
         finally:
             if self._owns_client and self.service is not None:
                 await self.service.client.close()
         return self._finished
 
+    async def _finalize(
+        self, service: MetricsStorageService, status: RunStatus, finished_at: datetime
+    ) -> dict[str, Any]:
+        """Drain the writer, then finalize on the server, or leave the journal for replay."""
+        journal, writer = self._journal, self._writer
+        assert journal is not None
+        assert writer is not None
+        journal.append({"kind": "finish", "status": status, "finished_at": finished_at}, sync=True)
+        await writer.close()
+        if self._replay is not None:
+            try:
+                await self._replay
+            except Exception as exc:  # older journals stay for `evalstore sync`
+                log.warning("evalstore: could not replay older journals: %s", exc)
+        stored: dict[str, Any] | None = None
+        try:
+            if writer.degraded:
+                contents = read_journal(journal.path)
+                assert contents is not None
+                stored = await replay_contents(service, contents)
+            else:
+                stored = await service.finalize_evaluation_run(
+                    self.document["_id"], status, finished_at=finished_at
+                )
+        except EvalstoreError as exc:
+            writer.warn_unavailable(exc)
+        journal.close(remove=stored is not None)
+        return stored or {**self.document, "status": status, "finished_at": finished_at}
+
     async def __aenter__(self) -> RunRecorder:
         await self.start()
+        if self.enabled:
+            self._guard.install()
         return self
 
     async def __aexit__(
@@ -249,19 +341,22 @@ class RunRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            await self.finish("completed")
-            return
-        # The block failed (or was cancelled or interrupted): finalise as failed, and let
-        # the original exception propagate rather than one from storage.
         try:
-            await self.finish("failed")
-        except Exception as storage_error:
-            log.warning(
-                "evalstore could not finalize run %s: %s",
-                self.document["evaluation_run_id"],
-                storage_error,
-            )
+            if exc is None:
+                await self.finish("completed")
+                return
+            # The block failed (or was cancelled, interrupted or terminated): finalise as
+            # failed, and let the original exception propagate rather than one from storage.
+            try:
+                await self.finish("failed")
+            except Exception as storage_error:
+                log.warning(
+                    "evalstore could not finalize run %s: %s",
+                    self.document["evaluation_run_id"],
+                    storage_error,
+                )
+        finally:
+            self._guard.exit_if_terminated()
 
 
 def score_method_score(method: str, metrics: Mapping[str, MetricData], passed: bool) -> float:
@@ -367,4 +462,5 @@ def evaluation_run(
         packages=packages,
         clock=clock,
         owns_client=owns_client,
+        settings=settings,
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from evalstore.analysis import AnalysisQueries
@@ -21,7 +21,7 @@ from evalstore.pipelines import (
 )
 
 Document = dict[str, Any]
-_FINAL_STATUSES = ("completed", "failed")
+_FINAL_STATUSES = ("completed", "failed", "interrupted")
 
 
 class MetricsStorageService(AnalysisQueries):
@@ -75,6 +75,61 @@ class MetricsStorageService(AnalysisQueries):
                 ) from None
         document["_id"] = result.inserted_id
         return document
+
+    async def upsert_evaluation_run(self, document: Document) -> None:
+        """Store a run document (with its client-side `_id`) unless it is already stored.
+
+        Keyed on `_id` and `evaluation_run_id` with `$setOnInsert`, so replaying it
+        never overwrites or duplicates; `last_seen_at` only moves forward.
+
+        Raises:
+            DuplicateRunError: another run already has this `evaluation_run_id`.
+        """
+        client = await self._ready()
+        keys = ("_id", "evaluation_run_id", "last_seen_at")  # the first two come from the filter
+        fields = {k: v for k, v in document.items() if k not in keys}
+        update: Document = {"$setOnInsert": fields}
+        if document.get("last_seen_at") is not None:
+            update["$max"] = {"last_seen_at": document["last_seen_at"]}
+        with client.errors("store an evaluation run"):
+            try:
+                await client.evaluation_runs.update_one(
+                    {"_id": document["_id"], "evaluation_run_id": document["evaluation_run_id"]},
+                    update,
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                raise DuplicateRunError(
+                    f"evaluation run {document['evaluation_run_id']!r} already exists"
+                ) from None
+
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> int:
+        """Store test run documents not stored yet, in one unordered bulk write.
+
+        Each is upserted on `test_run_id` with `$setOnInsert` of the whole
+        document, so writing one twice leaves exactly one, unchanged.
+
+        Returns:
+            The number of round trips to the server (0 or 1).
+        """
+        if not documents:
+            return 0
+        client = await self._ready()
+        operations = [
+            UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
+            for doc in documents
+        ]
+        with client.errors("store test runs"):
+            await client.test_runs.bulk_write(operations, ordered=False)
+        return 1
+
+    async def touch_evaluation_run(self, evaluation_run_oid: ObjectId, seen_at: datetime) -> None:
+        """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""
+        client = await self._ready()
+        with client.errors("update a run's heartbeat"):
+            await client.evaluation_runs.update_one(
+                {"_id": evaluation_run_oid}, {"$max": {"last_seen_at": seen_at}}
+            )
 
     async def _resolve(self, evaluation_run_id: str | ObjectId) -> Document:
         run = await self.get_evaluation_run(evaluation_run_id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal, get_args
 
+import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -16,6 +18,12 @@ ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 DEFAULT_CONNECTION_STRING = "mongodb://localhost:27017"
 DEFAULT_DATABASE = "vt_metrics"
 CONNECTION_SCHEMES = ("mongodb://", "mongodb+srv://", "mongomock://")
+FsyncPolicy = Literal["always", "interval", "never"]
+
+
+def default_spool_dir() -> Path:
+    """Where journals go by default: `<user cache dir>/evalstore/spool`."""
+    return Path(platformdirs.user_cache_dir("evalstore")) / "spool"
 
 
 def parse_tags(raw: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -51,6 +59,11 @@ class Settings(BaseSettings):
     mongodb_timeout_ms: int = Field(default=5000, gt=0)
     environment: Environment = "dev"
     experiment_tags: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    evalstore_spool_dir: Path = Field(default_factory=default_spool_dir)
+    evalstore_spool_fsync: FsyncPolicy = "interval"
+    evalstore_batch_size: int = Field(default=500, gt=0)
+    evalstore_flush_interval_ms: int = Field(default=1000, gt=0)
+    evalstore_queue_size: int = Field(default=10_000, gt=0)
 
     @field_validator("experiment_tags", mode="before")
     @classmethod
@@ -91,6 +104,14 @@ _ENV_NAMES = {
     "mongodb_timeout_ms": ("MONGODB_TIMEOUT_MS", "a positive number of milliseconds"),
     "environment": ("ENVIRONMENT", "one of " + ", ".join(ALLOWED_ENVIRONMENTS)),
     "experiment_tags": ("EXPERIMENT_TAGS", "comma-separated tags"),
+    "evalstore_spool_dir": ("EVALSTORE_SPOOL_DIR", "a directory path"),
+    "evalstore_spool_fsync": ("EVALSTORE_SPOOL_FSYNC", "always, interval or never"),
+    "evalstore_batch_size": ("EVALSTORE_BATCH_SIZE", "a positive number of results"),
+    "evalstore_flush_interval_ms": (
+        "EVALSTORE_FLUSH_INTERVAL_MS",
+        "a positive number of milliseconds",
+    ),
+    "evalstore_queue_size": ("EVALSTORE_QUEUE_SIZE", "a positive number of results"),
 }
 
 

@@ -73,6 +73,7 @@ async def test_stored_documents_have_the_seed_fields_and_bson_types(
         "num_errors",
         "status",
         "score",
+        "last_seen_at",
     }
     assert run["started_at"] == T0
     assert isinstance(run["started_at"], datetime)

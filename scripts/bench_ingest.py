@@ -1,0 +1,151 @@
+"""Ingest throughput: write-behind vs one write per result, with 2 ms per database round trip.
+
+Records N test results (default 5,000) through the public API
+(`evaluation_run(...)`, `record_test`, `finish`) on the embedded backend. A
+wrapper around both collections sleeps 2 ms before every round trip (a
+simulated network) and counts round trips and the time the backend itself
+spends; it is used identically in both modes:
+
+- write-behind: the defaults (batches of EVALSTORE_BATCH_SIZE=500);
+- synchronous: batches of 1 and a queue of 1, so every result is its own
+  round trip and `record_test` waits for the previous one.
+
+Usage: `.venv/bin/python scripts/bench_ingest.py [--results 5000] [--delay-ms 2]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
+from evalstore.settings import load_settings
+
+
+@dataclass
+class Counter:
+    """Round trips and time spent inside the backend (excluding the injected delay)."""
+
+    round_trips: int = 0
+    backend_s: float = 0.0
+
+
+class DelayedCursor:
+    """A cursor whose `to_list` is one delayed round trip."""
+
+    def __init__(self, cursor: Any, delay_s: float, counter: Counter) -> None:
+        self._cursor, self._delay_s, self._counter = cursor, delay_s, counter
+
+    def sort(self, *args: Any, **kwargs: Any) -> DelayedCursor:
+        self._cursor = self._cursor.sort(*args, **kwargs)
+        return self
+
+    async def to_list(self, length: int | None) -> Any:
+        self._counter.round_trips += 1
+        await asyncio.sleep(self._delay_s)
+        start = time.perf_counter()
+        result = await self._cursor.to_list(length)
+        self._counter.backend_s += time.perf_counter() - start
+        return result
+
+
+class DelayedCollection:
+    """Wraps a collection: every call is one round trip that first sleeps `delay_s`."""
+
+    def __init__(self, collection: Any, delay_s: float, counter: Counter) -> None:
+        self._collection, self._delay_s, self._counter = collection, delay_s, counter
+
+    def find(self, *args: Any, **kwargs: Any) -> DelayedCursor:
+        return DelayedCursor(self._collection.find(*args, **kwargs), self._delay_s, self._counter)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> DelayedCursor:
+        # the embedded backend runs a pipeline when aggregate() is called, not when iterated
+        start = time.perf_counter()
+        cursor = self._collection.aggregate(*args, **kwargs)
+        self._counter.backend_s += time.perf_counter() - start
+        return DelayedCursor(cursor, self._delay_s, self._counter)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._collection, name)
+
+        async def delayed(*args: Any, **kwargs: Any) -> Any:
+            self._counter.round_trips += 1
+            await asyncio.sleep(self._delay_s)
+            start = time.perf_counter()
+            result = await method(*args, **kwargs)
+            self._counter.backend_s += time.perf_counter() - start
+            return result
+
+        return delayed
+
+
+class DelayedClient(MongoDBClient):
+    """The embedded backend behind a simulated network."""
+
+    def __init__(self, database: str, delay_s: float) -> None:
+        super().__init__("mongomock://", database)
+        self.counter = Counter()
+        self._delay_s = delay_s
+
+    @property
+    def evaluation_runs(self) -> Any:
+        return DelayedCollection(super().evaluation_runs, self._delay_s, self.counter)
+
+    @property
+    def test_runs(self) -> Any:
+        return DelayedCollection(super().test_runs, self._delay_s, self.counter)
+
+
+async def measure(results: int, delay_s: float) -> tuple[float, Counter]:
+    """Record `results` tests; return the wall-clock seconds and the counter."""
+    client = DelayedClient(f"bench_{uuid.uuid4().hex[:8]}", delay_s)
+    start = time.perf_counter()
+    async with evaluation_run(MetricsStorageService(client), environment="dev") as run:
+        for i in range(results):
+            await run.record_test(f"t{i:05d}", metrics={"wer": float(i % 100)}, passed=True)
+    elapsed = time.perf_counter() - start
+    assert run.document["num_tests"] == results, run.document
+    await client._client().drop_database(client.database_name)
+    return elapsed, client.counter
+
+
+def main() -> None:
+    """Run both modes and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=int, default=5000)
+    parser.add_argument("--delay-ms", type=float, default=2.0)
+    args = parser.parse_args()
+    os.environ.setdefault("EVALSTORE_SPOOL_DIR", tempfile.mkdtemp(prefix="evalstore-bench-"))
+    rows = []
+    for mode, batch, queue in (("write-behind", None, None), ("synchronous", "1", "1")):
+        for name, value in (("EVALSTORE_BATCH_SIZE", batch), ("EVALSTORE_QUEUE_SIZE", queue)):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        settings = load_settings()
+        elapsed, counter = asyncio.run(measure(args.results, args.delay_ms / 1000))
+        rows.append((mode, settings, elapsed, counter))
+    print(f"{args.results} results, {args.delay_ms} ms per round trip, embedded backend")
+    print(f"{'mode':<14}{'batch':>7}{'results/s':>11}{'round trips':>13}{'s':>8}{'backend s':>11}")
+    for mode, settings, elapsed, counter in rows:
+        print(
+            f"{mode:<14}{settings.evalstore_batch_size:>7}{args.results / elapsed:>11.0f}"
+            f"{counter.round_trips:>13}{elapsed:>8.2f}{counter.backend_s:>11.2f}"
+        )
+    (_, _, fast, fast_counter), (_, _, slow, slow_counter) = rows
+    print(f"speed-up: {slow / fast:.1f}x")
+    print(
+        "speed-up without the embedded backend's own CPU time: "
+        f"{(slow - slow_counter.backend_s) / (fast - fast_counter.backend_s):.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

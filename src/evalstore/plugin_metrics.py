@@ -1,0 +1,96 @@
+"""The `evalstore_metrics` fixture's object, and what the plugin reads from a test item."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from evalstore.errors import InvalidDataError
+from evalstore.models import MetricData, check_key, invalid
+
+METRICS_KEY = pytest.StashKey[dict[str, dict[str, Any]]]()
+# Markers that say how pytest runs a test rather than what it is about.
+_STRUCTURAL_MARKERS = frozenset({"parametrize", "usefixtures", "filterwarnings"})
+
+
+class EvalstoreMetrics:
+    """Metrics one test attaches to its stored result (the `evalstore_metrics` fixture).
+
+    Each metric is validated when recorded, so a bad value fails the test that
+    recorded it with an `InvalidDataError` naming the field. Recording a name
+    again replaces its earlier value. With the plugin inactive the metrics are
+    kept on the test item and stored nowhere.
+    """
+
+    def __init__(self, item: pytest.Item) -> None:
+        self._metrics = item.stash.setdefault(METRICS_KEY, {})
+
+    def record(
+        self,
+        name: str,
+        score: float,
+        *,
+        passed: bool | None = None,
+        threshold: float | None = None,
+        unit: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Attach one metric to the current test.
+
+        Args:
+            name: the metric's name (no `.` or `$`), e.g. `"wer"`.
+            score: its score, from 0 to 100.
+            passed: whether the metric met its threshold; stored as given (the
+                test's own outcome decides the test's status).
+            threshold: the threshold the score was compared with.
+            unit: the unit the score is expressed in, e.g. `"%"`.
+            details: any plain data (numbers, strings, lists, dicts).
+
+        Raises:
+            InvalidDataError: a value cannot be stored; the message names it.
+        """
+        try:
+            check_key(name, "metrics")
+            metric = MetricData(
+                score=score,
+                passed=passed,
+                threshold=threshold,
+                unit=unit,
+                details=dict(details) if details is not None else None,
+            )
+        except ValidationError as exc:
+            raise invalid(exc, f"metrics.{name}") from None
+        except ValueError as exc:
+            raise InvalidDataError(str(exc)) from None
+        # JSON-safe (datetimes as ISO text) so xdist can send it from a worker unchanged.
+        self._metrics[name] = metric.model_dump(mode="json")
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """A copy of the metrics recorded so far, by name."""
+        return {name: dict(value) for name, value in self._metrics.items()}
+
+
+def display_name(item: pytest.Item) -> str:
+    """The first line of the test function's docstring, or else the test's name."""
+    if isinstance(item, pytest.Function):
+        doc = getattr(item.obj, "__doc__", None)
+        if isinstance(doc, str):
+            for line in doc.splitlines():
+                if line.strip():
+                    return line.strip()
+    return item.name
+
+
+def marker_tags(item: pytest.Item) -> list[str]:
+    """The names of the markers on a test (its own, its class's and its module's), sorted."""
+    return sorted({mark.name for mark in item.iter_markers()} - _STRUCTURAL_MARKERS)
+
+
+def item_data(item: pytest.Item) -> dict[str, Any]:
+    """What the plugin attaches to a test's teardown report: name, tags and metrics."""
+    metrics: dict[str, dict[str, Any]] = item.stash.get(METRICS_KEY, {})
+    return {"name": display_name(item), "tags": marker_tags(item), "metrics": dict(metrics)}

@@ -1,0 +1,171 @@
+"""The pytest plugin's controller side: one evaluation run for the whole session.
+
+Registered by `evalstore.pytest_plugin` only when recording was asked for. It
+runs in the process that reports the session (the only one with xdist, whose
+workers send their reports here), so one evaluation run gets every test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from evalstore.models import RunStatus
+from evalstore.plugin_outcome import TestOutcome, collect_result
+from evalstore.plugin_writer import RunSummary, StorageSession, describe
+from evalstore.settings import Settings, parse_tags
+
+# Set in an xdist worker's `workerinput` so that it attaches names, tags and metrics
+# to its reports; workers never open storage themselves.
+WORKER_FLAG = "evalstore_annotate"
+# Options with which pytest runs no test: no evaluation run for them.
+_NO_RUN_OPTIONS = (
+    "collectonly",
+    "showfixtures",
+    "show_fixtures_per_test",
+    "markers",
+    "setuponly",
+    "setupplan",
+)
+
+
+def plugin_packages(config: pytest.Config) -> list[str]:
+    """`pytest` and the distributions of the pytest plugins loaded in this session."""
+    names = ["pytest"]
+    for _plugin, dist in config.pluginmanager.list_plugin_distinfo():
+        name = str(dist.project_name)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def system_config(config: pytest.Config) -> dict[str, Any]:
+    """The merged answers of every `pytest_evalstore_system_config` implementation."""
+    merged: dict[str, Any] = {}
+    answers: list[Mapping[str, Any] | None] = config.hook.pytest_evalstore_system_config(
+        config=config
+    )
+    # pluggy returns the last registered implementation first: merge oldest first.
+    for answer in reversed(answers):
+        if answer:
+            merged.update(answer)
+    return merged
+
+
+class EvalstorePlugin:
+    """Records the session: a run at start, a test run per test, aggregates at the end.
+
+    Args:
+        config: the pytest config.
+        settings: the settings to record with (None when they could not be read).
+        problem: why recording cannot happen (an invalid setting), for the summary.
+    """
+
+    def __init__(self, config: pytest.Config, settings: Settings | None, problem: str | None):
+        self.config = config
+        self.settings = settings
+        self.problem = problem
+        self.storage: StorageSession | None = None
+        self.summary: RunSummary | None = None
+        self._open: dict[str, TestOutcome] = {}
+        self._collect_errors: set[str] = set()
+        self._closed = False
+
+    def _record(self, result: dict[str, Any]) -> None:
+        if self.storage is not None:
+            self.storage.add(result)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist: ask each worker to attach names, tags and metrics to its reports."""
+        node.workerinput[WORKER_FLAG] = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Open the evaluation run (in the background) unless no test will run."""
+        if self.problem is not None or self.settings is None:
+            return
+        if any(getattr(self.config.option, name, False) for name in _NO_RUN_OPTIONS):
+            return
+        tags = [*self.settings.experiment_tags]
+        for value in self.config.getoption("evalstore_tags") or ():
+            tags += parse_tags(value)
+        try:
+            self.storage = StorageSession(
+                self.settings,
+                tags=tags,
+                packages=plugin_packages(self.config),
+                system_config=system_config(self.config),
+                repo_path=self.config.rootpath,
+            )
+            self.storage.start()
+        except Exception as exc:
+            self.problem = f"results not stored: {describe(exc)}"
+            self._close()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Record a collection error (or a skipped module) as a test of its own."""
+        if self.storage is None or report.passed or report.nodeid in self._collect_errors:
+            return
+        try:
+            result = collect_result(report)
+            if result is not None:
+                self._collect_errors.add(report.nodeid)
+                self._record(result)
+        except Exception as exc:
+            self.problem = self.problem or f"could not record {report.nodeid}: {describe(exc)}"
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Fold each report into its test; record the test after its teardown."""
+        if self.storage is None:
+            return
+        try:
+            outcome = self._open.get(report.nodeid)
+            if outcome is None:
+                outcome = self._open[report.nodeid] = TestOutcome(report.nodeid)
+            if outcome.add(report):
+                del self._open[report.nodeid]
+                self._record(outcome.result())
+        except Exception as exc:
+            self._open.pop(report.nodeid, None)
+            self.problem = self.problem or f"could not record {report.nodeid}: {describe(exc)}"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Record unfinished tests, finalise the run (`failed` if the session failed)."""
+        storage = self.storage
+        if storage is None:
+            return
+        try:
+            for outcome in self._open.values():  # interrupted before their teardown
+                if outcome.status is not None:  # pytest counts only tests with an outcome
+                    self._record(outcome.result())
+            self._open.clear()
+            status: RunStatus = "completed" if int(session.exitstatus) == 0 else "failed"
+            self.summary = storage.finish(status)
+        except Exception as exc:
+            self.problem = self.problem or f"results not stored: {describe(exc)}"
+        finally:
+            self._close()
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """One line: the run, its counts and score change; or one warning."""
+        problems = [self.problem] if self.problem else []
+        if self.storage is not None:
+            problems += self.storage.problems
+        if self.summary is not None:
+            terminalreporter.write_line(self.summary.line())
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            terminalreporter.write_line(f"evalstore: WARNING: {problems[0]}{more}", yellow=True)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Stop the background loop if the session ended before finishing the run."""
+        self._close()
+
+    def _close(self) -> None:
+        if self.storage is not None and not self._closed:
+            self._closed = True
+            self.storage.close()

@@ -1,0 +1,319 @@
+"""Storage for the pytest plugin: a private event loop thread driving a `RunRecorder`.
+
+pytest's hooks are synchronous and a test session may run asyncio loops of its
+own (pytest-asyncio), so evalstore's async API runs on one event loop owned by
+a daemon thread. The pytest thread only appends plain dicts to a list; every
+`batch_size` tests (or `flush_interval` seconds) the batch goes to the loop,
+where `RunRecorder.record_test` validates, journals and queues each result for
+the recorder's own batching writer. Storage problems never reach pytest: they
+are kept (with the warnings the recorder logs) for one line in the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from evalstore.client import MongoDBClient
+from evalstore.errors import EvalstoreError
+from evalstore.models import RunStatus
+from evalstore.redaction import redact_uri
+from evalstore.run import RunRecorder
+from evalstore.service import MetricsStorageService
+from evalstore.settings import Settings
+
+log = logging.getLogger("evalstore")
+
+T = TypeVar("T")
+Document = dict[str, Any]
+
+
+class BackgroundLoop:
+    """One asyncio event loop running in a private daemon thread."""
+
+    def __init__(self, name: str = "evalstore-storage") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    @property
+    def thread_id(self) -> int | None:
+        """The identifier of the loop's thread."""
+        return self._thread.ident
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule `coroutine` on the loop; return a future the calling thread can wait on."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel what is left on the loop, stop it, join the thread and close the loop."""
+        if self._closed:
+            return
+        self._closed = True
+
+        async def cancel_the_rest() -> None:
+            current = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._loop.shutdown_asyncgens()
+            await self._loop.shutdown_default_executor()
+
+        try:
+            self.submit(cancel_the_rest()).result(timeout)
+        except Exception as exc:  # a loop stuck in a blocking call: stop it anyway
+            log.debug("evalstore loop shutdown: %r", exc)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+class WarningCollector(logging.Handler):
+    """Keeps the warnings logged on the `evalstore` logger, one line each, redacted.
+
+    The recorder reports storage trouble it survives (MongoDB unavailable,
+    results kept in the spool for replay) as warnings on that logger; the
+    plugin keeps those logged from its own loop thread and shows the first one
+    in the terminal summary.
+    """
+
+    def __init__(self, thread_id: int | None = None) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.thread_id = thread_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's first line (only records from `thread_id`, when set)."""
+        if self.thread_id is not None and record.thread != self.thread_id:
+            return  # e.g. the session's own tests using evalstore
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record must not break the writer
+            text = str(record.msg)
+        lines = [line.strip() for line in redact_uri(text).splitlines() if line.strip()]
+        if lines:
+            self.messages.append(lines[0].removeprefix("evalstore: "))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the terminal summary line says about a finished evaluation run."""
+
+    evaluation_run_id: str
+    num_tests: int
+    num_passed: int
+    score: float | None
+    branch: str | None
+    environment: str
+    previous_run_id: str | None = None
+    previous_score: float | None = None
+
+    def line(self) -> str:
+        """`evalstore: run <id>  tests 12  passed 11  score 86.6 (+1.3 vs <previous id>)`."""
+        score = "-" if self.score is None else f"{self.score:.1f}"
+        text = (
+            f"evalstore: run {self.evaluation_run_id}  tests {self.num_tests}  "
+            f"passed {self.num_passed}  score {score}"
+        )
+        if self.previous_run_id is None:
+            return f"{text} (first run on {self.branch or 'nogit'}/{self.environment})"
+        if self.score is None or self.previous_score is None:
+            return f"{text} (no score to compare with {self.previous_run_id})"
+        return f"{text} ({self.score - self.previous_score:+.1f} vs {self.previous_run_id})"
+
+
+async def previous_completed_run(client: MongoDBClient, run: Mapping[str, Any]) -> Document | None:
+    """The latest completed run before `run` on the same branch and environment."""
+    query = {
+        "_id": {"$ne": run["_id"]},
+        "status": "completed",
+        "environment": run.get("environment"),
+        "git_branch": run.get("git_branch"),
+        "started_at": {"$lte": run["started_at"]},
+    }
+    with client.errors("read the previous evaluation run"):
+        found: Document | None = await client.evaluation_runs.find_one(
+            query, sort=[("started_at", -1), ("_id", -1)]
+        )
+    return found
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a warning: evalstore's own messages as they are, others with their type."""
+    text = str(exc) if isinstance(exc, EvalstoreError) else f"{type(exc).__name__}: {exc}"
+    lines = [line.strip() for line in redact_uri(text).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+class StorageSession:
+    """One evaluation run recorded from pytest's thread onto the background loop.
+
+    Args:
+        settings: connection string, database, timeout, environment, spool.
+        tags: the run's experiment tags.
+        packages: distributions whose versions go into the system information.
+        system_config: the system configuration to snapshot.
+        repo_path: where to read git provenance.
+        batch_size: how many test results to hand to the recorder at once.
+        flush_interval: the longest a result waits in pytest's thread, in seconds.
+
+    Raises:
+        ConfigurationError: the connection string is invalid.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tags: Iterable[str] = (),
+        packages: Iterable[str] = (),
+        system_config: Mapping[str, Any] | None = None,
+        repo_path: str | Path = ".",
+        batch_size: int = 100,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.client = MongoDBClient.from_settings(settings)
+        self.recorder = RunRecorder(
+            MetricsStorageService(self.client),
+            config=system_config,
+            tags=tags,
+            environment=settings.environment,
+            repo_path=repo_path,
+            packages=packages,
+            settings=settings,
+        )
+        self._timeout_s = settings.mongodb_timeout_ms / 1000.0
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._pending: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._problems: list[str] = []
+        self._problems_lock = threading.Lock()
+        self._disabled = False
+        self._write_lock: asyncio.Lock | None = None
+        self._loop = BackgroundLoop()
+        self._collector = WarningCollector(self._loop.thread_id)
+        self._logger_level = log.level
+        log.addHandler(self._collector)
+        if log.getEffectiveLevel() > logging.WARNING:  # e.g. pytest --log-level=ERROR
+            log.setLevel(logging.WARNING)
+
+    # --- called from pytest's thread -------------------------------------------------
+
+    @property
+    def problems(self) -> list[str]:
+        """The storage problems met so far: the recorder's warnings, then the plugin's."""
+        with self._problems_lock:
+            return [*self._collector.messages, *self._problems]
+
+    def start(self) -> None:
+        """Open the evaluation run in the background: tests run while MongoDB answers."""
+        self._loop.submit(self._start())
+
+    def add(self, result: dict[str, Any]) -> None:
+        """Queue one test result (the keyword arguments of `record_test`)."""
+        self._pending.append(result)
+        if (
+            len(self._pending) >= self._batch_size
+            or time.monotonic() - self._last_flush >= self._flush_interval
+        ):
+            self._submit_pending()
+
+    def finish(self, status: RunStatus) -> RunSummary | None:
+        """Record what is pending and finalise the run; its summary, or None on trouble."""
+        self._submit_pending()
+        wait_s = max(30.0, 10 * self._timeout_s)
+        future = self._loop.submit(self._finish(status))
+        try:
+            return future.result(wait_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            self._note(f"results may be incomplete: MongoDB did not answer within {wait_s:.0f} s")
+        except Exception as exc:
+            self._note(f"results not stored: {describe(exc)}")
+        return None
+
+    def close(self) -> None:
+        """Close the connection, stop the background loop, detach the log handler."""
+        try:
+            self._loop.submit(self.client.close()).result(5.0)
+        except Exception as exc:
+            log.debug("evalstore could not close its client: %r", exc)
+        self._loop.close()
+        log.removeHandler(self._collector)
+        log.setLevel(self._logger_level)
+
+    def _submit_pending(self) -> None:
+        self._last_flush = time.monotonic()
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._loop.submit(self._record(batch))
+
+    def _note(self, message: str) -> None:
+        with self._problems_lock:
+            self._problems.append(message)
+
+    # --- run on the background loop, one at a time, in submission order --------------
+
+    def _lock(self) -> asyncio.Lock:
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
+
+    def _fail(self, exc: BaseException) -> None:
+        self._disabled = True
+        self._note(f"results not stored: {describe(exc)}")
+
+    async def _start(self) -> None:
+        async with self._lock():
+            try:
+                await self.recorder.start()
+            except Exception as exc:
+                self._fail(exc)
+
+    async def _record(self, batch: list[dict[str, Any]]) -> None:
+        async with self._lock():
+            if self._disabled:
+                return
+            for result in batch:
+                try:
+                    await self.recorder.record_test(**result)
+                except Exception as exc:
+                    self._note(f"test {result.get('test_id')!r} not stored: {describe(exc)}")
+
+    async def _finish(self, status: RunStatus) -> RunSummary | None:
+        async with self._lock():
+            if self._disabled:
+                return None
+            try:
+                run = await self.recorder.finish(status)
+                if self.problems:  # not (all) stored: no comparison, and no more waiting
+                    return None
+                previous = await previous_completed_run(self.client, run)
+            except Exception as exc:
+                self._fail(exc)
+                return None
+        return RunSummary(
+            evaluation_run_id=str(run["evaluation_run_id"]),
+            num_tests=int(run.get("num_tests", 0)),
+            num_passed=int(run.get("num_passed", 0)),
+            score=run.get("score"),
+            branch=run.get("git_branch"),
+            environment=str(run.get("environment")),
+            previous_run_id=previous["evaluation_run_id"] if previous else None,
+            previous_score=previous.get("score") if previous else None,
+        )

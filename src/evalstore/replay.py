@@ -1,0 +1,118 @@
+"""Replay journals from the spool into MongoDB, idempotently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evalstore.errors import EvalstoreError
+from evalstore.service import MetricsStorageService
+from evalstore.spool import (
+    JournalContents,
+    claim,
+    journal_paths,
+    read_journal,
+    remove_journal,
+    target_fingerprint,
+)
+
+log = logging.getLogger("evalstore")
+
+Document = dict[str, Any]
+REPLAY_BATCH = 500
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did."""
+
+    journals: int = 0
+    test_runs: int = 0
+    finalized: int = 0
+    locked: int = 0
+    skipped_lines: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+async def replay_contents(
+    service: MetricsStorageService,
+    contents: JournalContents,
+    *,
+    on_progress: Progress | None = None,
+) -> Document | None:
+    """Store one journal's run and unacknowledged test runs, then finalize if it finished.
+
+    Every write is an upsert on the human ids with `$setOnInsert`, so replaying
+    what is already stored changes nothing.
+
+    Returns:
+        The finalized run document, or None when the journal has no finish line
+        (the run stays `running` until `evalstore runs reap` interrupts it).
+    """
+    await service.upsert_evaluation_run(contents.run)
+    pending = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
+    for start in range(0, len(pending), REPLAY_BATCH):
+        chunk = pending[start : start + REPLAY_BATCH]
+        await service.upsert_test_runs(chunk)
+        if on_progress is not None:
+            on_progress(len(chunk))
+    if contents.finish is None:
+        return None
+    return await service.finalize_evaluation_run(
+        contents.run["_id"], contents.finish["status"], finished_at=contents.finish["finished_at"]
+    )
+
+
+def pending_test_count(spool_dir: Path) -> int:
+    """How many test runs the spool's journals hold (the total of a progress bar)."""
+    total = 0
+    for path in journal_paths(spool_dir):
+        contents = read_journal(path)
+        total += len(contents.tests) if contents else 0
+    return total
+
+
+async def replay_spool(
+    spool_dir: Path,
+    service_for: Callable[[str], MetricsStorageService],
+    *,
+    accept: Callable[[JournalContents], bool] = lambda contents: True,
+    on_progress: Progress | None = None,
+) -> ReplayReport:
+    """Replay every journal of `spool_dir` that no live process holds, then delete it.
+
+    Args:
+        spool_dir: the spool directory.
+        service_for: the service for a database name (a journal names its database).
+        accept: which journals to replay (e.g. only those of one server).
+        on_progress: called with the number of test runs just stored.
+
+    A journal whose replay fails stays in place (and is named in `failed`).
+    """
+    report = ReplayReport()
+    for path in journal_paths(spool_dir):
+        with claim(path) as free:
+            if not free:
+                report.locked += 1
+                continue
+            contents = read_journal(path)
+            if contents is None or not accept(contents):
+                continue
+            service = service_for(contents.database)
+            sent = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
+            try:
+                await replay_contents(service, contents, on_progress=on_progress)
+            except EvalstoreError as exc:
+                log.warning("evalstore: could not replay %s: %s", path, exc)
+                report.failed.append(str(path))
+                continue
+            remove_journal(path)
+        report.journals += 1
+        report.test_runs += len(sent)
+        report.finalized += contents.finish is not None
+        report.skipped_lines += contents.skipped_lines
+    return report

@@ -1,0 +1,264 @@
+"""The local spool: one append-only NDJSON journal per evaluation run.
+
+Every line is one JSON object (BSON types as relaxed extended JSON, so
+ObjectIds and datetimes round-trip):
+
+- `{"kind": "header", "version": 1, "database": ..., "target": <sha256>, "run": {...}}`
+- `{"kind": "test", "doc": {...}}` — one test run, before `record_test` returns
+- `{"kind": "acked", "ids": [...]}` — test runs MongoDB has acknowledged
+- `{"kind": "finish", "status": ..., "finished_at": ...}`
+
+A journal is written by one process, which holds `<journal>.lock` while it
+records; the replayer skips locked journals. A torn last line (the process
+died mid-write) is skipped with a warning when the journal is read.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId, json_util
+from bson.json_util import RELAXED_JSON_OPTIONS
+from filelock import FileLock, Timeout
+
+from evalstore.errors import EvalstoreError
+from evalstore.settings import FsyncPolicy
+
+log = logging.getLogger("evalstore")
+
+JOURNAL_VERSION = 1
+JOURNAL_SUFFIX = ".ndjson"
+FSYNC_INTERVAL_S = 1.0
+_JSON_OPTIONS = RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
+_OPEN_JOURNALS: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+Document = dict[str, Any]
+
+
+def target_fingerprint(connection_string: str) -> str:
+    """A SHA-256 of the connection string: identifies the server without revealing a password."""
+    return hashlib.sha256(connection_string.encode("utf-8")).hexdigest()
+
+
+def _extended_json(value: object) -> Document:
+    """Relaxed extended JSON for the two BSON types evalstore's documents hold."""
+    if isinstance(value, ObjectId):
+        return {"$oid": str(value)}
+    if isinstance(value, datetime):
+        utc = value.astimezone(timezone.utc) if value.tzinfo else value
+        return {"$date": utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"}
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+def encode(entry: Document) -> bytes:
+    """One journal line (with its newline) for `entry`.
+
+    The stdlib's C encoder with a `default` for ObjectId and datetime writes the
+    same relaxed extended JSON as `bson.json_util`, several times faster.
+    """
+    return (json.dumps(entry, default=_extended_json, allow_nan=False) + "\n").encode("utf-8")
+
+
+class Journal:
+    """The journal of one evaluation run being recorded by this process.
+
+    Args:
+        path: the journal file (created; its parent directories too).
+        fsync: `always` (before every append returns), `interval` (at most
+            once a second, and on close) or `never` (left to the OS).
+    """
+
+    def __init__(self, path: Path, fsync: FsyncPolicy) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fsync = fsync
+        self._lock = FileLock(str(path) + ".lock")
+        self._lock.acquire(timeout=0)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._last_sync = time.monotonic()
+        self._dirty = False
+        _OPEN_JOURNALS.add(self)
+
+    @classmethod
+    def create(
+        cls, spool_dir: Path, run: Document, *, database: str, target: str, fsync: FsyncPolicy
+    ) -> Journal:
+        """Start the journal of `run` in `spool_dir` with its header line."""
+        journal = cls(spool_dir / f"{run['evaluation_run_id']}{JOURNAL_SUFFIX}", fsync)
+        journal.append(
+            {
+                "kind": "header",
+                "version": JOURNAL_VERSION,
+                "database": database,
+                "target": target,
+                "run": run,
+            }
+        )
+        return journal
+
+    def append(self, entry: Document, *, sync: bool = False) -> None:
+        """Write one line; it is in the OS page cache (survives SIGKILL) when this returns.
+
+        Args:
+            entry: the line's object.
+            sync: fsync now whatever the policy (used for the finish line).
+        """
+        if self._fd is None:
+            raise EvalstoreError(f"journal {self.path} is closed")
+        os.write(self._fd, encode(entry))
+        self._dirty = True
+        if sync or self._fsync == "always":
+            self._sync()
+        else:
+            self.sync_if_due()
+
+    def sync_if_due(self) -> None:
+        """With the `interval` policy, fsync unsynced lines once a second has passed.
+
+        The writer calls this on every wake-up, so lines do not stay unsynced
+        when recording pauses.
+        """
+        if (
+            self._fsync == "interval"
+            and self._dirty
+            and time.monotonic() - self._last_sync >= FSYNC_INTERVAL_S
+        ):
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+        self._last_sync = time.monotonic()
+        self._dirty = False
+
+    def close(self, *, remove: bool = False) -> None:
+        """Fsync unsynced lines (unless the policy is `never`), close; delete when `remove`."""
+        if self._fd is not None:
+            if self._fsync != "never" and self._dirty and not remove:
+                self._sync()
+            os.close(self._fd)
+            self._fd = None
+        _OPEN_JOURNALS.discard(self)
+        if remove:
+            self.path.unlink(missing_ok=True)
+        self._lock.release()
+        if remove:
+            Path(self._lock.lock_file).unlink(missing_ok=True)
+
+
+@atexit.register
+def _close_open_journals() -> None:
+    """At interpreter exit, make unfinished runs' journals durable (per the fsync policy)."""
+    for journal in list(_OPEN_JOURNALS):
+        journal.close()
+
+
+@dataclass
+class JournalContents:
+    """What a journal says: the run, its test runs, which were acknowledged, how it ended."""
+
+    path: Path
+    database: str
+    target: str
+    run: Document
+    tests: dict[str, Document] = field(default_factory=dict)
+    acked: set[str] = field(default_factory=set)
+    finish: Document | None = None
+    skipped_lines: int = 0
+
+    @property
+    def pending_tests(self) -> list[Document]:
+        """Test runs not yet acknowledged by MongoDB, in journal order."""
+        return [doc for test_id, doc in self.tests.items() if test_id not in self.acked]
+
+    def tests_to_replay(self, target: str) -> list[Document]:
+        """What replaying into `target` must send: acknowledgements only count on their server."""
+        return self.pending_tests if target == self.target else list(self.tests.values())
+
+
+def read_journal(path: Path) -> JournalContents | None:
+    """Parse a journal, skipping (with a warning) lines that are not complete JSON.
+
+    Returns:
+        The contents, or None when even the header is unreadable.
+    """
+    contents: JournalContents | None = None
+    skipped = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                if not raw.endswith(b"\n"):
+                    raise ValueError("no newline: torn write")
+                entry = json_util.loads(raw, json_options=_JSON_OPTIONS)
+                if not isinstance(entry, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                log.warning("evalstore: skipping line %d of journal %s (%s)", number, path, exc)
+                skipped += 1
+                continue
+            kind = entry.get("kind")
+            if kind == "header":
+                if entry.get("version") != JOURNAL_VERSION:
+                    log.warning(
+                        "evalstore: journal %s has format version %r, not %d; left in place",
+                        path,
+                        entry.get("version"),
+                        JOURNAL_VERSION,
+                    )
+                    return None
+                contents = JournalContents(
+                    path=path, database=entry["database"], target=entry["target"], run=entry["run"]
+                )
+            elif contents is None:
+                skipped += 1
+            elif kind == "test":
+                contents.tests[entry["doc"]["test_run_id"]] = entry["doc"]
+            elif kind == "acked":
+                contents.acked.update(entry["ids"])
+            elif kind == "finish":
+                contents.finish = entry
+    if contents is None:
+        log.warning("evalstore: journal %s has no readable header; left in place", path)
+        return None
+    contents.skipped_lines = skipped
+    return contents
+
+
+def journal_paths(spool_dir: Path) -> list[Path]:
+    """Every journal in the spool directory, oldest name first."""
+    if not spool_dir.is_dir():
+        return []
+    return sorted(spool_dir.glob(f"*{JOURNAL_SUFFIX}"))
+
+
+@contextmanager
+def claim(path: Path) -> Iterator[bool]:
+    """Hold the journal's lock while replaying; yield False when a live process holds it."""
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def remove_journal(path: Path) -> None:
+    """Delete a fully synced journal and its lock file."""
+    path.unlink(missing_ok=True)
+    Path(str(path) + ".lock").unlink(missing_ok=True)

@@ -1,0 +1,180 @@
+"""The background writer: batches journaled test runs into bulk upserts to MongoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from evalstore.errors import EvalstoreError
+from evalstore.models import utcnow
+from evalstore.service import MetricsStorageService
+from evalstore.spool import Journal
+
+log = logging.getLogger("evalstore")
+
+Document = dict[str, Any]
+HEARTBEAT_S = 30.0
+ATTEMPTS = 2
+RETRY_DELAY_S = 0.05
+MAX_BACKOFF_S = 30.0
+
+
+class BatchWriter:
+    """Sends queued test runs in batches; on failure they stay in the journal for replay.
+
+    A batch goes out when it reaches `batch_size` or `flush_interval_s` after
+    collection started, and on `close()`. A failed batch is retried once; if
+    that fails too, MongoDB counts as unavailable: one warning, and no write is
+    tried for a backoff period (doubling up to 30 s) so that recording never
+    waits on a dead server. Results that were not acknowledged are replayed from
+    the journal at finalization or by `evalstore sync`.
+
+    Args:
+        service: where to write.
+        journal: the run's journal, where acknowledgements are noted.
+        run: the evaluation run document (stored before the first batch if needed).
+        run_stored: whether `run` is already on the server.
+        batch_size, flush_interval_s, queue_size: batching and back-pressure.
+        heartbeat_s: how often `last_seen_at` moves forward while recording.
+    """
+
+    def __init__(
+        self,
+        service: MetricsStorageService,
+        journal: Journal,
+        run: Document,
+        *,
+        run_stored: bool,
+        batch_size: int,
+        flush_interval_s: float,
+        queue_size: int,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self._service = service
+        self._journal = journal
+        self._run = run
+        self._run_stored = run_stored
+        self._batch_size = batch_size
+        self._interval = flush_interval_s
+        self._heartbeat_s = heartbeat_s
+        self._queue: asyncio.Queue[Document | None] = asyncio.Queue(maxsize=queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._retry_at = 0.0
+        self._backoff = 1.0
+        self._last_heartbeat = self._loop.time()
+        self._warned = False
+        self.degraded = not run_stored
+        """True once anything (the run, a batch) is only in the journal."""
+
+    def start(self) -> None:
+        """Start the background task."""
+        self._task = asyncio.create_task(self._run_loop())
+
+    async def put(self, document: Document) -> None:
+        """Queue one journaled test run; waits while the queue is full.
+
+        Once a batch is waiting, it also yields to the event loop so that the
+        writer can send it even when the caller records in a tight loop.
+        """
+        await self._queue.put(document)
+        if self._queue.qsize() >= self._batch_size:
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        """Send what is queued and stop."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    def warn_unavailable(self, exc: BaseException) -> None:
+        """Say once that MongoDB is unavailable and results go to the spool."""
+        self.degraded = True
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "evalstore: MongoDB is unavailable (%s); results are kept in %s and will be "
+                "stored when it is back (or run `evalstore sync`)",
+                exc,
+                self._journal.path,
+            )
+
+    async def _run_loop(self) -> None:
+        closing = False
+        while not closing:
+            batch, closing = await self._next_batch()
+            self._journal.sync_if_due()
+            try:
+                if batch:
+                    await self._write(batch)
+                await self._heartbeat()
+            except Exception as exc:  # never die: the journal still holds the batch
+                self.back_off(exc)
+
+    async def _next_batch(self) -> tuple[list[Document], bool]:
+        batch: list[Document] = []
+        deadline = self._loop.time() + self._interval
+        while len(batch) < self._batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    break
+                # Not wait_for: on Python < 3.12 it can swallow a cancellation.
+                get = asyncio.ensure_future(self._queue.get())
+                try:
+                    await asyncio.wait({get}, timeout=remaining)
+                finally:
+                    if not get.done():
+                        get.cancel()
+                if get.cancelled():
+                    break
+                item = get.result()
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _available(self) -> bool:
+        return self._loop.time() >= self._retry_at
+
+    def back_off(self, exc: BaseException) -> None:
+        """Warn (once) and try no write for a while: MongoDB just failed."""
+        self.warn_unavailable(exc)
+        self._retry_at = self._loop.time() + self._backoff
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+
+    async def _write(self, batch: list[Document]) -> None:
+        if not self._available():
+            self.degraded = True
+            return
+        for attempt in range(ATTEMPTS):
+            try:
+                if not self._run_stored:
+                    await self._service.upsert_evaluation_run(self._run)
+                    self._run_stored = True
+                await self._service.upsert_test_runs(batch)
+            except EvalstoreError as exc:
+                if attempt == ATTEMPTS - 1:
+                    self.back_off(exc)
+                    return
+                await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            self._journal.append({"kind": "acked", "ids": [doc["test_run_id"] for doc in batch]})
+            self._backoff = 1.0
+            return
+
+    async def _heartbeat(self) -> None:
+        if not self._run_stored or not self._available():
+            return
+        if self._loop.time() - self._last_heartbeat < self._heartbeat_s:
+            return
+        self._last_heartbeat = self._loop.time()
+        try:
+            await self._service.touch_evaluation_run(self._run["_id"], utcnow())
+        except EvalstoreError as exc:
+            self.back_off(exc)
