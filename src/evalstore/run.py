@@ -34,6 +34,7 @@ from evalstore.service import MetricsStorageService
 from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
 from evalstore.shutdown import TerminationGuard
 from evalstore.spool import Journal, read_journal, target_fingerprint
+from evalstore.totals import RunTotals
 from evalstore.writer import BatchWriter
 
 log = logging.getLogger("evalstore")
@@ -85,6 +86,7 @@ class RunRecorder:
         self._writer: BatchWriter | None = None
         self._replay: asyncio.Task[Any] | None = None
         self._guard = TerminationGuard()
+        self._totals = RunTotals()
 
     @property
     def enabled(self) -> bool:
@@ -254,9 +256,12 @@ class RunRecorder:
         except ValidationError as exc:
             raise invalid(exc) from None
         if self._journal is None or self._writer is None:
-            return test_run.to_document()
+            document = test_run.to_document()
+            self._totals.add(document)
+            return document
         document = {"_id": ObjectId(), **test_run.to_document()}
         self._journal.append({"kind": "test", "doc": document})
+        self._totals.add(document)
         await self._writer.put(document)
         return dict(document)
 
@@ -286,13 +291,13 @@ class RunRecorder:
 
         Idempotent: a second call returns the first result.
         """
-        document = self.document
+        _ = self.document  # raises when the run has not started
         if self._finished is not None:
             return self._finished
         finished_at = to_utc(self._clock())
         try:
             if self.service is None:
-                self._finished = {**document, "status": status, "finished_at": finished_at}
+                self._finished = self._local_result(status, finished_at)
             else:
                 self._finished = await self._finalize(self.service, status, finished_at)
         finally:
@@ -327,7 +332,16 @@ class RunRecorder:
         except EvalstoreError as exc:
             writer.warn_unavailable(exc)
         journal.close(remove=stored is not None)
-        return stored or {**self.document, "status": status, "finished_at": finished_at}
+        return stored or self._local_result(status, finished_at)
+
+    def _local_result(self, status: RunStatus, finished_at: datetime) -> dict[str, Any]:
+        """The finalised run as computed here, where no server computed it."""
+        return {
+            **self.document,
+            **self._totals.as_fields(),
+            "status": status,
+            "finished_at": finished_at,
+        }
 
     async def __aenter__(self) -> RunRecorder:
         await self.start()

@@ -314,3 +314,16 @@ async def test_explicit_start_and_finish(service: MetricsStorageService) -> None
     final = await run.finish("failed")
     assert (final["status"], final["score"]) == ("failed", 20.0)
     assert await run.finish() is final
+
+
+async def test_disabled_run_still_reports_its_aggregates() -> None:
+    async with evaluation_run(clock=fixed_clock) as run:
+        await run.record_test("a", metrics={"wer": 80, "completeness": 90})  # 85
+        await run.record_test("b", metrics={"wer": 40}, passed=False)  # 40
+        await run.record_test("c", status="skipped")
+    final = run.document
+    assert (final["num_tests"], final["num_passed"], final["num_failed"]) == (3, 1, 1)
+    assert (final["num_skipped"], final["num_errors"]) == (1, 0)
+    assert final["score"] == 62.5
+    assert final["metrics"] == {"completeness": 90.0, "wer": 60.0}
+    assert final["status"] == "completed"
