@@ -46,17 +46,9 @@ class MetricsStorageService(AnalysisQueries):
         Raises:
             DuplicateRunError: a run with the same `evaluation_run_id` exists.
         """
-        client = await self._ready()
-        document = run.to_document()
-        with client.errors("create an evaluation run"):
-            try:
-                result = await client.evaluation_runs.insert_one(document)
-            except DuplicateKeyError:
-                raise DuplicateRunError(
-                    f"evaluation run {run.evaluation_run_id!r} already exists"
-                ) from None
-        document["_id"] = result.inserted_id
-        return document
+        return await self._insert(
+            "evaluation_runs", run.to_document(), f"evaluation run {run.evaluation_run_id!r}"
+        )
 
     async def save_test_run(self, test_run: TestRun) -> Document:
         """Insert one test run; return the stored document (with `_id`).
@@ -64,15 +56,17 @@ class MetricsStorageService(AnalysisQueries):
         Raises:
             DuplicateRunError: a test run with the same `test_run_id` exists.
         """
+        return await self._insert(
+            "test_runs", test_run.to_document(), f"test run {test_run.test_run_id!r}"
+        )
+
+    async def _insert(self, collection: str, document: Document, what: str) -> Document:
         client = await self._ready()
-        document = test_run.to_document()
-        with client.errors("save a test run"):
+        with client.errors(f"store {what}"):
             try:
-                result = await client.test_runs.insert_one(document)
+                result = await client.db[collection].insert_one(document)
             except DuplicateKeyError:
-                raise DuplicateRunError(
-                    f"test run {test_run.test_run_id!r} already exists"
-                ) from None
+                raise DuplicateRunError(f"{what} already exists") from None
         document["_id"] = result.inserted_id
         return document
 
