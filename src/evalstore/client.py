@@ -1,7 +1,8 @@
 """MongoDBClient: the connection to MongoDB or to the embedded backend.
 
-This is the only module that imports Motor (and mongomock-motor), so that a
-later move to PyMongo's own async client changes one file.
+This is the only module that imports Motor, so that a later move to PyMongo's
+own async client changes one file. The embedded backend (mongomock and
+mongomock-motor) lives in `evalstore.embedded`, imported only for `mongomock://`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-import mongomock
-import mongomock.collection
-import mongomock.store
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import IndexModel
 from pymongo.errors import (
@@ -49,41 +47,6 @@ _INDEX_CONFLICT_CODES = {85, 86}
 _UNAUTHORIZED = 13
 _AUTHENTICATION_FAILED = 18
 
-_embedded_store: mongomock.store.ServerStore | None = None
-
-
-def _shared_embedded_store() -> mongomock.store.ServerStore:
-    """One in-process store, so every `mongomock://` client sees the same data, like a server."""
-    global _embedded_store
-    if _embedded_store is None:
-        _install_bulk_write_shim()
-        _embedded_store = mongomock.store.ServerStore()  # type: ignore[no-untyped-call]
-    return _embedded_store
-
-
-def _install_bulk_write_shim() -> None:
-    """Let mongomock accept the `sort` argument pymongo >= 4.11 passes to bulk updates.
-
-    pymongo's UpdateOne/ReplaceOne call `add_update(..., sort=None)`, which
-    mongomock 4.3 does not accept (mongomock issue #912), so every `bulk_write`
-    with updates raised TypeError on the embedded backend. We drop `sort` when
-    it is None and refuse it otherwise, since mongomock cannot honour it.
-    """
-    builder = mongomock.collection.BulkOperationBuilder
-    if getattr(builder, "_evalstore_shim", False):
-        return
-    for method_name in ("add_update", "add_replace"):
-        original = getattr(builder, method_name)
-
-        def patched(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            if kwargs.pop("sort", None) is not None:
-                raise NotImplementedError("the embedded backend cannot sort bulk updates")
-            return _original(self, *args, **kwargs)
-
-        patched._evalstore_original = original  # type: ignore[attr-defined]
-        setattr(builder, method_name, patched)
-    builder._evalstore_shim = True  # type: ignore[attr-defined]
-
 
 def _first_line(exc: BaseException) -> str:
     text = redact_uri(str(exc)).strip()
@@ -95,12 +58,6 @@ def _is_index_conflict(exc: OperationFailure) -> bool:
     return exc.code in _INDEX_CONFLICT_CODES or (
         exc.code is None and "already exists with different options" in str(exc)
     )
-
-
-def reset_embedded_backend() -> None:
-    """Forget everything stored in the embedded backend of this process (for tests and demos)."""
-    global _embedded_store
-    _embedded_store = None
 
 
 class MongoDBClient:
@@ -157,13 +114,9 @@ class MongoDBClient:
     def _client(self) -> Any:
         if self._motor is None:
             if self.is_embedded:
-                from mongomock_motor import AsyncMongoMockClient
+                from evalstore import embedded
 
-                self._motor = AsyncMongoMockClient(
-                    mock_mongo_client=mongomock.MongoClient(
-                        tz_aware=True, _store=_shared_embedded_store()
-                    )
-                )
+                self._motor = embedded.open_client()
             else:
                 try:
                     self._motor = AsyncIOMotorClient(

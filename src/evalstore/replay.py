@@ -99,14 +99,22 @@ async def replay_spool(
             if not free:
                 report.locked += 1
                 continue
-            contents = read_journal(path)
+            if not path.exists():  # another replayer finished it between glob and claim
+                remove_journal(path)
+                continue
+            try:
+                contents = read_journal(path)
+            except (OSError, KeyError, TypeError, ValueError) as exc:
+                log.warning("evalstore: could not read journal %s: %s", path, exc)
+                report.failed.append(str(path))
+                continue
             if contents is None or not accept(contents):
                 continue
             service = service_for(contents.database)
             sent = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
             try:
                 await replay_contents(service, contents, on_progress=on_progress)
-            except EvalstoreError as exc:
+            except (EvalstoreError, OSError, KeyError, TypeError, ValueError) as exc:
                 log.warning("evalstore: could not replay %s: %s", path, exc)
                 report.failed.append(str(path))
                 continue

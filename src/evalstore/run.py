@@ -82,6 +82,7 @@ class RunRecorder:
         self._settings = settings
         self._document: dict[str, Any] | None = None
         self._finished: dict[str, Any] | None = None
+        self._finishing = False
         self._journal: Journal | None = None
         self._writer: BatchWriter | None = None
         self._replay: asyncio.Task[Any] | None = None
@@ -226,7 +227,7 @@ class RunRecorder:
             InvalidDataError (a ValueError): a value cannot be stored; names the field.
         """
         run = self.document
-        if self._finished is not None:
+        if self._finishing:
             raise EvalstoreError("the evaluation run is finished: record tests before finish()")
         metric_models = _metrics(metrics)
         passed, status = _outcome(passed, status, metric_models)
@@ -294,6 +295,9 @@ class RunRecorder:
         _ = self.document  # raises when the run has not started
         if self._finished is not None:
             return self._finished
+        # Set before the first await: a record_test racing with finish() is refused,
+        # never acknowledged and then left behind.
+        self._finishing = True
         finished_at = to_utc(self._clock())
         try:
             if self.service is None:
@@ -313,7 +317,10 @@ class RunRecorder:
         assert journal is not None
         assert writer is not None
         journal.append({"kind": "finish", "status": status, "finished_at": finished_at}, sync=True)
-        await writer.close()
+        try:
+            await writer.close()
+        except Exception as exc:
+            writer.warn_unavailable(exc)
         if self._replay is not None:
             try:
                 await self._replay
@@ -323,15 +330,16 @@ class RunRecorder:
         try:
             if writer.degraded:
                 contents = read_journal(journal.path)
-                assert contents is not None
-                stored = await replay_contents(service, contents)
+                if contents is not None:
+                    stored = await replay_contents(service, contents)
             else:
                 stored = await service.finalize_evaluation_run(
                     self.document["_id"], status, finished_at=finished_at
                 )
-        except EvalstoreError as exc:
+        except Exception as exc:  # storage must never break the caller: the journal keeps all
             writer.warn_unavailable(exc)
-        journal.close(remove=stored is not None)
+        finally:
+            journal.close(remove=stored is not None)
         return stored or self._local_result(status, finished_at)
 
     def _local_result(self, status: RunStatus, finished_at: datetime) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 from filelock import FileLock, Timeout
 
 from evalstore.errors import EvalstoreError
+from evalstore.redaction import redact_uri
 from evalstore.settings import FsyncPolicy
 
 log = logging.getLogger("evalstore")
@@ -48,8 +49,12 @@ Document = dict[str, Any]
 
 
 def target_fingerprint(connection_string: str) -> str:
-    """A SHA-256 of the connection string: identifies the server without revealing a password."""
-    return hashlib.sha256(connection_string.encode("utf-8")).hexdigest()
+    """A SHA-256 of the connection string without its password: identifies the server.
+
+    The password is left out before hashing, so the fingerprint cannot be used
+    to test guesses of it.
+    """
+    return hashlib.sha256(redact_uri(connection_string).encode("utf-8")).hexdigest()
 
 
 def _extended_json(value: object) -> Document:
@@ -117,7 +122,9 @@ class Journal:
         """
         if self._fd is None:
             raise EvalstoreError(f"journal {self.path} is closed")
-        os.write(self._fd, encode(entry))
+        line = memoryview(encode(entry))
+        while line:  # os.write may write less than asked (e.g. a full disk)
+            line = line[os.write(self._fd, line) :]
         self._dirty = True
         if sync or self._fsync == "always":
             self._sync()

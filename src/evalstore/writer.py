@@ -89,6 +89,8 @@ class BatchWriter:
         await self._queue.put(None)
         await self._task
         self._task = None
+        if not self._queue.empty():  # queued after close began: only the journal has them
+            self.degraded = True
 
     def warn_unavailable(self, exc: BaseException) -> None:
         """Say once that MongoDB is unavailable and results go to the spool."""
@@ -105,9 +107,10 @@ class BatchWriter:
     async def _run_loop(self) -> None:
         closing = False
         while not closing:
-            batch, closing = await self._next_batch()
-            self._journal.sync_if_due()
+            batch: list[Document] = []
             try:
+                batch, closing = await self._next_batch()
+                self._journal.sync_if_due()
                 if batch:
                     await self._write(batch)
                 await self._heartbeat()
@@ -130,8 +133,9 @@ class BatchWriter:
                     await asyncio.wait({get}, timeout=remaining)
                 finally:
                     if not get.done():
+                        # A cancelled get() has not taken an item from the queue.
                         get.cancel()
-                if get.cancelled():
+                if get.cancelled() or not get.done():
                     break
                 item = get.result()
             if item is None:

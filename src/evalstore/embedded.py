@@ -1,0 +1,455 @@
+"""The embedded backend (`mongomock://`): one in-process store and the patches it needs.
+
+This is the only module that imports mongomock and mongomock-motor. `client.py`
+calls `open_client()` for a `mongomock://` connection string; nothing here is
+imported or patched for a real server.
+
+Patches are installed into mongomock's classes, once, when the first embedded
+client is created (never at import time):
+
+- a compatibility shim for pymongo >= 4.11 bulk updates (mongomock issue #912);
+- hash indexes that answer equality lookups on unique single-field indexes and
+  `_id` without a scan. mongomock evaluates every `{field: value}` lookup and
+  every unique-index check by running its generic `filter_applies` over all
+  documents, so an upsert keyed on a unique field cost two full scans and
+  writing N documents cost O(N²);
+- constant-factor speed-ups that return exactly what mongomock's code returns:
+  its constant version strings parsed once, and its document walks
+  (datetime normalisation, the copy of each document read) skipping plain values.
+
+The hash indexes are correct by construction: they only ever narrow the
+documents that mongomock's own `filter_applies` then checks, and they are used
+only where no matching document can be outside them. A field is served when
+its index is unique, has one key without a dot, is neither sparse nor partial,
+the collection has no TTL index (expiry happens on reads the fast path would
+skip), and every stored document holds in that field a value of one of a few
+exact types (`str`, `ObjectId`, `None` or missing, `bool`, `int`, `float`,
+`datetime`); one array, sub-document or other value disables the field until
+that document is gone. Lookup values must be exactly `str`, `ObjectId` or
+`None` (nothing else can equal those, so the hash bucket holds every match).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import mongomock
+import mongomock.collection
+import mongomock.helpers
+import mongomock.store
+from bson import ObjectId
+
+_embedded_store: mongomock.store.ServerStore | None = None
+
+
+def open_client() -> Any:
+    """A new mongomock-motor client on the process's shared embedded store."""
+    from mongomock_motor import AsyncMongoMockClient
+
+    return AsyncMongoMockClient(
+        mock_mongo_client=mongomock.MongoClient(tz_aware=True, _store=_shared_embedded_store())
+    )
+
+
+def _shared_embedded_store() -> mongomock.store.ServerStore:
+    """One in-process store, so every `mongomock://` client sees the same data, like a server."""
+    global _embedded_store
+    if _embedded_store is None:
+        _install_bulk_write_shim()
+        install_index_patches()
+        _embedded_store = mongomock.store.ServerStore()  # type: ignore[no-untyped-call]
+    return _embedded_store
+
+
+def reset_embedded_backend() -> None:
+    """Forget everything stored in the embedded backend of this process (for tests and demos)."""
+    global _embedded_store
+    _embedded_store = None
+
+
+def _install_bulk_write_shim() -> None:
+    """Let mongomock accept the `sort` argument pymongo >= 4.11 passes to bulk updates.
+
+    pymongo's UpdateOne/ReplaceOne call `add_update(..., sort=None)`, which
+    mongomock 4.3 does not accept (mongomock issue #912), so every `bulk_write`
+    with updates raised TypeError on the embedded backend. We drop `sort` when
+    it is None and refuse it otherwise, since mongomock cannot honour it.
+    """
+    builder = mongomock.collection.BulkOperationBuilder
+    if getattr(builder, "_evalstore_shim", False):
+        return
+    for method_name in ("add_update", "add_replace"):
+        original = getattr(builder, method_name)
+
+        def patched(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            if kwargs.pop("sort", None) is not None:
+                raise NotImplementedError("the embedded backend cannot sort bulk updates")
+            return _original(self, *args, **kwargs)
+
+        patched._evalstore_original = original  # type: ignore[attr-defined]
+        setattr(builder, method_name, patched)
+    builder._evalstore_shim = True  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------
+# Hash indexes
+# ---------------------------------------------------------------------------
+
+_STATE = "_evalstore_hash_indexes"
+# Values that may be looked up: nothing of another type can be equal to one of them.
+_LOOKUP_TYPES: frozenset[type] = frozenset({str, ObjectId, type(None)})
+# Stored values that can never equal a lookup value (kept out of the buckets).
+_INERT_TYPES: frozenset[type] = frozenset({bool, int, float, datetime})
+# Filter values that cannot make `filter_applies` raise whatever the document.
+_PLAIN_TYPES = _LOOKUP_TYPES | _INERT_TYPES
+
+
+class _FieldIndex:
+    """`value -> store keys` for one top-level field, and `store key -> value`."""
+
+    __slots__ = ("buckets", "field", "unsafe", "values")
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.buckets: dict[Any, set[Any]] = {}
+        self.values: dict[Any, Any] = {}
+        self.unsafe: set[Any] = set()
+
+    @property
+    def usable(self) -> bool:
+        return not self.unsafe
+
+    def add(self, key: Any, document: Any) -> None:
+        value = document.get(self.field)  # missing counts as None, as in mongomock
+        kind = type(value)
+        if kind in _LOOKUP_TYPES:
+            self.values[key] = value
+            self.buckets.setdefault(value, set()).add(key)
+        elif kind not in _INERT_TYPES:
+            self.unsafe.add(key)
+
+    def remove(self, key: Any) -> None:
+        if key in self.values:
+            value = self.values.pop(key)
+            bucket = self.buckets[value]
+            bucket.discard(key)
+            if not bucket:
+                del self.buckets[value]
+        else:
+            self.unsafe.discard(key)
+
+
+class _StoreIndexes:
+    """The hash indexes of one `CollectionStore`, built lazily, kept current by the hooks."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, _FieldIndex] = {}
+        self.lock = threading.RLock()
+        # per thread, the documents the running `_update` has seen
+        self.recordings: dict[int, list[Any]] = {}
+
+
+def _state(store: Any) -> _StoreIndexes:
+    state: _StoreIndexes | None = store.__dict__.get(_STATE)
+    if state is None:
+        state = _StoreIndexes()
+        store.__dict__[_STATE] = state
+    return state
+
+
+def _plain_field(field: Any) -> bool:
+    return isinstance(field, str) and bool(field) and "." not in field and field[0] != "$"
+
+
+def _served_fields(store: Any) -> set[str]:
+    """The fields whose equality lookups a hash index may answer in `store`."""
+    if store._ttl_indexes:
+        return set()
+    fields = {"_id"}
+    for index in store.indexes.values():
+        keys = list(index.get("key") or ())  # a list, or a live view of a SON's items
+        if (
+            index.get("unique")
+            and not index.get("sparse")
+            and index.get("partialFilterExpression") is None
+            and index.get("expireAfterSeconds") is None
+            and len(keys) == 1
+            and _plain_field(keys[0][0])
+        ):
+            fields.add(keys[0][0])
+    return fields
+
+
+def _field_index(store: Any, field: str) -> _FieldIndex | None:
+    """The usable hash index of `field` (built on first use), or None."""
+    state = _state(store)
+    with state.lock:
+        index = state.fields.get(field)
+        if index is None:
+            index = _FieldIndex(field)
+            for key, document in store._documents.items():
+                index.add(key, document)
+            state.fields[field] = index
+        return index if index.usable else None
+
+
+def _store_key(document: Any) -> Any:
+    key = document.get("_id") if isinstance(document, dict) else None
+    return mongomock.helpers.hashdict(key) if isinstance(key, dict) else key
+
+
+def _refresh(store: Any, document: Any) -> None:
+    """Re-index `document` if it is the one stored under its `_id` (after an in-place update)."""
+    state: _StoreIndexes | None = store.__dict__.get(_STATE)
+    if state is None or not state.fields:
+        return
+    try:
+        key = _store_key(document)
+        if store._documents.get(key) is not document:
+            return
+    except TypeError:  # an unhashable _id: mongomock cannot store it either
+        return
+    with state.lock:
+        for index in state.fields.values():
+            index.remove(key)
+            index.add(key, document)
+
+
+def _lookup_values(value: Any) -> list[Any] | None:
+    """The values `{field: value}` can match through a hash bucket, or None."""
+    if type(value) in _LOOKUP_TYPES:
+        return [value]
+    if type(value) is dict and len(value) == 1 and "$in" in value:
+        values = value["$in"]
+        if isinstance(values, (list, tuple)) and all(type(v) in _LOOKUP_TYPES for v in values):
+            return list(values)
+    return None
+
+
+def _candidates(store: Any, filter: Any) -> list[Any] | None:
+    """A superset of the documents matching `filter`, in store order, or None to scan.
+
+    Only for a filter that is a conjunction of plain fields with plain values
+    (so `filter_applies` cannot raise on any document and skipping documents
+    changes nothing but speed), one of which is served by a usable hash index.
+    """
+    if type(filter) is not dict or not filter:
+        return None
+    served: list[tuple[str, list[Any]]] = []
+    for field, value in filter.items():
+        if not _plain_field(field):
+            return None
+        values = _lookup_values(value)
+        if values is not None:
+            served.append((field, values))
+        elif type(value) not in _PLAIN_TYPES:
+            return None
+    if not served:
+        return None
+    fields = _served_fields(store)
+    for field, values in served:
+        if field not in fields:
+            continue
+        index = _field_index(store, field)
+        if index is None:
+            continue
+        documents = store._documents
+        with _state(store).lock:
+            keys: set[Any] = set()
+            for value in values:
+                keys.update(index.buckets.get(value, ()))
+        if len(keys) <= 1:
+            return [documents[key] for key in keys]
+        return [document for key, document in documents.items() if key in keys]
+    return None
+
+
+def _iter_documents(self: Any, filter: Any) -> Iterator[Any] | Iterable[Any]:
+    store = self._store
+    candidates = _candidates(store, filter)
+    if candidates is None:
+        found: Iterable[Any] = _ORIGINALS["_iter_documents"](self, filter)
+    else:
+        # Looked up at call time, where mongomock's own scan finds it, so a test can count calls.
+        filter_applies: Callable[[Any, Any], bool] = vars(mongomock.collection)["filter_applies"]
+        found = (document for document in candidates if filter_applies(filter, document))
+    state: _StoreIndexes | None = store.__dict__.get(_STATE)
+    if state is not None and state.recordings:
+        seen = state.recordings.get(threading.get_ident())
+        if seen is not None:
+            return _recorded(found, seen)
+    return found
+
+
+def _recorded(documents: Iterable[Any], into: list[Any]) -> Iterator[Any]:
+    for document in documents:
+        into.append(document)
+        yield document
+
+
+def _ensure_uniques(self: Any, new_data: Any) -> None:
+    # mongomock updates documents in place, then checks them here: re-index first.
+    _refresh(self._store, new_data)
+    _ORIGINALS["_ensure_uniques"](self, new_data)
+
+
+def _update(self: Any, *args: Any, **kwargs: Any) -> Any:
+    # Re-index every document the update saw, even one changed into an equal value
+    # (which mongomock does not re-check).
+    store = self._store
+    state = _state(store)
+    thread = threading.get_ident()
+    outer = state.recordings.get(thread)
+    seen = state.recordings[thread] = []
+    try:
+        return _ORIGINALS["_update"](self, *args, **kwargs)
+    finally:
+        if outer is None:
+            del state.recordings[thread]
+        else:
+            state.recordings[thread] = outer
+        for document in seen:
+            _refresh(store, document)
+
+
+def _store_setitem(self: Any, key: Any, value: Any) -> None:
+    _ORIGINALS["__setitem__"](self, key, value)
+    state: _StoreIndexes | None = self.__dict__.get(_STATE)
+    if state is not None and state.fields:
+        with state.lock:
+            for index in state.fields.values():
+                index.remove(key)
+                index.add(key, value)
+
+
+def _store_delitem(self: Any, key: Any) -> None:
+    _ORIGINALS["__delitem__"](self, key)
+    state: _StoreIndexes | None = self.__dict__.get(_STATE)
+    if state is not None and state.fields:
+        with state.lock:
+            for index in state.fields.values():
+                index.remove(key)
+
+
+def _invalidating(name: str) -> Any:
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return _ORIGINALS[name](self, *args, **kwargs)
+        finally:
+            state: _StoreIndexes | None = self.__dict__.get(_STATE)
+            if state is not None:
+                with state.lock:
+                    state.fields.clear()
+
+    patched.__name__ = name
+    return patched
+
+
+_ORIGINALS: dict[str, Any] = {}
+_PATCHES: tuple[tuple[type, str, Any], ...] = (
+    (mongomock.collection.Collection, "_iter_documents", _iter_documents),
+    (mongomock.collection.Collection, "_ensure_uniques", _ensure_uniques),
+    (mongomock.collection.Collection, "_update", _update),
+    (mongomock.store.CollectionStore, "__setitem__", _store_setitem),
+    (mongomock.store.CollectionStore, "__delitem__", _store_delitem),
+    (mongomock.store.CollectionStore, "drop", _invalidating("drop")),
+    (mongomock.store.CollectionStore, "create_index", _invalidating("create_index")),
+    (mongomock.store.CollectionStore, "drop_index", _invalidating("drop_index")),
+)
+
+
+def install_index_patches() -> None:
+    """Install the hash indexes into mongomock (idempotent; affects every mongomock client).
+
+    Collections created before this call (by a raw mongomock client wrapped by
+    mongomock-motor) keep the methods they were created with. Also lets
+    mongomock's collection module parse its constant version strings once:
+    it parsed one per written field, a tenth of the cost of an upsert.
+    """
+    if _ORIGINALS:
+        return
+    _install_fast_copies()
+    namespace = vars(mongomock.collection)
+    if not isinstance(namespace["version"], SimpleNamespace):
+        version = namespace["version"]
+        namespace["version"] = SimpleNamespace(
+            parse=functools.lru_cache(maxsize=None)(version.parse), Version=version.Version
+        )
+    for cls, name, _patched in _PATCHES:
+        _ORIGINALS[name] = cls.__dict__[name]
+    for cls, name, patched in _PATCHES:
+        setattr(cls, name, patched)
+
+
+# Types both of mongomock's datetime walks return unchanged (exact types, not subclasses).
+_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
+# Types `copy.copy` returns as they are.
+_IMMUTABLE_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _install_fast_copies() -> None:
+    """Let mongomock's document walks skip plain values and plain dicts and lists.
+
+    `patch_datetime_awareness_in_document` copies every written document two or
+    three times per upsert (a quarter of its cost), testing each value against
+    six types; `make_datetime_timezone_aware_in_document` does the same for
+    every document read. For an exact `str`, `int`, `float`, `bool`, `None`,
+    `ObjectId` or `bytes` both return the value itself, and for an exact `dict`
+    or `list` a copy with each item walked: the replacements do just that and
+    hand everything else (datetimes, tuples, SON, Timestamp...) to the original,
+    whose recursive calls come back to the replacement. The same for
+    `_copy_field`, which copies every document a read returns.
+    """
+    helpers = vars(mongomock.helpers)
+    for name in (
+        "patch_datetime_awareness_in_document",
+        "make_datetime_timezone_aware_in_document",
+    ):
+        original = helpers[name]
+        if getattr(original, "_evalstore_original", None) is not None:
+            continue
+
+        def walk(value: Any, _original: Any = original, _name: str = name) -> Any:
+            kind = type(value)
+            if kind in _ATOMS:
+                return value
+            step = helpers[_name]
+            if kind is dict:
+                return {key: step(item) for key, item in value.items()}
+            if kind is list:
+                return [step(item) for item in value]
+            return _original(value)
+
+        walk._evalstore_original = original  # type: ignore[attr-defined]
+        helpers[name] = walk
+    # The copy of every document a read returns: `copy.copy` returns these atoms themselves.
+    namespace = vars(mongomock.collection)
+    copy_field = namespace["_copy_field"]
+    if getattr(copy_field, "_evalstore_original", None) is None:
+
+        def fast_copy_field(obj: Any, container: Any, _original: Any = copy_field) -> Any:
+            kind = type(obj)
+            if kind in _IMMUTABLE_ATOMS:
+                return obj
+            step = namespace["_copy_field"]
+            if kind is dict:
+                new = container()
+                for key, value in obj.items():
+                    new[key] = step(value, container)
+                return new
+            if kind is list:
+                return [step(item, container) for item in obj]
+            return _original(obj, container)
+
+        fast_copy_field._evalstore_original = copy_field  # type: ignore[attr-defined]
+        namespace["_copy_field"] = fast_copy_field
+
+
+def original_methods() -> dict[tuple[type, str], Any]:
+    """mongomock's own methods the patches replaced (empty before installation), for tests."""
+    return {(cls, name): _ORIGINALS[name] for cls, name, _patched in _PATCHES if name in _ORIGINALS}

@@ -1,0 +1,357 @@
+"""The embedded backend's hash indexes: mongomock's answers, without its full scans."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import mongomock
+import mongomock.collection
+import pytest
+from bson import ObjectId
+from mongomock.filtering import filter_applies
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from evalstore import MongoDBClient, embedded
+
+MISSING = object()
+
+
+@pytest.fixture(autouse=True)
+def patches() -> None:
+    embedded._install_bulk_write_shim()
+    embedded.install_index_patches()
+
+
+@contextmanager
+def unpatched() -> Iterator[None]:
+    """mongomock's own methods, for the duration of the block."""
+    originals = embedded.original_methods()
+    patched = {(cls, name): cls.__dict__[name] for cls, name in originals}
+    try:
+        for (cls, name), method in originals.items():
+            setattr(cls, name, method)
+        yield
+    finally:
+        for (cls, name), method in patched.items():
+            setattr(cls, name, method)
+
+
+def fresh_collection(unique: str | None = "k") -> Any:
+    collection = mongomock.MongoClient().db[f"c_{uuid.uuid4().hex[:8]}"]
+    if unique:
+        collection.create_index(unique, unique=True)
+    return collection
+
+
+def scan(collection: Any, query: dict[str, Any]) -> list[Any]:
+    """What mongomock answers without the patches: every document through `filter_applies`."""
+    return [doc for doc in collection._store.documents if filter_applies(query, doc)]
+
+
+def lookup(collection: Any, query: dict[str, Any]) -> list[Any]:
+    return list(collection._iter_documents(query))
+
+
+def assert_indexes_current(collection: Any) -> None:
+    """Every hash index equals one rebuilt from the stored documents."""
+    store = collection._store
+    state = store.__dict__.get(embedded._STATE)
+    for field, index in (state.fields if state else {}).items():
+        rebuilt = embedded._FieldIndex(field)
+        for key, document in store._documents.items():
+            rebuilt.add(key, document)
+        assert (index.buckets, index.values, index.unsafe) == (
+            rebuilt.buckets,
+            rebuilt.values,
+            rebuilt.unsafe,
+        ), field
+
+
+def test_a_duplicate_insert_raises_and_writes_nothing() -> None:
+    collection = fresh_collection()
+    collection.insert_one({"_id": 1, "k": "a"})
+    with pytest.raises(DuplicateKeyError) as error:
+        collection.insert_one({"_id": 2, "k": "a"})
+    assert error.value.code == 11000
+    with pytest.raises(BulkWriteError) as bulk_error:
+        collection.insert_many([{"_id": 3, "k": "b"}, {"_id": 4, "k": "b"}])
+    assert bulk_error.value.details["writeErrors"][0]["code"] == 11000
+    assert [d["_id"] for d in collection.find()] == [1, 3]
+    assert lookup(collection, {"k": "a"}) == [{"_id": 1, "k": "a"}]
+    assert lookup(collection, {"k": "b"}) == [{"_id": 3, "k": "b"}]
+    assert_indexes_current(collection)
+
+
+def test_a_duplicate_upsert_raises_and_writes_nothing() -> None:
+    collection = fresh_collection()
+    collection.insert_one({"_id": 1, "k": "a"})
+    with pytest.raises(DuplicateKeyError) as error:
+        collection.update_one({"_id": 2}, {"$set": {"k": "a"}}, upsert=True)
+    assert error.value.code == 11000
+    assert list(collection.find()) == [{"_id": 1, "k": "a"}]
+    assert lookup(collection, {"k": "a"}) == [{"_id": 1, "k": "a"}]
+    assert lookup(collection, {"_id": 2}) == []
+    assert_indexes_current(collection)
+
+
+def test_an_update_onto_a_taken_value_is_rejected_and_rolled_back() -> None:
+    collection = fresh_collection()
+    collection.insert_many([{"_id": 1, "k": "a"}, {"_id": 2, "k": "b", "n": 1}])
+    with pytest.raises(DuplicateKeyError):
+        collection.update_one({"k": "b"}, {"$set": {"k": "a", "n": 2}})
+    with pytest.raises(DuplicateKeyError):
+        collection.replace_one({"k": "b"}, {"k": "a"})
+    assert list(collection.find()) == [{"_id": 1, "k": "a"}, {"_id": 2, "k": "b", "n": 1}]
+    assert lookup(collection, {"k": "a"}) == [{"_id": 1, "k": "a"}]
+    assert lookup(collection, {"k": "b"}) == [{"_id": 2, "k": "b", "n": 1}]
+    assert_indexes_current(collection)
+
+
+def test_a_missing_field_counts_as_none_for_uniqueness() -> None:
+    collection = fresh_collection()
+    collection.insert_one({"_id": 1})
+    with pytest.raises(DuplicateKeyError):
+        collection.insert_one({"_id": 2})
+    with pytest.raises(DuplicateKeyError):
+        collection.insert_one({"_id": 3, "k": None})
+    collection.update_one({"_id": 1}, {"$set": {"k": "a"}})
+    collection.insert_one({"_id": 4, "k": None})
+    with pytest.raises(DuplicateKeyError):
+        collection.update_one({"_id": 1}, {"$unset": {"k": ""}})
+    assert lookup(collection, {"k": None}) == [{"_id": 4, "k": None}]
+    assert lookup(collection, {"k": "a"}) == [{"_id": 1, "k": "a"}]
+    assert_indexes_current(collection)
+
+
+def test_lookups_follow_every_kind_of_write() -> None:
+    collection = fresh_collection()
+    collection.insert_many([{"_id": i, "k": f"v{i}"} for i in range(5)])
+    assert lookup(collection, {"k": "v3"}) == [{"_id": 3, "k": "v3"}]
+    collection.update_one({"k": "v3"}, {"$set": {"k": "w3"}})  # in place
+    collection.replace_one({"_id": 4}, {"k": "w4"})
+    collection.delete_one({"k": "v0"})
+    collection.delete_many({"k": {"$in": ["v1", "v2"]}})
+    for value in ("v0", "v1", "v2", "v3", "v4", "w3", "w4", None):
+        assert lookup(collection, {"k": value}) == scan(collection, {"k": value}), value
+    assert lookup(collection, {"k": {"$in": ["w4", "w3"]}}) == [
+        {"_id": 3, "k": "w3"},
+        {"_id": 4, "k": "w4"},
+    ]
+    assert_indexes_current(collection)
+    collection.drop_index("k_1")
+    collection.insert_one({"_id": 9, "k": "w3"})  # no longer unique
+    assert lookup(collection, {"k": "w3"}) == [{"_id": 3, "k": "w3"}, {"_id": 9, "k": "w3"}]
+    collection.drop()
+    assert lookup(collection, {"k": "w3"}) == []
+    assert lookup(collection, {"_id": 9}) == []
+
+
+def test_an_array_value_disables_the_fast_path_until_it_is_gone() -> None:
+    collection = fresh_collection()
+    collection.insert_many([{"_id": 1, "k": "a"}, {"_id": 2, "k": ["b", "c"]}])
+    assert embedded._field_index(collection._store, "k") is None
+    assert lookup(collection, {"k": "b"}) == [{"_id": 2, "k": ["b", "c"]}]
+    with pytest.raises(DuplicateKeyError):
+        collection.insert_one({"_id": 3, "k": "a"})
+    collection.update_one({"_id": 2}, {"$set": {"k": "b"}})
+    assert embedded._field_index(collection._store, "k") is not None
+    assert lookup(collection, {"k": "b"}) == [{"_id": 2, "k": "b"}]
+    assert_indexes_current(collection)
+
+
+def test_an_equal_value_of_another_type_is_still_found() -> None:
+    class Label(str):
+        __hash__ = object.__hash__
+
+    collection = fresh_collection()
+    collection.insert_one({"_id": 1, "k": "a"})
+    # equal to "a", so mongomock sees no change and checks nothing
+    collection.update_one({"_id": 1}, {"$set": {"k": Label("a")}})
+    assert embedded._field_index(collection._store, "k") is None
+    assert lookup(collection, {"k": "a"}) == scan(collection, {"k": "a"}) == [{"_id": 1, "k": "a"}]
+
+
+def test_one_upsert_into_a_large_collection_checks_a_few_documents(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the hash indexes, one upsert runs `filter_applies` on every document twice."""
+    collection = fresh_collection()
+    collection.insert_many([{"k": f"v{i}", "n": i} for i in range(1000)])
+    calls = 0
+    original = mongomock.collection.filter_applies
+
+    def counting(*args: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return original(*args)
+
+    monkeypatch.setattr(mongomock.collection, "filter_applies", counting)
+    collection.bulk_write(
+        [
+            UpdateOne({"k": "new"}, {"$setOnInsert": {"n": -1}}, upsert=True),
+            UpdateOne({"k": "v500"}, {"$setOnInsert": {"n": -1}}, upsert=True),
+        ]
+    )
+    collection.update_one({"k": "v7"}, {"$set": {"n": 7}})
+    assert 0 < calls <= 10
+    assert collection.count_documents({}) == 1001
+
+
+async def test_duplicates_through_the_client(client: MongoDBClient) -> None:
+    await client.ensure_indexes()
+    document = {"test_run_id": "r1", "status": "passed"}
+    await client.test_runs.insert_one(dict(document))
+    with pytest.raises(DuplicateKeyError):
+        await client.test_runs.insert_one(dict(document))
+    upsert = UpdateOne({"test_run_id": "r1"}, {"$setOnInsert": {"status": "failed"}}, upsert=True)
+    result = await client.test_runs.bulk_write([upsert], ordered=False)
+    assert (result.upserted_count, result.matched_count) == (0, 1)
+    found = await client.test_runs.find({"test_run_id": "r1"}, {"_id": 0}).to_list(None)
+    assert found == [document]
+
+
+def test_patches_are_installed_by_the_first_embedded_client_not_by_imports() -> None:
+    code = (
+        "import evalstore, evalstore.client, evalstore.embedded, mongomock.collection as c\n"
+        "assert c.Collection._iter_documents.__module__ == 'mongomock.collection'\n"
+        "evalstore.MongoDBClient('mongomock://', 'db')._client()\n"
+        "assert c.Collection._iter_documents.__module__ == 'evalstore.embedded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# A differential test: random operations on a patched collection and, with mongomock's own
+# methods, on a reference collection; same results, same documents, indexes always current.
+
+VALUES: list[Any] = [*"abcdefghijklmnop", None, MISSING, 7, ObjectId("0" * 24)]
+
+
+def _value(rng: random.Random) -> Any:
+    if rng.random() < 0.03:
+        return [rng.choice("abc"), "z"]
+    return rng.choice(VALUES)
+
+
+def _with_k(document: dict[str, Any], value: Any) -> dict[str, Any]:
+    return document if value is MISSING else {**document, "k": value}
+
+
+def _normal(value: Any) -> Any:
+    """Upserted documents get random ObjectIds: compare them as equal."""
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normal(item) for item in value]
+    if isinstance(value, ObjectId) and value != VALUES[-1]:
+        return "oid"
+    return value
+
+
+def _operation(rng: random.Random) -> Callable[[Any], Any]:
+    def next_id() -> str:
+        return f"i{rng.randrange(40)}"  # a small pool: some inserts clash on `_id`
+
+    v, w = _value(rng), _value(rng)
+    q, r = (None if x is MISSING else x for x in (v, w))
+    n = rng.randrange(10)
+    choice = rng.randrange(20)
+    if choice in (0, 16, 17):
+        doc = _with_k({"_id": next_id(), "n": n}, v)
+        return lambda c: c.insert_one(doc).inserted_id
+    if choice == 1:
+        docs = [_with_k({"_id": next_id(), "n": n}, x) for x in (v, w)]
+        return lambda c: c.insert_many(docs, ordered=rng.random() < 0.5).inserted_ids
+    if choice == 2:
+        return lambda c: c.update_one({"k": q}, {"$set": {"k": r}}).raw_result["nModified"]
+    if choice in (3, 18):
+        return lambda c: c.update_one({"k": q}, {"$set": {"n": n}}, upsert=True).upserted_id
+    if choice == 4:
+        return lambda c: c.update_many({"n": {"$lt": n}}, {"$set": {"k": q}}).modified_count
+    if choice == 5:
+        return lambda c: c.update_one({"k": q}, {"$unset": {"k": ""}}).modified_count
+    if choice == 6:
+        doc = _with_k({"n": n}, w)
+        upsert = n < 5
+        return lambda c: c.replace_one({"k": q}, doc, upsert=upsert).matched_count
+    if choice == 7:
+        return lambda c: c.delete_one({"k": q}).deleted_count
+    if choice == 8:
+        return lambda c: c.delete_many({"k": {"$in": [q, r]}}).deleted_count
+    if choice == 9:
+        return lambda c: c.delete_many({"n": n}).deleted_count
+    if choice == 10:
+        return lambda c: c.find_one_and_update({"_id": next_id()}, {"$set": {"k": q}})
+    if choice in (11, 19):
+        return lambda c: (
+            c.bulk_write(
+                [UpdateOne({"k": q}, {"$setOnInsert": {"n": n}}, upsert=True)], ordered=False
+            ).upserted_count
+        )
+    if choice == 12 and n < 4:
+        index = rng.choice([("k", {}), ("n", {"unique": True}), ("n", {"sparse": True})])
+        return lambda c: c.create_index(index[0], **index[1])
+    if choice == 13 and n < 2:
+        return lambda c: c.drop_index("n_1")
+    if choice == 13:
+        doc = _with_k({"_id": next_id()}, v)
+
+        def without_the_unique_index(c: Any) -> Any:
+            c.drop_index("k_1")
+            c.insert_one(doc)  # may duplicate a value while no index forbids it
+            found = list(c.find({"k": q}))
+            c.delete_one({"_id": doc["_id"]})
+            c.create_index("k", unique=True)
+            return found
+
+        return without_the_unique_index
+    if choice == 14 and n == 0:
+        doc = _with_k({"_id": next_id()}, v)
+
+        def drop_and_refill(c: Any) -> Any:
+            before = list(c.find({"_id": doc["_id"]}))
+            c.drop()
+            c.insert_one(doc)
+            found = [before, list(c.find({"k": q}))]
+            found += [list(c.find({"_id": f"i{k}"})) for k in range(40)]
+            c.create_index("k", unique=True)
+            return found
+
+        return drop_and_refill
+    some_id = next_id()
+    return lambda c: list(c.find({"k": q, "n": n}) if n < 3 else c.find({"_id": some_id}))
+
+
+def _run(operation: Callable[[Any], Any], collection: Any) -> Any:
+    try:
+        return ("ok", _normal(operation(collection)))
+    except (PyMongoError, TypeError) as exc:
+        return ("error", type(exc).__name__, getattr(exc, "code", None))
+
+
+def test_random_operations_answer_exactly_as_mongomock_does() -> None:
+    rng = random.Random(20251125)
+    patched, reference = fresh_collection(), fresh_collection(unique=None)
+    with unpatched():
+        reference.create_index("k", unique=True)
+    for step in range(600):
+        operation = _operation(rng)
+        state = rng.getstate()
+        outcome = _run(operation, patched)
+        rng.setstate(state)  # insert_many draws `ordered` when it runs
+        with unpatched():
+            expected = _run(operation, reference)
+        assert outcome == expected, step
+        assert _normal(list(patched.find())) == _normal(list(reference.find())), step
+        assert_indexes_current(patched)
+        for value in VALUES:
+            query = {"k": None if value is MISSING else value}
+            assert lookup(patched, query) == scan(patched, query), (step, value)
+        for query in ({"_id": f"i{step % 40}"}, {"_id": {"$in": ["i1", "i2", "i3"]}}):
+            assert lookup(patched, query) == scan(patched, query), (step, query)
