@@ -54,6 +54,19 @@ def run_metric_means_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
     ]
 
 
+def run_aggregates_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
+    """Both of the above in one pass over the run's test runs: `{counts: [...], means: [...]}`."""
+    return [
+        {"$match": {"evaluation_run_id": evaluation_run_oid}},
+        {
+            "$facet": {
+                "counts": run_counts_pipeline(evaluation_run_oid)[1:],
+                "means": run_metric_means_pipeline(evaluation_run_oid)[1:],
+            }
+        },
+    ]
+
+
 def metric_trend_pipeline(field: str, match: dict[str, Any], by: Period = "day") -> Pipeline:
     """Mean of a numeric run field per day (`YYYY-MM-DD`) or ISO week (`YYYY-Www`).
 

@@ -33,6 +33,8 @@ def git_info(repo_path: str | Path = ".") -> GitInfo:
     A detached HEAD gives `branch=None`; a directory outside any repository, a
     repository without commits, or git not installed give all None.
     """
+    if not _inside_a_repository(Path(repo_path)):
+        return GitInfo()  # without importing gitpython, which costs a tenth of a second
     try:
         import git  # gitpython fails at import time when the git binary is missing
     except Exception as exc:  # ImportError, or git.exc.GitError subclasses
@@ -55,6 +57,15 @@ def git_info(repo_path: str | Path = ".") -> GitInfo:
     except Exception as exc:
         log.debug("git provenance unavailable at %s: %s", repo_path, exc)
         return GitInfo()
+
+
+def _inside_a_repository(path: Path) -> bool:
+    """Whether `path` or a parent holds `.git` (a directory, or a file in worktrees)."""
+    try:
+        path = path.resolve()
+    except OSError:
+        return False
+    return any((folder / ".git").exists() for folder in (path, *path.parents))
 
 
 def package_versions(packages: Iterable[str]) -> dict[str, str | None]:

@@ -16,8 +16,7 @@ from evalstore.errors import DuplicateRunError, InvalidDataError, RunNotFoundErr
 from evalstore.filters import TagsMatch
 from evalstore.models import EvaluationRun, RunStatus, TestRun, utcnow
 from evalstore.pipelines import (
-    run_counts_pipeline,
-    run_metric_means_pipeline,
+    run_aggregates_pipeline,
 )
 
 Document = dict[str, Any]
@@ -155,10 +154,10 @@ class MetricsStorageService(AnalysisQueries):
         run = await self._resolve(evaluation_run_id)
         client = self.client
         with client.errors("finalize an evaluation run"):
-            counts = await client.test_runs.aggregate(run_counts_pipeline(run["_id"])).to_list(None)
-            means = await client.test_runs.aggregate(run_metric_means_pipeline(run["_id"])).to_list(
-                None
-            )
+            [result] = await client.test_runs.aggregate(
+                run_aggregates_pipeline(run["_id"])
+            ).to_list(None)
+        counts, means = result["counts"], result["means"]
         totals = counts[0] if counts else {}
         update = {
             "status": status,
