@@ -13,7 +13,6 @@ from evalstore.replay import replay_spool
 from evalstore.spool import remove_journal, target_fingerprint
 
 
-
 async def test_the_writer_survives_an_idle_flush_interval(
     embedded: MetricsStorageService,
     journals: Callable[[], list[Path]],
@@ -58,9 +57,11 @@ async def test_a_journal_replayed_by_someone_else_meanwhile_is_skipped(
 ) -> None:
     clean_env.setenv("MONGODB_TIMEOUT_MS", "100")
     # Leave one journal behind: a run whose server was unreachable.
-    async with MongoDBClient("mongodb://127.0.0.1:1", database, timeout_ms=100) as dead:
-        async with evaluation_run(MetricsStorageService(dead), environment="dev") as run:
-            await run.record_test("t1", score=70.0)
+    async with (
+        MongoDBClient("mongodb://127.0.0.1:1", database, timeout_ms=100) as dead,
+        evaluation_run(MetricsStorageService(dead), environment="dev") as run,
+    ):
+        await run.record_test("t1", score=70.0)
     [journal] = journals()
     # Another replayer lists the spool, then this one finishes and removes the journal
     # before the other claims it.
