@@ -38,6 +38,7 @@ from evalstore.settings import CONNECTION_SCHEMES, DEFAULT_DATABASE, Settings
 log = logging.getLogger("evalstore")
 
 EMBEDDED_SCHEME = "mongomock://"
+LOCAL_SCHEME = "file://"
 _START_HINT = (
     "start MongoDB with `docker compose up -d`, or set MONGODB_CONNECTION_STRING "
     "(use mongomock:// for the embedded backend)"
@@ -64,8 +65,9 @@ class MongoDBClient:
     """An async connection to one MongoDB database holding evalstore's two collections.
 
     Args:
-        connection_string: `mongodb://…`, `mongodb+srv://…`, or `mongomock://` for the
-            embedded in-process backend.
+        connection_string: `mongodb://…`, `mongodb+srv://…`, `mongomock://` for the
+            embedded in-process backend, or `file:///absolute/dir` for the local store
+            (the embedded backend persisted in a directory, one process at a time).
         database: the database name.
         timeout_ms: how long to wait for a server before giving up.
 
@@ -85,6 +87,10 @@ class MongoDBClient:
                 f"invalid connection string {redact_uri(connection_string)!r}: "
                 "it must start with " + ", ".join(CONNECTION_SCHEMES)
             )
+        if connection_string.startswith(LOCAL_SCHEME):
+            from evalstore import localstore
+
+            localstore.store_path(connection_string)  # a relative path is refused here
         self.connection_string = connection_string
         self.database_name = database
         self.timeout_ms = timeout_ms
@@ -111,12 +117,21 @@ class MongoDBClient:
         """True for the in-process `mongomock://` backend."""
         return self.connection_string.startswith(EMBEDDED_SCHEME)
 
+    @property
+    def is_local(self) -> bool:
+        """True for the local store (`file:///absolute/dir`)."""
+        return self.connection_string.startswith(LOCAL_SCHEME)
+
     def _client(self) -> Any:
         if self._motor is None:
             if self.is_embedded:
                 from evalstore import embedded
 
                 self._motor = embedded.open_client()
+            elif self.is_local:
+                from evalstore import localstore
+
+                self._motor = localstore.open_client(self.connection_string)
             else:
                 try:
                     self._motor = AsyncIOMotorClient(
@@ -260,7 +275,10 @@ class MongoDBClient:
         return result
 
     async def close(self) -> None:
-        """Close the connection (the embedded backend keeps its data for the process)."""
+        """Close the connection (the embedded backend keeps its data for the process).
+
+        For a local store, the last client of the process to close releases its lock.
+        """
         if self._motor is not None:
             self._motor.close()
             self._motor = None

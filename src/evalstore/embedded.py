@@ -56,12 +56,17 @@ def open_client() -> Any:
     )
 
 
+def prepare_mongomock() -> None:
+    """Install the bulk-write shim and the index patches (idempotent)."""
+    _install_bulk_write_shim()
+    install_index_patches()
+
+
 def _shared_embedded_store() -> mongomock.store.ServerStore:
     """One in-process store, so every `mongomock://` client sees the same data, like a server."""
     global _embedded_store
     if _embedded_store is None:
-        _install_bulk_write_shim()
-        install_index_patches()
+        prepare_mongomock()
         _embedded_store = mongomock.store.ServerStore()  # type: ignore[no-untyped-call]
     return _embedded_store
 
@@ -313,8 +318,11 @@ def _update(self: Any, *args: Any, **kwargs: Any) -> Any:
             del state.recordings[thread]
         else:
             state.recordings[thread] = outer
+        touched: set[Any] | None = getattr(store, "touched", None)  # the local store's
         for document in seen:
             _refresh(store, document)
+            if touched is not None:
+                touched.add(_store_key(document))
 
 
 def _store_setitem(self: Any, key: Any, value: Any) -> None:

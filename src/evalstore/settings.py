@@ -17,7 +17,7 @@ ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 
 DEFAULT_CONNECTION_STRING = "mongodb://localhost:27017"
 DEFAULT_DATABASE = "vt_metrics"
-CONNECTION_SCHEMES = ("mongodb://", "mongodb+srv://", "mongomock://")
+CONNECTION_SCHEMES = ("mongodb://", "mongodb+srv://", "mongomock://", "file://")
 FsyncPolicy = Literal["always", "interval", "never"]
 
 

@@ -163,7 +163,7 @@ def test_invalid_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 1
     assert err == (
         "error: invalid connection string 'postgres://bob:***@db': it must start with "
-        "mongodb://, mongodb+srv://, mongomock://\n"
+        "mongodb://, mongodb+srv://, mongomock://, file://\n"
     )
 
 

@@ -89,5 +89,5 @@ def test_invalid_connection_string_is_rejected_without_its_password(
         load_settings()
     assert str(error.value) == (
         "invalid MONGODB_CONNECTION_STRING='postgres://bob:***@db.example:5432': expected a URI "
-        "starting with mongodb://, mongodb+srv://, mongomock://"
+        "starting with mongodb://, mongodb+srv://, mongomock://, file://"
     )

@@ -1,0 +1,432 @@
+"""The local store (`file:///absolute/dir`): the embedded backend, persisted in a directory.
+
+Layout: one subdirectory per database, holding `snapshot.ndjson` and `log.ndjson`.
+Both files start with a header line `{"kind": "header", "format": 1, "generation": G}`
+and then hold records in relaxed extended JSON (as the spool does): `{"c": collection,
+"put": document}` (the document's whole state) or `{"c": collection, "del": _id}`.
+The state of a database is its snapshot, then its log applied in order.
+
+Opening a database reads both files straight into a private mongomock store
+(no replay through mongomock's write path). Every write evalstore makes goes
+to mongomock first; the touched documents are tracked by store hooks, and when
+the write returns (or fails, after mongomock's own rollback) their current
+state is appended to the log and fsynced. When the log outgrows the documents,
+opening compacts it: a new snapshot is written to a temporary file, fsynced,
+renamed, then an empty log of the same generation replaces the old one.
+
+One process at a time: the first client of a store takes `<dir>/.lock` (filelock)
+and every client of the store in this process shares it; a second process gets
+a one-line `StorageUnavailableError` naming the owner's pid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import mongomock
+import mongomock.store
+from bson import ObjectId
+from filelock import FileLock, Timeout
+
+from evalstore import embedded
+from evalstore.errors import ConfigurationError, StorageUnavailableError
+from evalstore.spool import encode
+
+log = logging.getLogger("evalstore")
+
+LOCAL_SCHEME = "file://"
+FORMAT = 1
+SNAPSHOT = "snapshot.ndjson"
+LOG = "log.ndjson"
+LOCK_WAIT_S = 2.0
+# Compact when the log holds more records than this many times the documents (and > 1000).
+COMPACT_RATIO = 2
+_WRITE_METHODS = frozenset(
+    {
+        "insert_one",
+        "insert_many",
+        "bulk_write",
+        "update_one",
+        "update_many",
+        "replace_one",
+        "find_one_and_update",
+        "find_one_and_replace",
+        "find_one_and_delete",
+        "delete_one",
+        "delete_many",
+        "drop",
+    }
+)
+Document = dict[str, Any]
+
+
+def store_path(connection_string: str) -> Path:
+    """The directory of a `file:///absolute/dir` connection string.
+
+    Raises:
+        ConfigurationError: the path is not absolute (`file://relative`, `file:relative`).
+    """
+    parsed = urlparse(connection_string)
+    path = unquote(parsed.path)
+    if parsed.netloc or not path.startswith("/") or parsed.query:
+        raise ConfigurationError(
+            f"invalid local store {connection_string!r}: expected file:///absolute/path/to/dir"
+        )
+    return Path(path)
+
+
+def database_names(root: Path) -> list[str]:
+    """The databases a local store holds (its subdirectories with a snapshot or log)."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        child.name
+        for child in root.iterdir()
+        if child.is_dir() and ((child / SNAPSHOT).exists() or (child / LOG).exists())
+    )
+
+
+# ---------------------------------------------------------------------------
+# Reading and writing the files
+# ---------------------------------------------------------------------------
+
+
+def _object_hook(value: dict[str, Any]) -> Any:
+    if len(value) == 1:
+        if "$oid" in value:
+            return ObjectId(value["$oid"])
+        if "$date" in value:
+            stamp = value["$date"]
+            if isinstance(stamp, str):
+                parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+                return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _records(path: Path) -> tuple[int | None, list[Document], int]:
+    """The generation, the records and the byte length of the complete lines of `path`.
+
+    A line that is not complete JSON (a torn last write) is skipped with a warning.
+    """
+    if not path.exists():
+        return None, [], 0
+    generation: int | None = None
+    records: list[Document] = []
+    good_end = 0
+    offset = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            offset += len(raw)
+            try:
+                if not raw.endswith(b"\n"):
+                    raise ValueError("no newline: torn write")
+                entry = json.loads(raw, object_hook=_object_hook)
+                if not isinstance(entry, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                log.warning("evalstore: skipping line %d of %s (%s)", number, path, exc)
+                continue
+            good_end = offset
+            if entry.get("kind") == "header":
+                if entry.get("format") != FORMAT:
+                    raise StorageUnavailableError(
+                        f"{path} has format {entry.get('format')!r}, not {FORMAT}: "
+                        "upgrade evalstore to read it"
+                    )
+                generation = int(entry["generation"])
+            else:
+                records.append(entry)
+    return generation, records, good_end
+
+
+def _apply(collections: dict[str, OrderedDict[Any, Any]], records: list[Document]) -> None:
+    for record in records:
+        documents = collections.setdefault(record["c"], OrderedDict())
+        if "put" in record:
+            document = record["put"]
+            documents[_key(document["_id"])] = document
+        else:
+            documents.pop(_key(record["del"]), None)
+
+
+def _key(value: Any) -> Any:
+    return mongomock.helpers.hashdict(value) if isinstance(value, dict) else value
+
+
+def _header(generation: int) -> bytes:
+    return encode({"kind": "header", "format": FORMAT, "generation": generation})
+
+
+def _write_atomically(path: Path, lines: Iterator[bytes]) -> None:
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as handle:
+        for line in lines:
+            handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# ---------------------------------------------------------------------------
+# The in-memory side: mongomock stores that report what they touch
+# ---------------------------------------------------------------------------
+
+
+class _CollectionStore(mongomock.store.CollectionStore):
+    """A mongomock collection store that remembers the keys written since the last flush."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)  # type: ignore[no-untyped-call]
+        self.touched: set[Any] = set()
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)  # type: ignore[no-untyped-call]
+        self.touched.add(key)
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)  # type: ignore[no-untyped-call]
+        self.touched.add(key)
+
+    def drop(self) -> None:
+        self.touched.update(self._documents)
+        super().drop()  # type: ignore[no-untyped-call]
+
+
+class _DatabaseStore(mongomock.store.DatabaseStore):
+    """A mongomock database store whose collections are `_CollectionStore`s."""
+
+    def __getitem__(self, name: str) -> Any:
+        found = self._collections.get(name)
+        if found is None:
+            found = self._collections[name] = _CollectionStore(name)
+        return found
+
+
+class _Database:
+    """One database of the store: its mongomock store and its open log."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.store = _DatabaseStore()  # type: ignore[no-untyped-call]
+        self.lock = threading.RLock()
+        directory.mkdir(parents=True, exist_ok=True)
+        generation, collections = self._load()
+        for name, documents in collections.items():
+            collection = self.collection(name)
+            collection._documents = documents
+        self._log = (directory / LOG).open("ab")
+        if (directory / LOG).stat().st_size == 0:
+            self._log.write(_header(generation))
+            self._sync()
+
+    def collection(self, name: str) -> _CollectionStore:
+        found: _CollectionStore = self.store[name]
+        return found
+
+    def _load(self) -> tuple[int, dict[str, OrderedDict[Any, Any]]]:
+        snapshot_path, log_path = self.directory / SNAPSHOT, self.directory / LOG
+        snap_generation, snap_records, _ = _records(snapshot_path)
+        log_generation, log_records, good_end = _records(log_path)
+        generation = snap_generation or 0
+        collections: dict[str, OrderedDict[Any, Any]] = {}
+        _apply(collections, snap_records)
+        if log_generation is not None and log_generation < generation:
+            # A compaction stopped between its two renames: the snapshot has it all.
+            log_records = []
+            good_end = 0
+        _apply(collections, log_records)
+        if log_path.exists() and log_path.stat().st_size != good_end:
+            log.warning("evalstore: truncating %s after its last complete line", log_path)
+            with log_path.open("r+b") as handle:
+                handle.truncate(good_end)
+        documents = sum(len(docs) for docs in collections.values())
+        if len(log_records) > max(1000, COMPACT_RATIO * documents) or good_end == 0:
+            generation += 1
+            self._compact(collections, generation)
+        return generation, collections
+
+    def _compact(self, collections: dict[str, OrderedDict[Any, Any]], generation: int) -> None:
+        def snapshot_lines() -> Iterator[bytes]:
+            yield _header(generation)
+            for name, documents in collections.items():
+                for document in documents.values():
+                    yield encode({"c": name, "put": document})
+
+        _write_atomically(self.directory / SNAPSHOT, snapshot_lines())
+        _write_atomically(self.directory / LOG, iter([_header(generation)]))
+        _sync_directory(self.directory)
+
+    def flush(self) -> None:
+        """Append the current state of every touched document to the log, then fsync."""
+        with self.lock:
+            lines: list[bytes] = []
+            for name, collection in list(self.store._collections.items()):
+                if not isinstance(collection, _CollectionStore) or not collection.touched:
+                    continue
+                keys, collection.touched = collection.touched, set()
+                for key in keys:
+                    document = collection._documents.get(key)
+                    if document is None:
+                        lines.append(encode({"c": name, "del": key}))
+                    else:
+                        lines.append(encode({"c": name, "put": document}))
+            if lines:
+                self._log.write(b"".join(lines))
+                self._sync()
+
+    def _sync(self) -> None:
+        self._log.flush()
+        os.fsync(self._log.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        self._log.close()
+
+
+class _ServerStore(mongomock.store.ServerStore):
+    """A mongomock server whose databases are loaded from, and logged to, a directory."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.root = root
+        self.local: dict[str, _Database] = {}
+        self.lock = threading.RLock()
+
+    def __getitem__(self, name: str) -> Any:
+        with self.lock:
+            database = self.local.get(name)
+            if database is None:
+                if not name or set("/\\.\0") & set(name):
+                    raise ConfigurationError(f"invalid database name {name!r}")
+                database = self.local[name] = _Database(self.root / name)
+                self._databases[name] = database.store
+            return database.store
+
+    def flush(self) -> None:
+        for database in list(self.local.values()):
+            database.flush()
+
+    def close(self) -> None:
+        for database in self.local.values():
+            database.close()
+
+
+# ---------------------------------------------------------------------------
+# Opening a store: the process-wide registry and the lock
+# ---------------------------------------------------------------------------
+
+
+class _OpenStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.users = 0
+        root.mkdir(parents=True, exist_ok=True)
+        self.file_lock = FileLock(str(root / ".lock"), timeout=LOCK_WAIT_S)
+        try:
+            self.file_lock.acquire()
+        except Timeout:
+            raise StorageUnavailableError(
+                f"the local store at {root} is in use by another process (pid {_owner(root)}); "
+                "close it or use MongoDB for concurrent writers"
+            ) from None
+        (root / ".owner").write_text(str(os.getpid()), encoding="utf-8")
+        try:
+            self.server = _ServerStore(root)
+        except BaseException:
+            self.file_lock.release()
+            raise
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            with _REGISTRY_LOCK:
+                _REGISTRY.pop(self.root, None)
+            try:
+                self.server.close()
+            finally:
+                self.file_lock.release()
+
+
+def _owner(root: Path) -> str:
+    try:
+        return (root / ".owner").read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+_REGISTRY: dict[Path, _OpenStore] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def open_client(connection_string: str) -> Any:
+    """A Motor-like client on the local store of `connection_string` (shared in this process).
+
+    Raises:
+        ConfigurationError: the path is not absolute.
+        StorageUnavailableError: another process has the store open.
+    """
+    root = store_path(connection_string)
+    embedded.prepare_mongomock()
+    with _REGISTRY_LOCK:
+        opened = _REGISTRY.get(root)
+        if opened is None:
+            opened = _REGISTRY[root] = _OpenStore(root)
+        opened.users += 1
+    from mongomock_motor import AsyncMongoMockClient
+
+    motor: Any = AsyncMongoMockClient(
+        mock_mongo_client=mongomock.MongoClient(tz_aware=True, _store=opened.server)
+    )
+    return _Proxy(motor, opened.server.flush, opened.release)
+
+
+class _Proxy:
+    """Wraps a client, a database or a collection: writes are flushed to the log after."""
+
+    def __init__(self, inner: Any, flush: Callable[[], None], close: Callable[[], None]) -> None:
+        self._inner = inner
+        self._flush = flush
+        self._close = close
+
+    def __getitem__(self, name: str) -> _Proxy:
+        return _Proxy(self._inner[name], self._flush, self._close)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name not in _WRITE_METHODS:
+            return value
+        flush = self._flush
+
+        async def write(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await value(*args, **kwargs)
+            finally:
+                flush()
+
+        return write
+
+    def close(self) -> None:
+        """Flush and release this client's hold on the store."""
+        close, self._close = self._close, _noop
+        close()
+
+
+def _noop() -> None:
+    return None
