@@ -1,4 +1,4 @@
-"""The CLI's durability commands: `sync` (replay the spool) and `runs reap`."""
+"""The CLI's durability commands: `sync` (the spool, or a local store) and `runs reap`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from evalstore.cli_common import (
     run_command,
     with_service,
 )
-from evalstore.client import MongoDBClient
+from evalstore.client import LOCAL_SCHEME, MongoDBClient
+from evalstore.errors import ConfigurationError
+from evalstore.localsync import (
+    LocalSyncReport,
+    count_test_runs,
+    push_local_store,
+    source_databases,
+)
 from evalstore.reaper import parse_duration, reap_stale_runs
 from evalstore.render import RUN_COLUMNS, print_json, table
 from evalstore.replay import ReplayReport, pending_test_count, replay_spool
@@ -40,9 +47,21 @@ def sync(
             show_default=False,
         ),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Push this local store (file:///dir) instead of replaying the spool.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Store every pending result of the local spool (idempotent: safe to run twice)."""
+    """Store every pending result of the local spool, or push a local store (idempotent)."""
+    if source is not None:
+        sync_local_store(source, to, db, as_json)
+        return
     settings = load_settings()
     spool_dir = settings.evalstore_spool_dir
     base = make_client(to, None)
@@ -88,6 +107,42 @@ def sync(
     if report.failed:
         err.print(f"[red]error:[/red] {len(report.failed)} journal(s) could not be replayed")
         raise typer.Exit(1)
+
+
+def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool) -> None:
+    """`evalstore sync --from file:///dir`: upsert a local store's history into `--to`."""
+    base = make_client(to, None)
+
+    async def go() -> LocalSyncReport:
+        if not source.startswith(LOCAL_SCHEME):
+            raise ConfigurationError(f"--from must be a local store file:///dir, got {source!r}")
+        MongoDBClient(source)  # a relative path is one clear error
+        if base.connection_string == source:
+            raise ConfigurationError("--from and --to are the same local store")
+        databases = source_databases(source, db)
+        total = await count_test_runs(source, databases)
+        with Progress(
+            TextColumn("pushing the local store"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or total == 0,
+        ) as progress:
+            task = progress.add_task("sync", total=total)
+            return await push_local_store(
+                source, base, databases, on_progress=lambda n: progress.advance(task, n)
+            )
+
+    report = run_command(go)
+    if as_json:
+        print_json(out, {"from": source, **vars(report)})
+    else:
+        out.print(
+            f"Pushed {len(report.databases)} database(s) from {source} into {base.redacted_uri}: "
+            f"{report.evaluation_runs} run(s), {report.test_runs} test run(s), "
+            f"{report.finalized} run(s) finalized on the target"
+        )
 
 
 def reap(

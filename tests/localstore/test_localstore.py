@@ -1,0 +1,265 @@
+"""The local store (`file:///dir`): persistence across processes, the lock, torn logs, sync."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo.errors import DuplicateKeyError
+from typer.testing import CliRunner
+
+from evalstore import (
+    ConfigurationError,
+    MetricsStorageService,
+    MongoDBClient,
+    evaluation_run,
+)
+from evalstore.cli import app
+from evalstore.embedded import reset_embedded_backend
+from evalstore.localstore import LOG, SNAPSHOT
+
+runner = CliRunner()
+EVALSTORE = str(Path(sys.executable).parent / "evalstore")
+RECORD = textwrap.dedent(
+    """
+    import asyncio
+    from evalstore import evaluation_run
+
+    async def main():
+        async with evaluation_run(environment="dev") as run:
+            await run.record_test("t1", score=80.0, passed=True)
+            await run.record_test("t2", score=60.0, passed=False)
+            await run.record_test("t3", score=100.0, passed=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return f"file://{tmp_path / 'store'}"
+
+
+@pytest.fixture
+def mock_database() -> Iterator[str]:
+    yield f"test_{uuid.uuid4().hex[:12]}"
+    reset_embedded_backend()
+
+
+def _env(store: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        MONGODB_ENABLED="true",
+        MONGODB_CONNECTION_STRING=store,
+        MONGODB_DATABASE="local",
+        EVALSTORE_DEBUG="1",
+    )
+    return env
+
+
+def _list_runs(store: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EVALSTORE, "runs", "list", "--url", store, "--db", "local", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_record_in_one_process_and_query_from_another(store: str) -> None:
+    recorded = subprocess.run(
+        [sys.executable, "-c", RECORD], env=_env(store), capture_output=True, text=True
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    listed = _list_runs(store)
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)
+    assert run["status"] == "completed"
+    assert (run["num_tests"], run["num_passed"], run["num_failed"]) == (3, 2, 1)
+    assert run["score"] == pytest.approx(80.0)  # (80 + 60 + 100) / 3
+
+
+def test_a_second_process_is_refused_while_the_store_is_open(store: str) -> None:
+    async def hold() -> subprocess.CompletedProcess[str]:
+        async with MongoDBClient(store, "local") as client:
+            await client.ping()
+            return await asyncio.to_thread(_list_runs, store)
+
+    refused = asyncio.run(hold())
+    assert refused.returncode == 1
+    path = store.removeprefix("file://")
+    assert refused.stderr.strip() == (
+        f"error: the local store at {path} is in use by another process (pid {os.getpid()}); "
+        "close it or use MongoDB for concurrent writers"
+    )
+    assert _list_runs(store).returncode == 0  # released on close
+
+
+def test_a_relative_path_is_one_clear_error() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        MongoDBClient("file://relative/dir")
+    assert str(error.value) == (
+        "invalid local store 'file://relative/dir': expected file:///absolute/path/to/dir"
+    )
+
+
+async def _save(store: str, database: str, test_ids: list[str]) -> None:
+    async with MongoDBClient(store, database) as client:
+        service = MetricsStorageService(client)
+        async with evaluation_run(service, environment="dev") as run:
+            for test_id in test_ids:
+                await run.record_test(test_id, score=50.0, passed=True)
+
+
+async def _counts(store: str, database: str) -> tuple[int, int]:
+    async with MongoDBClient(store, database) as client:
+        return (
+            await client.evaluation_runs.count_documents({}),
+            await client.test_runs.count_documents({}),
+        )
+
+
+def test_a_torn_last_line_is_skipped_with_a_warning(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    asyncio.run(_save(store, "local", ["a", "b"]))
+    log_path = Path(store.removeprefix("file://")) / "local" / LOG
+    with log_path.open("ab") as handle:
+        handle.write(b'{"c": "test_runs", "put": {"_id": {"$oid": "65')
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        assert asyncio.run(_counts(store, "local")) == (1, 2)
+    assert any("torn write" in record.getMessage() for record in caplog.records)
+    # The torn tail was cut off, so the next writes land on a line of their own.
+    asyncio.run(_save(store, "local", ["c"]))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        assert asyncio.run(_counts(store, "local")) == (2, 3)
+    assert caplog.records == []
+
+
+def test_a_refused_duplicate_leaves_no_trace(store: str) -> None:
+    async def go() -> None:
+        async with MongoDBClient(store, "local") as client:
+            await client.ensure_indexes()
+            await client.test_runs.insert_one({"test_run_id": "same", "test_id": "t"})
+            with pytest.raises(DuplicateKeyError):
+                await client.test_runs.insert_one({"test_run_id": "same", "test_id": "u"})
+
+    asyncio.run(go())
+    log_path = Path(store.removeprefix("file://")) / "local" / LOG
+    assert b'"test_id": "u"' not in log_path.read_bytes()
+    assert asyncio.run(_counts(store, "local")) == (0, 1)
+
+
+def test_prune_on_a_local_store_persists(store: str) -> None:
+    async def record(started: datetime, tests: int) -> None:
+        async with MongoDBClient(store, "local") as client:
+            service = MetricsStorageService(client)
+            async with evaluation_run(service, environment="dev", clock=lambda: started) as run:
+                for i in range(tests):
+                    await run.record_test(f"t{i}", score=1.0, passed=True)
+
+    now = datetime.now(timezone.utc)
+    asyncio.run(record(now - timedelta(days=40), 3))
+    asyncio.run(record(now - timedelta(days=1), 2))
+
+    async def prune() -> Any:
+        async with MongoDBClient(store, "local") as client:
+            return await MetricsStorageService(client).prune(30)
+
+    result = asyncio.run(prune())
+    assert (result["evaluation_runs"], result["test_runs"]) == (1, 3)
+    assert asyncio.run(_counts(store, "local")) == (1, 2)
+
+
+def test_a_long_log_is_compacted_on_open(store: str) -> None:
+    async def beat(times: int) -> None:
+        async with MongoDBClient(store, "local") as client:
+            oid = (await client.evaluation_runs.insert_one({"evaluation_run_id": "r"})).inserted_id
+            for i in range(times):
+                await client.evaluation_runs.update_one({"_id": oid}, {"$set": {"beat": i}})
+
+    asyncio.run(beat(1200))
+    directory = Path(store.removeprefix("file://")) / "local"
+    assert len((directory / LOG).read_bytes().splitlines()) == 1 + 1 + 1200
+
+    async def read() -> list[dict[str, Any]]:
+        async with MongoDBClient(store, "local") as client:
+            found: list[dict[str, Any]] = await client.evaluation_runs.find({}).to_list(None)
+            return found
+
+    [run] = asyncio.run(read())
+    assert run["beat"] == 1199
+    assert len((directory / LOG).read_bytes().splitlines()) == 1  # the header only
+    assert len((directory / SNAPSHOT).read_bytes().splitlines()) == 1 + 1
+    [again] = asyncio.run(read())
+    assert again == run
+
+
+def test_sync_pushes_a_local_store_once(store: str, mock_database: str) -> None:
+    asyncio.run(_save(store, mock_database, ["a", "b", "c"]))
+    asyncio.run(_save(store, mock_database, ["a", "d"]))
+    first = runner.invoke(app, ["sync", "--from", store, "--to", "mongomock://", "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert (report["databases"], report["evaluation_runs"], report["test_runs"]) == (
+        [mock_database],
+        2,
+        5,
+    )
+    second = runner.invoke(app, ["sync", "--from", store, "--to", "mongomock://", "--json"])
+    assert second.exit_code == 0, second.output
+    assert asyncio.run(_counts("mongomock://", mock_database)) == (2, 5)
+    listed = runner.invoke(
+        app, ["runs", "list", "--url", "mongomock://", "--db", mock_database, "--json"]
+    )
+    runs = json.loads(listed.stdout)
+    assert sorted((r["status"], r["num_tests"], r["score"]) for r in runs) == [
+        ("completed", 2, 50.0),
+        ("completed", 3, 50.0),
+    ]
+
+
+def test_sync_finalizes_a_copy_still_running_on_the_target(store: str, mock_database: str) -> None:
+    async def go() -> dict[str, Any] | None:
+        async with MongoDBClient(store, mock_database) as client:
+            service = MetricsStorageService(client)
+            run = evaluation_run(service, environment="dev")
+            await run.start()
+            await run.record_test("a", score=30.0, passed=False)
+            # Pushed while still running, then finished locally.
+            async with MongoDBClient("mongomock://", mock_database) as target:
+                from evalstore.localsync import push_local_store
+
+                await push_local_store(store, target, [mock_database])
+                await run.finish()
+                report = await push_local_store(store, target, [mock_database])
+                assert report.finalized == 1
+                return await MetricsStorageService(target).get_evaluation_run(run.evaluation_run_id)
+
+    found = asyncio.run(go())
+    assert found is not None
+    assert (found["status"], found["num_tests"], found["num_failed"], found["score"]) == (
+        "completed",
+        1,
+        1,
+        30.0,
+    )
+
+
+def test_sync_refuses_a_source_that_is_not_a_local_store() -> None:
+    result = runner.invoke(app, ["sync", "--from", "mongomock://", "--to", "mongomock://"])
+    assert result.exit_code == 1
+    assert "--from must be a local store file:///dir, got 'mongomock://'" in result.stderr
