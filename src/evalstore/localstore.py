@@ -101,15 +101,21 @@ def database_names(root: Path) -> list[str]:
 
 
 def _object_hook(value: dict[str, Any]) -> Any:
-    if len(value) == 1:
-        if "$oid" in value:
-            return ObjectId(value["$oid"])
-        if "$date" in value:
-            stamp = value["$date"]
-            if isinstance(stamp, str):
-                parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-                return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    """ObjectIds and datetimes from extended JSON (datetimes naive UTC, as mongomock keeps them)."""
+    if len(value) != 1:
+        return value
+    oid = value.get("$oid")
+    if oid is not None:
+        return ObjectId(oid)
+    stamp = value.get("$date")
+    if isinstance(stamp, str):
+        if stamp.endswith("Z"):
+            return datetime.fromisoformat(stamp[:-1])
+        return datetime.fromisoformat(stamp).astimezone(timezone.utc).replace(tzinfo=None)
     return value
+
+
+_DECODER = json.JSONDecoder(object_hook=_object_hook)
 
 
 def _records(path: Path) -> tuple[int | None, list[Document], int]:
@@ -129,7 +135,7 @@ def _records(path: Path) -> tuple[int | None, list[Document], int]:
             try:
                 if not raw.endswith(b"\n"):
                     raise ValueError("no newline: torn write")
-                entry = json.loads(raw, object_hook=_object_hook)
+                entry = _DECODER.decode(raw.decode("utf-8"))
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
             except ValueError as exc:
@@ -280,7 +286,10 @@ class _Database:
             for name, collection in list(self.store._collections.items()):
                 if not isinstance(collection, _CollectionStore) or not collection.touched:
                     continue
-                keys, collection.touched = collection.touched, set()
+                # Copy, then remove (each atomic under the GIL): a key touched again by
+                # another thread meanwhile is written below with its latest state anyway.
+                keys = set(collection.touched)
+                collection.touched.difference_update(keys)
                 for key in keys:
                     document = collection._documents.get(key)
                     if document is None:
