@@ -21,6 +21,7 @@ a one-line `StorageUnavailableError` naming the owner's pid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -283,6 +284,7 @@ class _Database:
         """Append the current state of every touched document to the log, then fsync."""
         with self.lock:
             lines: list[bytes] = []
+            taken: list[tuple[_CollectionStore, set[Any]]] = []
             for name, collection in list(self.store._collections.items()):
                 if not isinstance(collection, _CollectionStore) or not collection.touched:
                     continue
@@ -290,15 +292,29 @@ class _Database:
                 # another thread meanwhile is written below with its latest state anyway.
                 keys = set(collection.touched)
                 collection.touched.difference_update(keys)
+                taken.append((collection, keys))
                 for key in keys:
                     document = collection._documents.get(key)
                     if document is None:
                         lines.append(encode({"c": name, "del": key}))
                     else:
                         lines.append(encode({"c": name, "put": document}))
-            if lines:
+            if not lines:
+                return
+            end = self._log.tell()
+            try:
                 self._log.write(b"".join(lines))
                 self._sync()
+            except OSError as exc:
+                # Keep the keys for the next flush, and no partial line in the log.
+                for collection, keys in taken:
+                    collection.touched.update(keys)
+                with contextlib.suppress(OSError):
+                    self._log.seek(end)
+                    self._log.truncate(end)
+                raise StorageUnavailableError(
+                    f"cannot write the local store's log {self.directory / LOG}: {exc}"
+                ) from None
 
     def _sync(self) -> None:
         self._log.flush()
@@ -324,7 +340,13 @@ class _ServerStore(mongomock.store.ServerStore):
             if database is None:
                 if not name or set("/\\.\0") & set(name):
                     raise ConfigurationError(f"invalid database name {name!r}")
-                database = self.local[name] = _Database(self.root / name)
+                try:
+                    database = _Database(self.root / name)
+                except OSError as exc:
+                    raise StorageUnavailableError(
+                        f"cannot open the local store at {self.root}: {exc}"
+                    ) from None
+                self.local[name] = database
                 self._databases[name] = database.store
             return database.store
 
@@ -346,18 +368,23 @@ class _OpenStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.users = 0
-        root.mkdir(parents=True, exist_ok=True)
         self.file_lock = FileLock(str(root / ".lock"), timeout=LOCK_WAIT_S)
         try:
+            root.mkdir(parents=True, exist_ok=True)
             self.file_lock.acquire()
-        except Timeout:
+        except Timeout:  # a TimeoutError, hence an OSError: caught first
             raise StorageUnavailableError(
                 f"the local store at {root} is in use by another process (pid {_owner(root)}); "
                 "close it or use MongoDB for concurrent writers"
             ) from None
-        (root / ".owner").write_text(str(os.getpid()), encoding="utf-8")
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot open the local store at {root}: {exc}") from None
         try:
+            (root / ".owner").write_text(str(os.getpid()), encoding="utf-8")
             self.server = _ServerStore(root)
+        except OSError as exc:
+            self.file_lock.release()
+            raise StorageUnavailableError(f"cannot open the local store at {root}: {exc}") from None
         except BaseException:
             self.file_lock.release()
             raise

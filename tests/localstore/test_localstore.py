@@ -23,7 +23,9 @@ from evalstore import (
     ConfigurationError,
     MetricsStorageService,
     MongoDBClient,
+    StorageUnavailableError,
     evaluation_run,
+    localstore,
 )
 from evalstore.cli import app
 from evalstore.embedded import reset_embedded_backend
@@ -263,3 +265,42 @@ def test_sync_refuses_a_source_that_is_not_a_local_store() -> None:
     result = runner.invoke(app, ["sync", "--from", "mongomock://", "--to", "mongomock://"])
     assert result.exit_code == 1
     assert "--from must be a local store file:///dir, got 'mongomock://'" in result.stderr
+
+
+def test_a_failed_log_write_is_reported_and_retried(
+    store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_fsync = localstore.os.fsync
+    failures = iter([True])
+
+    def fsync(descriptor: int) -> None:
+        if next(failures, False):
+            raise OSError(28, "No space left on device")
+        real_fsync(descriptor)
+
+    async def go() -> None:
+        async with MongoDBClient(store, "local") as client:
+            assert await client.test_runs.count_documents({}) == 0  # opened before the fault
+            monkeypatch.setattr(localstore.os, "fsync", fsync)
+            with pytest.raises(StorageUnavailableError) as error:
+                await client.test_runs.insert_one({"test_run_id": "a"})
+            assert "No space left on device" in str(error.value)
+            await client.test_runs.insert_one({"test_run_id": "b"})
+
+    asyncio.run(go())
+    monkeypatch.undo()
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        assert asyncio.run(_counts(store, "local")) == (0, 2)
+    assert caplog.records == []
+
+
+def test_a_store_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+
+    async def go() -> None:
+        async with MongoDBClient(f"file://{tmp_path / 'file' / 'store'}", "local") as client:
+            await client.ping()
+
+    with pytest.raises(StorageUnavailableError) as error:
+        asyncio.run(go())
+    assert str(error.value).startswith(f"cannot open the local store at {tmp_path}/file/store: ")
