@@ -304,3 +304,28 @@ def test_a_store_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> No
     with pytest.raises(StorageUnavailableError) as error:
         asyncio.run(go())
     assert str(error.value).startswith(f"cannot open the local store at {tmp_path}/file/store: ")
+
+
+def test_a_second_recorder_is_told_and_spools_until_sync(store: str) -> None:
+    async def hold() -> subprocess.CompletedProcess[str]:
+        async with MongoDBClient(store, "local") as client:
+            await client.ping()
+            return await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", RECORD],
+                env=_env(store),
+                capture_output=True,
+                text=True,
+            )
+
+    recorded = asyncio.run(hold())
+    assert recorded.returncode == 0, recorded.stderr
+    path = store.removeprefix("file://")
+    assert (
+        f"(the local store at {path} is in use by another process (pid {os.getpid()}); "
+        "close it or use MongoDB for concurrent writers)" in recorded.stderr
+    )
+    assert asyncio.run(_counts(store, "local")) == (0, 0)
+    synced = runner.invoke(app, ["sync", "--to", store, "--json"])
+    assert synced.exit_code == 0, synced.output
+    assert asyncio.run(_counts(store, "local")) == (1, 3)
