@@ -67,6 +67,10 @@ _WRITE_METHODS = frozenset(
         "drop",
     }
 )
+# Methods returning a database or a collection, whose writes must be logged too.
+_CHILD_METHODS = frozenset(
+    {"get_database", "get_default_database", "get_collection", "with_options"}
+)
 Document = dict[str, Any]
 
 
@@ -254,17 +258,18 @@ class _Database:
         generation = snap_generation or 0
         collections: dict[str, OrderedDict[Any, Any]] = {}
         _apply(collections, snap_records)
-        if log_generation is not None and log_generation < generation:
+        stale = log_generation is not None and log_generation < generation
+        if stale:
             # A compaction stopped between its two renames: the snapshot has it all.
             log_records = []
-            good_end = 0
         _apply(collections, log_records)
-        if log_path.exists() and log_path.stat().st_size != good_end:
+        if not stale and log_path.exists() and log_path.stat().st_size != good_end:
             log.warning("evalstore: truncating %s after its last complete line", log_path)
             with log_path.open("r+b") as handle:
                 handle.truncate(good_end)
         documents = sum(len(docs) for docs in collections.values())
-        if len(log_records) > max(1000, COMPACT_RATIO * documents) or good_end == 0:
+        compact = len(log_records) > max(1000, COMPACT_RATIO * documents)
+        if compact or stale or good_end == 0:
             generation += 1
             self._compact(collections, generation)
         return generation, collections
@@ -446,8 +451,10 @@ class _Proxy:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
+        if name in _CHILD_METHODS:
+            return lambda *args, **kwargs: self._wrap(value(*args, **kwargs))
         if name not in _WRITE_METHODS:
-            return value
+            return self._wrap(value)
         flush = self._flush
 
         async def write(*args: Any, **kwargs: Any) -> Any:
@@ -457,6 +464,14 @@ class _Proxy:
                 flush()
 
         return write
+
+    def _wrap(self, value: Any) -> Any:
+        """A database or collection reached as an attribute is wrapped too."""
+        from mongomock_motor import AsyncMongoMockCollection, AsyncMongoMockDatabase
+
+        if isinstance(value, AsyncMongoMockDatabase | AsyncMongoMockCollection):
+            return _Proxy(value, self._flush, self._close)
+        return value
 
     def close(self) -> None:
         """Flush and release this client's hold on the store."""

@@ -329,3 +329,57 @@ def test_a_second_recorder_is_told_and_spools_until_sync(store: str) -> None:
     synced = runner.invoke(app, ["sync", "--to", store, "--json"])
     assert synced.exit_code == 0, synced.output
     assert asyncio.run(_counts(store, "local")) == (1, 3)
+
+
+def test_collections_reached_as_attributes_are_logged_too(store: str) -> None:
+    async def go() -> None:
+        async with MongoDBClient(store, "local") as client:
+            await client.db.test_runs.insert_one({"test_run_id": "a"})
+            await client.db.get_collection("test_runs").insert_one({"test_run_id": "b"})
+            await client._client().local.evaluation_runs.insert_one({"evaluation_run_id": "r"})
+
+    asyncio.run(go())
+    log_text = (Path(store.removeprefix("file://")) / "local" / LOG).read_text()
+    assert [json.loads(line).get("c") for line in log_text.splitlines()] == [
+        None,
+        "test_runs",
+        "test_runs",
+        "evaluation_runs",
+    ]
+    assert asyncio.run(_counts(store, "local")) == (1, 2)
+
+
+def test_a_compaction_cut_between_its_renames_keeps_the_snapshot(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = Path(store.removeprefix("file://")) / "local"
+    directory.mkdir(parents=True)
+    run = {"_id": {"$oid": "65a000000000000000000001"}, "evaluation_run_id": "r", "n": 2}
+    stale = dict(run, n=1)
+    (directory / SNAPSHOT).write_text(
+        json.dumps({"kind": "header", "format": 1, "generation": 2})
+        + "\n"
+        + json.dumps({"c": "evaluation_runs", "put": run})
+        + "\n"
+    )
+    (directory / LOG).write_text(
+        json.dumps({"kind": "header", "format": 1, "generation": 1})
+        + "\n"
+        + json.dumps({"c": "evaluation_runs", "put": stale})
+        + "\n"
+    )
+
+    async def read() -> list[dict[str, Any]]:
+        async with MongoDBClient(store, "local") as client:
+            found: list[dict[str, Any]] = await client.evaluation_runs.find({}).to_list(None)
+            return found
+
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        [found] = asyncio.run(read())
+    assert (found["evaluation_run_id"], found["n"]) == ("r", 2)
+    assert caplog.records == []
+    assert (directory / LOG).read_text() == (
+        json.dumps({"kind": "header", "format": 1, "generation": 3}) + "\n"
+    )
+    [again] = asyncio.run(read())
+    assert again["n"] == 2
