@@ -332,20 +332,20 @@ def test_a_second_recorder_is_told_and_spools_until_sync(store: str) -> None:
 
 
 def test_collections_reached_as_attributes_are_logged_too(store: str) -> None:
+    log_path = Path(store.removeprefix("file://")) / "local" / LOG
+
+    def logged() -> list[str | None]:
+        return [json.loads(line).get("c") for line in log_path.read_text().splitlines()]
+
     async def go() -> None:
         async with MongoDBClient(store, "local") as client:
             await client.db.test_runs.insert_one({"test_run_id": "a"})
             await client.db.get_collection("test_runs").insert_one({"test_run_id": "b"})
             await client._client().local.evaluation_runs.insert_one({"evaluation_run_id": "r"})
+            # On disk when each write returned, not only when the client closes.
+            assert logged() == [None, "test_runs", "test_runs", "evaluation_runs"]
 
     asyncio.run(go())
-    log_text = (Path(store.removeprefix("file://")) / "local" / LOG).read_text()
-    assert [json.loads(line).get("c") for line in log_text.splitlines()] == [
-        None,
-        "test_runs",
-        "test_runs",
-        "evaluation_runs",
-    ]
     assert asyncio.run(_counts(store, "local")) == (1, 2)
 
 
