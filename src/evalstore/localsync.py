@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalstore.client import MongoDBClient
+from evalstore.errors import ConfigurationError
 from evalstore.localstore import database_names, store_path
 from evalstore.service import MetricsStorageService
 
@@ -52,10 +53,23 @@ async def count_test_runs(source: str, databases: list[str]) -> int:
 
 
 def source_databases(source: str, database: str | None) -> list[str]:
-    """The databases to push: `database` alone, or every database of the store."""
-    if database is not None:
-        return [database]
-    return database_names(store_path(source))
+    """The databases to push: `database` alone, or every database of the store.
+
+    Raises:
+        ConfigurationError: there is no local store at that path, or no such database in it.
+    """
+    root = store_path(source)
+    if not root.is_dir():
+        raise ConfigurationError(f"no local store at {root}")
+    names = database_names(root)
+    if database is None:
+        return names
+    if database not in names:
+        raise ConfigurationError(
+            f"the local store at {root} has no database {database!r} "
+            f"(it has: {', '.join(names) or 'none'})"
+        )
+    return [database]
 
 
 async def push_local_store(
