@@ -2,7 +2,8 @@
 
 This is the only module that imports Motor, so that a later move to PyMongo's
 own async client changes one file. The embedded backend (mongomock and
-mongomock-motor) lives in `evalstore.embedded`, imported only for `mongomock://`.
+mongomock-motor) lives in `evalstore.embedded`, imported only for `mongomock://`,
+and its persisted form in `evalstore.localstore`, imported only for `file://`.
 """
 
 from __future__ import annotations

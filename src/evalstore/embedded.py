@@ -1,11 +1,12 @@
 """The embedded backend (`mongomock://`): one in-process store and the patches it needs.
 
-This is the only module that imports mongomock and mongomock-motor. `client.py`
-calls `open_client()` for a `mongomock://` connection string; nothing here is
-imported or patched for a real server.
+With `evalstore.localstore` (the same backend persisted in a directory, for
+`file://`), this is the only module that imports mongomock and mongomock-motor.
+`client.py` calls `open_client()` for a `mongomock://` connection string;
+nothing here is imported or patched for a real server.
 
 Patches are installed into mongomock's classes, once, when the first embedded
-client is created (never at import time):
+or local client is created (never at import time):
 
 - a compatibility shim for pymongo >= 4.11 bulk updates (mongomock issue #912);
 - hash indexes that answer equality lookups on unique single-field indexes and
