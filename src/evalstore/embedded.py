@@ -106,7 +106,7 @@ def _install_bulk_write_shim() -> None:
 # Hash indexes
 # ---------------------------------------------------------------------------
 
-_STATE = "_evalstore_hash_indexes"
+_STATE = HASH_INDEX_STATE = "_evalstore_hash_indexes"  # in a CollectionStore's __dict__
 # Values that may be looked up: nothing of another type can be equal to one of them.
 _LOOKUP_TYPES: frozenset[type] = frozenset({str, ObjectId, type(None)})
 # Stored values that can never equal a lookup value (kept out of the buckets).

@@ -11,12 +11,16 @@ Opening a database reads both files straight into a private mongomock store
 to mongomock first; the touched documents are tracked by store hooks, and when
 the write returns (or fails, after mongomock's own rollback) their current
 state is appended to the log and fsynced. When the log outgrows the documents,
-opening compacts it: a new snapshot is written to a temporary file, fsynced,
-renamed, then an empty log of the same generation replaces the old one.
+the first write compacts it: a new snapshot is written to a temporary file,
+fsynced, renamed, then an empty log of the new generation replaces the old one.
 
-One process at a time: the first client of a store takes `<dir>/.lock` (filelock)
-and every client of the store in this process shares it; a second process gets
-a one-line `StorageUnavailableError` naming the owner's pid.
+One writer at a time: reading takes no lock and writes nothing (a torn last
+line is skipped; a log of a newer generation than the snapshot read means a
+compaction happened meanwhile, so both are read again). The first write of a
+process takes `<dir>/.lock` (filelock), reloads the files and opens the logs;
+every client of the store in this process shares it until the last one
+closes. A write from another process meanwhile gets a one-line
+`StorageUnavailableError` naming the owner's pid.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 import mongomock
@@ -123,10 +127,11 @@ def _object_hook(value: dict[str, Any]) -> Any:
 _DECODER = json.JSONDecoder(object_hook=_object_hook)
 
 
-def _records(path: Path) -> tuple[int | None, list[Document], int]:
+def _records(path: Path, *, warn: bool = True) -> tuple[int | None, list[Document], int]:
     """The generation, the records and the byte length of the complete lines of `path`.
 
-    A line that is not complete JSON (a torn last write) is skipped with a warning.
+    A line that is not complete JSON (a torn last write) is skipped, with a
+    warning when `warn` (a reader may see a line being written: no warning).
     """
     if not path.exists():
         return None, [], 0
@@ -144,7 +149,8 @@ def _records(path: Path) -> tuple[int | None, list[Document], int]:
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
             except ValueError as exc:
-                log.warning("evalstore: skipping line %d of %s (%s)", number, path, exc)
+                report = log.warning if warn else log.debug
+                report("evalstore: skipping line %d of %s (%s)", number, path, exc)
                 continue
             good_end = offset
             if entry.get("kind") == "header":
@@ -167,6 +173,28 @@ def _apply(collections: dict[str, OrderedDict[Any, Any]], records: list[Document
             documents[_key(document["_id"])] = document
         else:
             documents.pop(_key(record["del"]), None)
+
+
+def _read_consistent(directory: Path) -> dict[str, OrderedDict[Any, Any]]:
+    """The documents of a database, read without the lock (and without writing anything).
+
+    A compaction between reading the snapshot and the log shows as a log of a
+    newer generation: read again.
+    """
+    for _attempt in range(5):
+        snap_generation, snap_records, _ = _records(directory / SNAPSHOT, warn=False)
+        log_generation, log_records, _ = _records(directory / LOG, warn=False)
+        if None not in (snap_generation, log_generation) and log_generation != snap_generation:
+            if log_generation > snap_generation:  # type: ignore[operator]
+                continue
+            log_records = []  # a compaction cut between its renames: the snapshot has it all
+        collections: dict[str, OrderedDict[Any, Any]] = {}
+        _apply(collections, snap_records)
+        _apply(collections, log_records)
+        return collections
+    raise StorageUnavailableError(
+        f"the local store at {directory.parent} kept changing while being read; try again"
+    )
 
 
 def _key(value: Any) -> Any:
@@ -231,25 +259,41 @@ class _DatabaseStore(mongomock.store.DatabaseStore):
 
 
 class _Database:
-    """One database of the store: its mongomock store and its open log."""
+    """One database of the store: its mongomock store and, once writable, its open log."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, writable: bool) -> None:
         self.directory = directory
         self.store = _DatabaseStore()  # type: ignore[no-untyped-call]
         self.lock = threading.RLock()
-        directory.mkdir(parents=True, exist_ok=True)
-        generation, collections = self._load()
-        for name, documents in collections.items():
-            collection = self.collection(name)
-            collection._documents = documents
-        self._log = (directory / LOG).open("ab")
-        if (directory / LOG).stat().st_size == 0:
-            self._log.write(_header(generation))
-            self._sync()
+        self._log: BinaryIO | None = None
+        if writable:
+            self.make_writable()
+        else:
+            self._install(_read_consistent(directory))
 
-    def collection(self, name: str) -> _CollectionStore:
-        found: _CollectionStore = self.store[name]
-        return found
+    def _install(self, collections: dict[str, OrderedDict[Any, Any]]) -> None:
+        """Replace the documents in memory (the mongomock stores stay the same objects)."""
+        for name in set(self.store._collections) | set(collections):
+            collection: _CollectionStore = self.store[name]
+            collection._documents = collections.get(name, OrderedDict())
+            collection.touched.clear()
+            collection.__dict__.pop(embedded.HASH_INDEX_STATE, None)
+
+    def make_writable(self) -> None:
+        """Reload the files (another process may have written), then open the log to append.
+
+        The caller holds the store's lock.
+        """
+        with self.lock:
+            if self._log is not None:
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            generation, collections = self._load()
+            self._install(collections)
+            self._log = (self.directory / LOG).open("ab")
+            if (self.directory / LOG).stat().st_size == 0:
+                self._log.write(_header(generation))
+                self._sync()
 
     def _load(self) -> tuple[int, dict[str, OrderedDict[Any, Any]]]:
         snapshot_path, log_path = self.directory / SNAPSHOT, self.directory / LOG
@@ -304,7 +348,7 @@ class _Database:
                         lines.append(encode({"c": name, "del": key}))
                     else:
                         lines.append(encode({"c": name, "put": document}))
-            if not lines:
+            if not lines or self._log is None:
                 return
             end = self._log.tell()
             try:
@@ -322,12 +366,14 @@ class _Database:
                 ) from None
 
     def _sync(self) -> None:
+        assert self._log is not None
         self._log.flush()
         os.fsync(self._log.fileno())
 
     def close(self) -> None:
         self.flush()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
 
 class _ServerStore(mongomock.store.ServerStore):
@@ -338,6 +384,7 @@ class _ServerStore(mongomock.store.ServerStore):
         self.root = root
         self.local: dict[str, _Database] = {}
         self.lock = threading.RLock()
+        self.writable = False
 
     def __getitem__(self, name: str) -> Any:
         with self.lock:
@@ -346,7 +393,7 @@ class _ServerStore(mongomock.store.ServerStore):
                 if not name or set("/\\.\0") & set(name):
                     raise ConfigurationError(f"invalid database name {name!r}")
                 try:
-                    database = _Database(self.root / name)
+                    database = _Database(self.root / name, writable=self.writable)
                 except OSError as exc:
                     raise StorageUnavailableError(
                         f"cannot open the local store at {self.root}: {exc}"
@@ -354,6 +401,13 @@ class _ServerStore(mongomock.store.ServerStore):
                 self.local[name] = database
                 self._databases[name] = database.store
             return database.store
+
+    def make_writable(self) -> None:
+        """Reload every open database and open its log (the caller holds the lock)."""
+        with self.lock:
+            for database in self.local.values():
+                database.make_writable()
+            self.writable = True
 
     def flush(self) -> None:
         for database in list(self.local.values()):
@@ -370,29 +424,52 @@ class _ServerStore(mongomock.store.ServerStore):
 
 
 class _OpenStore:
+    """A store open in this process: read-only until the first write takes the lock."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.users = 0
         self.file_lock = FileLock(str(root / ".lock"), timeout=LOCK_WAIT_S)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            self.file_lock.acquire()
-        except Timeout:  # a TimeoutError, hence an OSError: caught first
-            raise StorageUnavailableError(
-                f"the local store at {root} is in use by another process (pid {_owner(root)}); "
-                "close it or use MongoDB for concurrent writers"
-            ) from None
-        except OSError as exc:
-            raise StorageUnavailableError(f"cannot open the local store at {root}: {exc}") from None
-        try:
-            (root / ".owner").write_text(str(os.getpid()), encoding="utf-8")
-            self.server = _ServerStore(root)
-        except OSError as exc:
-            self.file_lock.release()
-            raise StorageUnavailableError(f"cannot open the local store at {root}: {exc}") from None
-        except BaseException:
-            self.file_lock.release()
-            raise
+        self.server = _ServerStore(root)
+        self.lock = threading.Lock()
+
+    def make_writable(self) -> None:
+        """Take the store's lock (once), reload what is open and open the logs.
+
+        Raises:
+            StorageUnavailableError: another process writes to the store, or the
+                directory cannot be created or written.
+        """
+        with self.lock:
+            if self.server.writable:
+                return
+            root = self.root
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                self.file_lock.acquire()
+            except Timeout:  # a TimeoutError, hence an OSError: caught first
+                raise StorageUnavailableError(
+                    f"the local store at {root} is in use by another process "
+                    f"(pid {_owner(root)}); close it or use MongoDB for concurrent writers"
+                ) from None
+            except OSError as exc:
+                raise StorageUnavailableError(
+                    f"cannot open the local store at {root}: {exc}"
+                ) from None
+            try:
+                (root / ".owner").write_text(str(os.getpid()), encoding="utf-8")
+                self.server.make_writable()
+            except OSError as exc:
+                self.file_lock.release()
+                raise StorageUnavailableError(
+                    f"cannot open the local store at {root}: {exc}"
+                ) from None
+            except BaseException:
+                self.file_lock.release()
+                raise
+
+    def flush(self) -> None:
+        self.server.flush()
 
     def release(self) -> None:
         self.users -= 1
@@ -402,7 +479,8 @@ class _OpenStore:
             try:
                 self.server.close()
             finally:
-                self.file_lock.release()
+                if self.server.writable:
+                    self.file_lock.release()
 
 
 def _owner(root: Path) -> str:
@@ -419,9 +497,11 @@ _REGISTRY_LOCK = threading.Lock()
 def open_client(connection_string: str) -> Any:
     """A Motor-like client on the local store of `connection_string` (shared in this process).
 
+    Reads need no lock; the first write takes the store's lock for this process
+    until its last client closes.
+
     Raises:
         ConfigurationError: the path is not absolute.
-        StorageUnavailableError: another process has the store open.
     """
     root = store_path(connection_string)
     embedded.prepare_mongomock()
@@ -435,19 +515,18 @@ def open_client(connection_string: str) -> Any:
     motor: Any = AsyncMongoMockClient(
         mock_mongo_client=mongomock.MongoClient(tz_aware=True, _store=opened.server)
     )
-    return _Proxy(motor, opened.server.flush, opened.release)
+    return _Proxy(motor, opened)
 
 
 class _Proxy:
-    """Wraps a client, a database or a collection: writes are flushed to the log after."""
+    """Wraps a client, a database or a collection: a write takes the lock and is logged."""
 
-    def __init__(self, inner: Any, flush: Callable[[], None], close: Callable[[], None]) -> None:
+    def __init__(self, inner: Any, opened: _OpenStore | None) -> None:
         self._inner = inner
-        self._flush = flush
-        self._close = close
+        self._opened = opened
 
     def __getitem__(self, name: str) -> _Proxy:
-        return _Proxy(self._inner[name], self._flush, self._close)
+        return _Proxy(self._inner[name], self._opened)
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
@@ -455,13 +534,16 @@ class _Proxy:
             return lambda *args, **kwargs: self._wrap(value(*args, **kwargs))
         if name not in _WRITE_METHODS:
             return self._wrap(value)
-        flush = self._flush
+        opened = self._opened
 
         async def write(*args: Any, **kwargs: Any) -> Any:
+            if opened is None:
+                raise StorageUnavailableError("this local store client is closed")
+            opened.make_writable()
             try:
                 return await value(*args, **kwargs)
             finally:
-                flush()
+                opened.flush()
 
         return write
 
@@ -470,14 +552,11 @@ class _Proxy:
         from mongomock_motor import AsyncMongoMockCollection, AsyncMongoMockDatabase
 
         if isinstance(value, AsyncMongoMockDatabase | AsyncMongoMockCollection):
-            return _Proxy(value, self._flush, self._close)
+            return _Proxy(value, self._opened)
         return value
 
     def close(self) -> None:
         """Flush and release this client's hold on the store."""
-        close, self._close = self._close, _noop
-        close()
-
-
-def _noop() -> None:
-    return None
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            opened.release()

@@ -93,20 +93,57 @@ def test_record_in_one_process_and_query_from_another(store: str) -> None:
     assert run["score"] == pytest.approx(80.0)  # (80 + 60 + 100) / 3
 
 
-def test_a_second_process_is_refused_while_the_store_is_open(store: str) -> None:
-    async def hold() -> subprocess.CompletedProcess[str]:
-        async with MongoDBClient(store, "local") as client:
-            await client.ping()
-            return await asyncio.to_thread(_list_runs, store)
+HOLD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
 
-    refused = asyncio.run(hold())
-    assert refused.returncode == 1
-    path = store.removeprefix("file://")
-    assert refused.stderr.strip() == (
-        f"error: the local store at {path} is in use by another process (pid {os.getpid()}); "
-        "close it or use MongoDB for concurrent writers"
+    async def main():
+        async with MongoDBClient(sys.argv[1], "local") as client:
+            async with evaluation_run(MetricsStorageService(client), environment="dev") as run:
+                await run.record_test("t1", score=40.0, passed=True)
+            print("ready", flush=True)
+            sys.stdin.readline()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_writer_holds_the_store_readers_still_read(store: str) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, store],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    assert _list_runs(store).returncode == 0  # released on close
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "ready\n"
+        listed = _list_runs(store)  # another process reads without the lock
+        assert listed.returncode == 0, listed.stderr
+        [run] = json.loads(listed.stdout)
+        assert (run["status"], run["num_tests"], run["score"]) == ("completed", 1, 40.0)
+
+        async def write() -> None:
+            async with MongoDBClient(store, "local") as client:
+                await client.test_runs.insert_one({"test_run_id": "x"})
+
+        with pytest.raises(StorageUnavailableError) as error:
+            asyncio.run(write())
+        path = store.removeprefix("file://")
+        assert str(error.value) == (
+            f"the local store at {path} is in use by another process (pid {holder.pid}); "
+            "close it or use MongoDB for concurrent writers"
+        )
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+        assert holder.stdout is not None
+        holder.stdout.close()
+    asyncio.run(write())  # released when the holder closed
+    assert asyncio.run(_counts(store, "local")) == (1, 2)
 
 
 def test_a_relative_path_is_one_clear_error() -> None:
@@ -141,10 +178,12 @@ def test_a_torn_last_line_is_skipped_with_a_warning(
     with log_path.open("ab") as handle:
         handle.write(b'{"c": "test_runs", "put": {"_id": {"$oid": "65')
     with caplog.at_level(logging.WARNING, logger="evalstore"):
-        assert asyncio.run(_counts(store, "local")) == (1, 2)
+        assert asyncio.run(_counts(store, "local")) == (1, 2)  # a reader: no warning
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        asyncio.run(_save(store, "local", ["c"]))  # a writer warns and cuts the torn tail
     assert any("torn write" in record.getMessage() for record in caplog.records)
-    # The torn tail was cut off, so the next writes land on a line of their own.
-    asyncio.run(_save(store, "local", ["c"]))
+    assert any("truncating" in record.getMessage() for record in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="evalstore"):
         assert asyncio.run(_counts(store, "local")) == (2, 3)
@@ -202,9 +241,16 @@ def test_a_long_log_is_compacted_on_open(store: str) -> None:
             found: list[dict[str, Any]] = await client.evaluation_runs.find({}).to_list(None)
             return found
 
-    [run] = asyncio.run(read())
+    [run] = asyncio.run(read())  # a reader leaves the files as they are
     assert run["beat"] == 1199
-    assert len((directory / LOG).read_bytes().splitlines()) == 1  # the header only
+    assert len((directory / LOG).read_bytes().splitlines()) == 1 + 1 + 1200
+
+    async def write() -> None:
+        async with MongoDBClient(store, "local") as client:
+            await client.evaluation_runs.update_one({}, {"$set": {"beat": 1199}})
+
+    asyncio.run(write())  # the first write compacts, then logs the touched document
+    assert len((directory / LOG).read_bytes().splitlines()) == 1 + 1
     assert len((directory / SNAPSHOT).read_bytes().splitlines()) == 1 + 1
     [again] = asyncio.run(read())
     assert again == run
@@ -280,7 +326,7 @@ def test_a_failed_log_write_is_reported_and_retried(
 
     async def go() -> None:
         async with MongoDBClient(store, "local") as client:
-            assert await client.test_runs.count_documents({}) == 0  # opened before the fault
+            await client.test_runs.insert_one({"test_run_id": "first"})  # opened before the fault
             monkeypatch.setattr(localstore.os, "fsync", fsync)
             with pytest.raises(StorageUnavailableError) as error:
                 await client.test_runs.insert_one({"test_run_id": "a"})
@@ -290,7 +336,7 @@ def test_a_failed_log_write_is_reported_and_retried(
     asyncio.run(go())
     monkeypatch.undo()
     with caplog.at_level(logging.WARNING, logger="evalstore"):
-        assert asyncio.run(_counts(store, "local")) == (0, 2)
+        assert asyncio.run(_counts(store, "local")) == (0, 3)
     assert caplog.records == []
 
 
@@ -299,7 +345,8 @@ def test_a_store_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> No
 
     async def go() -> None:
         async with MongoDBClient(f"file://{tmp_path / 'file' / 'store'}", "local") as client:
-            await client.ping()
+            assert await client.test_runs.count_documents({}) == 0  # reading needs no directory
+            await client.test_runs.insert_one({"test_run_id": "a"})
 
     with pytest.raises(StorageUnavailableError) as error:
         asyncio.run(go())
@@ -309,7 +356,7 @@ def test_a_store_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> No
 def test_a_second_recorder_is_told_and_spools_until_sync(store: str) -> None:
     async def hold() -> subprocess.CompletedProcess[str]:
         async with MongoDBClient(store, "local") as client:
-            await client.ping()
+            await client.db["other"].insert_one({})  # the first write takes the lock
             return await asyncio.to_thread(
                 subprocess.run,
                 [sys.executable, "-c", RECORD],
@@ -375,11 +422,18 @@ def test_a_compaction_cut_between_its_renames_keeps_the_snapshot(
             return found
 
     with caplog.at_level(logging.WARNING, logger="evalstore"):
-        [found] = asyncio.run(read())
+        [found] = asyncio.run(read())  # a reader ignores the stale log
     assert (found["evaluation_run_id"], found["n"]) == ("r", 2)
+
+    async def write() -> None:
+        async with MongoDBClient(store, "local") as client:
+            await client.db["other"].insert_one({"_id": 1})
+
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        asyncio.run(write())  # a writer finishes the compaction
     assert caplog.records == []
-    assert (directory / LOG).read_text() == (
-        json.dumps({"kind": "header", "format": 1, "generation": 3}) + "\n"
+    assert (directory / LOG).read_text().splitlines()[0] == json.dumps(
+        {"kind": "header", "format": 1, "generation": 3}
     )
     [again] = asyncio.run(read())
     assert again["n"] == 2
