@@ -32,6 +32,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -175,23 +176,51 @@ def _apply(collections: dict[str, OrderedDict[Any, Any]], records: list[Document
             documents.pop(_key(record["del"]), None)
 
 
-def _read_consistent(directory: Path) -> dict[str, OrderedDict[Any, Any]]:
-    """The documents of a database, read without the lock (and without writing anything).
+@dataclass
+class _Read:
+    """What reading a database's files found."""
+
+    generation: int
+    collections: dict[str, OrderedDict[Any, Any]]
+    log_records: int
+    log_good_end: int  # the byte length of the log's complete lines
+    stale_log: bool  # a compaction cut between its renames: the snapshot has it all
+    fingerprint: tuple[Any, ...]
+
+
+def _fingerprint(directory: Path) -> tuple[Any, ...]:
+    """Identity, size and mtime of both files: equal means unchanged since."""
+    found: list[Any] = []
+    for name in (SNAPSHOT, LOG):
+        try:
+            stat = (directory / name).stat()
+        except FileNotFoundError:
+            found.append(None)
+        else:
+            found.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+def _read(directory: Path, *, warn: bool) -> _Read:
+    """The documents of a database, read without writing anything (no lock needed).
 
     A compaction between reading the snapshot and the log shows as a log of a
     newer generation: read again.
     """
     for _attempt in range(5):
-        snap_generation, snap_records, _ = _records(directory / SNAPSHOT, warn=False)
-        log_generation, log_records, _ = _records(directory / LOG, warn=False)
-        if None not in (snap_generation, log_generation) and log_generation != snap_generation:
-            if log_generation > snap_generation:  # type: ignore[operator]
-                continue
-            log_records = []  # a compaction cut between its renames: the snapshot has it all
+        fingerprint = _fingerprint(directory)
+        snap_generation, snap_records, _ = _records(directory / SNAPSHOT, warn=warn)
+        log_generation, log_records, good_end = _records(directory / LOG, warn=warn)
+        generation = snap_generation or 0
+        if log_generation is not None and log_generation > generation:
+            continue
+        stale = log_generation is not None and log_generation < generation
+        if stale:
+            log_records = []
         collections: dict[str, OrderedDict[Any, Any]] = {}
         _apply(collections, snap_records)
         _apply(collections, log_records)
-        return collections
+        return _Read(generation, collections, len(log_records), good_end, stale, fingerprint)
     raise StorageUnavailableError(
         f"the local store at {directory.parent} kept changing while being read; try again"
     )
@@ -266,10 +295,12 @@ class _Database:
         self.store = _DatabaseStore()  # type: ignore[no-untyped-call]
         self.lock = threading.RLock()
         self._log: BinaryIO | None = None
+        self._read: _Read | None = None
         if writable:
             self.make_writable()
         else:
-            self._install(_read_consistent(directory))
+            self._read = _read(directory, warn=False)
+            self._install(self._read.collections)
 
     def _install(self, collections: dict[str, OrderedDict[Any, Any]]) -> None:
         """Replace the documents in memory (the mongomock stores stay the same objects)."""
@@ -280,43 +311,37 @@ class _Database:
             collection.__dict__.pop(embedded.HASH_INDEX_STATE, None)
 
     def make_writable(self) -> None:
-        """Reload the files (another process may have written), then open the log to append.
+        """Reload the files if another process changed them, then open the log to append.
 
-        The caller holds the store's lock.
+        Cuts a torn last line off the log and compacts it when due. The caller
+        holds the store's lock.
         """
         with self.lock:
             if self._log is not None:
                 return
-            self.directory.mkdir(parents=True, exist_ok=True)
-            generation, collections = self._load()
-            self._install(collections)
-            self._log = (self.directory / LOG).open("ab")
-            if (self.directory / LOG).stat().st_size == 0:
+            directory = self.directory
+            directory.mkdir(parents=True, exist_ok=True)
+            read = self._read
+            if read is None or read.fingerprint != _fingerprint(directory):
+                read = _read(directory, warn=True)
+                self._install(read.collections)
+            self._read = None
+            log_path = directory / LOG
+            torn = log_path.exists() and log_path.stat().st_size != read.log_good_end
+            if torn and not read.stale_log:
+                log.warning("evalstore: truncating %s after its last complete line", log_path)
+                with log_path.open("r+b") as handle:
+                    handle.truncate(read.log_good_end)
+            generation = read.generation
+            documents = sum(len(docs) for docs in read.collections.values())
+            compact = read.log_records > max(1000, COMPACT_RATIO * documents)
+            if compact or read.stale_log or read.log_good_end == 0:
+                generation += 1
+                self._compact(read.collections, generation)
+            self._log = log_path.open("ab")
+            if log_path.stat().st_size == 0:
                 self._log.write(_header(generation))
                 self._sync()
-
-    def _load(self) -> tuple[int, dict[str, OrderedDict[Any, Any]]]:
-        snapshot_path, log_path = self.directory / SNAPSHOT, self.directory / LOG
-        snap_generation, snap_records, _ = _records(snapshot_path)
-        log_generation, log_records, good_end = _records(log_path)
-        generation = snap_generation or 0
-        collections: dict[str, OrderedDict[Any, Any]] = {}
-        _apply(collections, snap_records)
-        stale = log_generation is not None and log_generation < generation
-        if stale:
-            # A compaction stopped between its two renames: the snapshot has it all.
-            log_records = []
-        _apply(collections, log_records)
-        if not stale and log_path.exists() and log_path.stat().st_size != good_end:
-            log.warning("evalstore: truncating %s after its last complete line", log_path)
-            with log_path.open("r+b") as handle:
-                handle.truncate(good_end)
-        documents = sum(len(docs) for docs in collections.values())
-        compact = len(log_records) > max(1000, COMPACT_RATIO * documents)
-        if compact or stale or good_end == 0:
-            generation += 1
-            self._compact(collections, generation)
-        return generation, collections
 
     def _compact(self, collections: dict[str, OrderedDict[Any, Any]], generation: int) -> None:
         def snapshot_lines() -> Iterator[bytes]:
