@@ -91,7 +91,7 @@ def store_path(connection_string: str) -> Path:
         raise ConfigurationError(
             f"invalid local store {connection_string!r}: expected file:///absolute/path/to/dir"
         )
-    return Path(path)
+    return Path(os.path.normpath(path))  # `/a/../dir` and `/dir` are one store
 
 
 def database_names(root: Path) -> list[str]:

@@ -495,3 +495,17 @@ def test_a_reader_that_starts_writing_reloads_only_what_changed(
     asyncio.run(unchanged())
     assert len(reads) == 1  # nothing changed on disk: the first read is kept
     assert asyncio.run(_counts(store, "local")) == (2, 6)
+
+
+def test_spellings_of_one_path_share_the_store_in_a_process(store: str) -> None:
+    async def go() -> int:
+        async with (
+            MongoDBClient(store, "local") as first,
+            MongoDBClient(store + "/../store/", "local") as second,
+        ):
+            await first.test_runs.insert_one({"test_run_id": "a"})
+            await second.test_runs.insert_one({"test_run_id": "b"})  # no lock of its own
+            return int(await first.test_runs.count_documents({}))
+
+    assert asyncio.run(go()) == 2
+    assert asyncio.run(_counts(store, "local")) == (0, 2)
