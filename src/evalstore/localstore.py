@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlparse
 import mongomock
 import mongomock.store
 from bson import ObjectId
+from bson.errors import InvalidId
 from filelock import FileLock, Timeout
 
 from evalstore import embedded
@@ -131,8 +132,8 @@ _DECODER = json.JSONDecoder(object_hook=_object_hook)
 def _records(path: Path, *, warn: bool = True) -> tuple[int | None, list[Document], int]:
     """The generation, the records and the byte length of the complete lines of `path`.
 
-    A line that is not complete JSON (a torn last write) is skipped, with a
-    warning when `warn` (a reader may see a line being written: no warning).
+    A line that is not a complete record is skipped with a warning; a line
+    without its newline (a torn write, or one being written) only warns when `warn`.
     """
     if not path.exists():
         return None, [], 0
@@ -149,8 +150,10 @@ def _records(path: Path, *, warn: bool = True) -> tuple[int | None, list[Documen
                 entry = _DECODER.decode(raw.decode("utf-8"))
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
-            except ValueError as exc:
-                report = log.warning if warn else log.debug
+                _check(entry)
+            except (ValueError, InvalidId) as exc:
+                # A reader may see the line a writer is appending: no warning for that.
+                report = log.warning if warn or raw.endswith(b"\n") else log.debug
                 report("evalstore: skipping line %d of %s (%s)", number, path, exc)
                 continue
             good_end = offset
@@ -164,6 +167,17 @@ def _records(path: Path, *, warn: bool = True) -> tuple[int | None, list[Documen
             else:
                 records.append(entry)
     return generation, records, good_end
+
+
+def _check(entry: Document) -> None:
+    """Raise ValueError unless `entry` is a header, a put or a deletion."""
+    if entry.get("kind") == "header":
+        if not isinstance(entry.get("generation"), int):
+            raise ValueError("a header without a generation")
+    elif not isinstance(entry.get("c"), str) or not (
+        (isinstance(entry.get("put"), dict) and "_id" in entry["put"]) or "del" in entry
+    ):
+        raise ValueError("neither a put nor a deletion")
 
 
 def _apply(collections: dict[str, OrderedDict[Any, Any]], records: list[Document]) -> None:

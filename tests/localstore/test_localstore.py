@@ -509,3 +509,25 @@ def test_spellings_of_one_path_share_the_store_in_a_process(store: str) -> None:
 
     assert asyncio.run(go()) == 2
     assert asyncio.run(_counts(store, "local")) == (0, 2)
+
+
+def test_lines_that_are_json_but_not_records_are_skipped(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    asyncio.run(_save(store, "local", ["a"]))
+    log_path = Path(store.removeprefix("file://")) / "local" / LOG
+    with log_path.open("ab") as handle:
+        handle.write(b'{"c": "test_runs", "put": {"_id": {"$oid": "not-an-id"}}}\n')
+        handle.write(b'{"c": "test_runs"}\n')
+        handle.write(b"[1, 2]\n")
+        handle.write(b'{"c": "test_runs", "del": {"$oid": "65a000000000000000000001"}}\n')
+
+    async def write() -> None:
+        async with MongoDBClient(store, "local") as client:
+            await client.db["other"].insert_one({"_id": 1})
+
+    with caplog.at_level(logging.WARNING, logger="evalstore"):
+        asyncio.run(write())
+    skipped = [r.getMessage() for r in caplog.records if "skipping line" in r.getMessage()]
+    assert len(skipped) == 3
+    assert asyncio.run(_counts(store, "local")) == (1, 1)
