@@ -7,7 +7,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evalstore.cli_analysis import register_analysis_commands
 from evalstore.cli_common import (
@@ -18,6 +17,7 @@ from evalstore.cli_common import (
     err,
     make_client,
     out,
+    progress_bar,
     run_command,
     with_service,
 )
@@ -62,14 +62,7 @@ def demo(
     """Record a simulated history (on the embedded backend by default) and query it."""
 
     async def go(service: MetricsStorageService) -> dict[str, Any]:
-        with Progress(
-            TextColumn("recording demo runs"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=as_json,
-        ) as progress:
+        with progress_bar("recording demo runs", disable=as_json) as progress:
             task = progress.add_task("demo", total=runs * len(TESTS))
             ids = await record_demo_history(
                 service, runs=runs, on_test=lambda: progress.advance(task)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evalstore.client import MongoDBClient
 from evalstore.errors import EvalstoreError
@@ -74,3 +75,15 @@ async def with_service(
 ) -> T:
     async with make_client(url, db) as client:
         return await use(MetricsStorageService(client))
+
+
+def progress_bar(label: str, *, disable: bool) -> Progress:
+    """A transient `label ━━━━ 12/100` bar on stderr (hidden for --json and empty work)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=disable,
+    )

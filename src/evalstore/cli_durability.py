@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evalstore.cli_common import (
     DbOption,
@@ -14,6 +13,7 @@ from evalstore.cli_common import (
     err,
     make_client,
     out,
+    progress_bar,
     run_command,
     with_service,
 )
@@ -78,14 +78,7 @@ def sync(
 
         total = pending_test_count(spool_dir)
         try:
-            with Progress(
-                TextColumn("replaying the spool"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err,
-                transient=True,
-                disable=as_json or total == 0,
-            ) as progress:
+            with progress_bar("replaying the spool", disable=as_json or total == 0) as progress:
                 task = progress.add_task("sync", total=total)
                 return await replay_spool(
                     spool_dir, service_for, on_progress=lambda n: progress.advance(task, n)
@@ -121,14 +114,7 @@ def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool)
             raise ConfigurationError("--from and --to are the same local store")
         databases = source_databases(source, db)
         total = await count_test_runs(source, databases)
-        with Progress(
-            TextColumn("pushing the local store"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=as_json or total == 0,
-        ) as progress:
+        with progress_bar("pushing the local store", disable=as_json or total == 0) as progress:
             task = progress.add_task("sync", total=total)
             return await push_local_store(
                 source, base, databases, on_progress=lambda n: progress.advance(task, n)
