@@ -14,9 +14,17 @@ or local client is created (never at import time):
   every unique-index check by running its generic `filter_applies` over all
   documents, so an upsert keyed on a unique field cost two full scans and
   writing N documents cost O(N²);
+- an insert-only upsert (`{field: value}`, `{$setOnInsert: fields}`, the write
+  evalstore sends for every test run) answered through the hash index and
+  mongomock's own `_insert`, without its generic update machinery;
 - constant-factor speed-ups that return exactly what mongomock's code returns:
-  its constant version strings parsed once, and its document walks
-  (datetime normalisation, the copy of each document read) skipping plain values.
+  its constant version strings parsed once, and the faster reads of
+  `evalstore.embedded_reads` (document walks skipping plain values, cursors
+  that do not copy the remaining results at every step, `aggregate` reading
+  only what a leading `$match` selects).
+
+`tests/contract/test_embedded_index.py` runs random operations on a patched
+and an unpatched collection and requires identical answers and documents.
 
 The hash indexes are correct by construction: they only ever narrow the
 documents that mongomock's own `filter_applies` then checks, and they are used
@@ -44,6 +52,8 @@ import mongomock.collection
 import mongomock.helpers
 import mongomock.store
 from bson import ObjectId
+
+from evalstore.embedded_reads import aggregate_match_first, cursor_next, install_fast_copies
 
 _embedded_store: mongomock.store.ServerStore | None = None
 
@@ -304,7 +314,18 @@ def _ensure_uniques(self: Any, new_data: Any) -> None:
     _ORIGINALS["_ensure_uniques"](self, new_data)
 
 
-def _update(self: Any, *args: Any, **kwargs: Any) -> Any:
+def _update(
+    self: Any,
+    spec: Any,
+    document: Any,
+    upsert: bool = False,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    if upsert and not args and not any(kwargs.values()):
+        result = _insert_only_upsert(self, spec, document)
+        if result is not None:
+            return result
     # Re-index every document the update saw, even one changed into an equal value
     # (which mongomock does not re-check).
     store = self._store
@@ -313,7 +334,7 @@ def _update(self: Any, *args: Any, **kwargs: Any) -> Any:
     outer = state.recordings.get(thread)
     seen = state.recordings[thread] = []
     try:
-        return _ORIGINALS["_update"](self, *args, **kwargs)
+        return _ORIGINALS["_update"](self, spec, document, upsert, *args, **kwargs)
     finally:
         if outer is None:
             del state.recordings[thread]
@@ -324,6 +345,52 @@ def _update(self: Any, *args: Any, **kwargs: Any) -> Any:
             _refresh(store, document)
             if touched is not None:
                 touched.add(_store_key(document))
+
+
+def _insert_only_upsert(collection: Any, spec: Any, document: Any) -> dict[str, Any] | None:
+    """`{field: value}, {"$setOnInsert": fields}, upsert=True` without mongomock's generic update.
+
+    The write evalstore sends for every test run. mongomock found the match by
+    a scan, deep-copied it, applied the update field by field and compared the
+    copies; here the hash index finds the match, a match is left as it is
+    (`$setOnInsert` changes nothing in an existing document) and otherwise
+    the document mongomock would build (the filter's field, a new `_id`, then
+    the fields) goes through its own `_insert`, with its validation and
+    unique-index checks. Returns mongomock's result, or None for any other
+    update (mongomock's own path then runs).
+    """
+    if type(spec) is not dict or len(spec) != 1 or type(document) is not dict or len(document) != 1:
+        return None
+    fields = document.get("$setOnInsert")
+    if type(fields) is not dict or not fields or not all(_plain_field(key) for key in fields):
+        return None
+    [(field, value)] = spec.items()
+    if field == "_id" or not _plain_field(field) or type(value) not in _LOOKUP_TYPES:
+        return None
+    candidates = _candidates(collection._store, spec)
+    if candidates is None:
+        return None
+    filter_applies: Callable[[Any, Any], bool] = vars(mongomock.collection)["filter_applies"]
+    matched = any(filter_applies(spec, candidate) for candidate in candidates)
+    upserted_id = None
+    if not matched:
+        upserted_id = collection._insert({field: value, "_id": ObjectId(), **fields})
+    return {
+        "connectionId": collection.database.client._id,
+        "err": None,
+        "n": 1,
+        "nModified": 0,
+        "ok": 1,
+        "upserted": upserted_id,
+        "updatedExisting": matched,
+    }
+
+
+def _aggregate(self: Any, pipeline: Any, session: Any = None, **kwargs: Any) -> Any:
+    result = aggregate_match_first(self, pipeline, session)
+    if result is None:
+        result = _ORIGINALS["aggregate"](self, pipeline, session=session, **kwargs)
+    return result
 
 
 def _store_setitem(self: Any, key: Any, value: Any) -> None:
@@ -364,6 +431,9 @@ _PATCHES: tuple[tuple[type, str, Any], ...] = (
     (mongomock.collection.Collection, "_iter_documents", _iter_documents),
     (mongomock.collection.Collection, "_ensure_uniques", _ensure_uniques),
     (mongomock.collection.Collection, "_update", _update),
+    (mongomock.collection.Collection, "aggregate", _aggregate),
+    (mongomock.collection.Cursor, "__next__", cursor_next),
+    (mongomock.collection.Cursor, "next", cursor_next),
     (mongomock.store.CollectionStore, "__setitem__", _store_setitem),
     (mongomock.store.CollectionStore, "__delitem__", _store_delitem),
     (mongomock.store.CollectionStore, "drop", _invalidating("drop")),
@@ -382,7 +452,7 @@ def install_index_patches() -> None:
     """
     if _ORIGINALS:
         return
-    _install_fast_copies()
+    install_fast_copies()
     namespace = vars(mongomock.collection)
     if not isinstance(namespace["version"], SimpleNamespace):
         version = namespace["version"]
@@ -393,70 +463,6 @@ def install_index_patches() -> None:
         _ORIGINALS[name] = cls.__dict__[name]
     for cls, name, patched in _PATCHES:
         setattr(cls, name, patched)
-
-
-# Types both of mongomock's datetime walks return unchanged (exact types, not subclasses).
-_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
-# Types `copy.copy` returns as they are.
-_IMMUTABLE_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes})
-
-
-def _install_fast_copies() -> None:
-    """Let mongomock's document walks skip plain values and plain dicts and lists.
-
-    `patch_datetime_awareness_in_document` copies every written document two or
-    three times per upsert (a quarter of its cost), testing each value against
-    six types; `make_datetime_timezone_aware_in_document` does the same for
-    every document read. For an exact `str`, `int`, `float`, `bool`, `None`,
-    `ObjectId` or `bytes` both return the value itself, and for an exact `dict`
-    or `list` a copy with each item walked: the replacements do just that and
-    hand everything else (datetimes, tuples, SON, Timestamp...) to the original,
-    whose recursive calls come back to the replacement. The same for
-    `_copy_field`, which copies every document a read returns.
-    """
-    helpers = vars(mongomock.helpers)
-    for name in (
-        "patch_datetime_awareness_in_document",
-        "make_datetime_timezone_aware_in_document",
-    ):
-        original = helpers[name]
-        if getattr(original, "_evalstore_original", None) is not None:
-            continue
-
-        def walk(value: Any, _original: Any = original, _name: str = name) -> Any:
-            kind = type(value)
-            if kind in _ATOMS:
-                return value
-            step = helpers[_name]
-            if kind is dict:
-                return {key: step(item) for key, item in value.items()}
-            if kind is list:
-                return [step(item) for item in value]
-            return _original(value)
-
-        walk._evalstore_original = original  # type: ignore[attr-defined]
-        helpers[name] = walk
-    # The copy of every document a read returns: `copy.copy` returns these atoms themselves.
-    namespace = vars(mongomock.collection)
-    copy_field = namespace["_copy_field"]
-    if getattr(copy_field, "_evalstore_original", None) is None:
-
-        def fast_copy_field(obj: Any, container: Any, _original: Any = copy_field) -> Any:
-            kind = type(obj)
-            if kind in _IMMUTABLE_ATOMS:
-                return obj
-            step = namespace["_copy_field"]
-            if kind is dict:
-                new = container()
-                for key, value in obj.items():
-                    new[key] = step(value, container)
-                return new
-            if kind is list:
-                return [step(item, container) for item in obj]
-            return _original(obj, container)
-
-        fast_copy_field._evalstore_original = copy_field  # type: ignore[attr-defined]
-        namespace["_copy_field"] = fast_copy_field
 
 
 def original_methods() -> dict[tuple[type, str], Any]:

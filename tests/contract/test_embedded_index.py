@@ -244,9 +244,9 @@ def _with_k(document: dict[str, Any], value: Any) -> dict[str, Any]:
 
 
 def _normal(value: Any) -> Any:
-    """Upserted documents get random ObjectIds: compare them as equal."""
+    """Upserted documents get random ObjectIds: compare them as equal; field order counts."""
     if isinstance(value, dict):
-        return {key: _normal(item) for key, item in value.items()}
+        return [(key, _normal(item)) for key, item in value.items()]
     if isinstance(value, list):
         return [_normal(item) for item in value]
     if isinstance(value, ObjectId) and value != VALUES[-1]:
@@ -261,7 +261,7 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
     v, w = _value(rng), _value(rng)
     q, r = (None if x is MISSING else x for x in (v, w))
     n = rng.randrange(10)
-    choice = rng.randrange(20)
+    choice = rng.randrange(25)
     if choice in (0, 16, 17):
         doc = _with_k({"_id": next_id(), "n": n}, v)
         return lambda c: c.insert_one(doc).inserted_id
@@ -288,7 +288,14 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
         return lambda c: c.delete_many({"n": n}).deleted_count
     if choice == 10:
         return lambda c: c.find_one_and_update({"_id": next_id()}, {"$set": {"k": q}})
-    if choice in (11, 19):
+    if choice == 19:
+        update = {"$setOnInsert": {"n": n}}
+        return lambda c: {
+            key: value
+            for key, value in c.update_one({"k": q}, update, upsert=True).raw_result.items()
+            if key != "connectionId"  # differs between the two clients
+        }
+    if choice == 11:
         return lambda c: (
             c.bulk_write(
                 [UpdateOne({"k": q}, {"$setOnInsert": {"n": n}}, upsert=True)], ordered=False
@@ -324,6 +331,31 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
             return found
 
         return drop_and_refill
+    if choice == 20:  # evalstore's test-run write: whole documents, some clashing on `_id`
+        requests = [
+            UpdateOne(
+                {"k": x},
+                {"$setOnInsert": {"_id": next_id(), "n": n, "doc": {"list": [n, "x"]}}},
+                upsert=True,
+            )
+            for x in ("a", q, r, "b")
+        ]
+        ordered = n < 5
+        return lambda c: c.bulk_write(requests, ordered=ordered).bulk_api_result
+    if choice == 21:
+        skip, limit = rng.randrange(4), rng.randrange(-3, 4)
+        return lambda c: list(c.find({"n": {"$gte": n // 2}}).sort("n").skip(skip).limit(limit))
+    if choice in (22, 23):
+        stage = {"k": {"$in": [q, r]}} if choice == 22 else {"n": {"$lt": n}}
+        pipeline = [
+            {"$match": stage},
+            {"$group": {"_id": "$k", "total": {"$sum": "$n"}, "docs": {"$push": "$$ROOT"}}},
+            {"$sort": {"total": 1}},
+        ]
+        return lambda c: list(c.aggregate(pipeline))
+    if choice == 24:
+        pipeline = [{"$sort": {"n": -1}}, {"$match": {"n": {"$gt": n}}}, {"$limit": 3}]
+        return lambda c: list(c.aggregate(pipeline))
     some_id = next_id()
     return lambda c: list(c.find({"k": q, "n": n}) if n < 3 else c.find({"_id": some_id}))
 

@@ -1,0 +1,128 @@
+"""Faster reads for the embedded backend: the same answers as mongomock, less copying.
+
+Installed by `evalstore.embedded.install_index_patches`, with the hash indexes:
+
+- mongomock's document walks (the datetime normalisation of every document
+  written and read, the copy of every document read) skip plain values;
+- `aggregate` with a leading `$match` reads only the documents that stage
+  selects, through `find`: mongomock copied the whole collection, then
+  filtered the copies, so one run's aggregates cost a copy of every run's
+  test runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import mongomock.aggregate
+import mongomock.collection
+import mongomock.helpers
+from bson import ObjectId
+
+# Types both of mongomock's datetime walks return unchanged (exact types, not subclasses).
+_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
+# Types `copy.copy` returns as they are, or (`datetime`, `ObjectId`) as an equal copy of an
+# immutable value, which is as good as the value itself.
+_IMMUTABLE_ATOMS: frozenset[type] = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime, ObjectId}
+)
+
+
+def install_fast_copies() -> None:
+    """Let mongomock's document walks skip plain values and plain dicts and lists.
+
+    `patch_datetime_awareness_in_document` copies every written document two or
+    three times per upsert (a quarter of its cost), testing each value against
+    six types; `make_datetime_timezone_aware_in_document` does the same for
+    every document read. For an exact `str`, `int`, `float`, `bool`, `None`,
+    `ObjectId` or `bytes` both return the value itself, and for an exact `dict`
+    or `list` a copy with each item walked: the replacements do just that and
+    hand everything else (datetimes, tuples, SON, Timestamp...) to the original,
+    whose recursive calls come back to the replacement. The same for
+    `_copy_field`, which copies every document a read returns.
+    """
+    helpers = vars(mongomock.helpers)
+    for name in (
+        "patch_datetime_awareness_in_document",
+        "make_datetime_timezone_aware_in_document",
+    ):
+        original = helpers[name]
+        if getattr(original, "_evalstore_original", None) is not None:
+            continue
+
+        def walk(value: Any, _original: Any = original, _name: str = name) -> Any:
+            kind = type(value)
+            if kind in _ATOMS:
+                return value
+            step = helpers[_name]
+            # atoms inline: most values are, and a call per value is most of the cost
+            if kind is dict:
+                return {
+                    key: item if type(item) in _ATOMS else step(item) for key, item in value.items()
+                }
+            if kind is list:
+                return [item if type(item) in _ATOMS else step(item) for item in value]
+            return _original(value)
+
+        walk._evalstore_original = original  # type: ignore[attr-defined]
+        helpers[name] = walk
+    # The copy of every document a read returns.
+    namespace = vars(mongomock.collection)
+    copy_field = namespace["_copy_field"]
+    if getattr(copy_field, "_evalstore_original", None) is None:
+
+        def fast_copy_field(obj: Any, container: Any, _original: Any = copy_field) -> Any:
+            kind = type(obj)
+            if kind in _IMMUTABLE_ATOMS:
+                return obj
+            step = namespace["_copy_field"]
+            if kind is dict:
+                new = container()
+                for key, value in obj.items():
+                    new[key] = value if type(value) in _IMMUTABLE_ATOMS else step(value, container)
+                return new
+            if kind is list:
+                return [
+                    item if type(item) in _IMMUTABLE_ATOMS else step(item, container)
+                    for item in obj
+                ]
+            return _original(obj, container)
+
+        fast_copy_field._evalstore_original = copy_field  # type: ignore[attr-defined]
+        namespace["_copy_field"] = fast_copy_field
+
+
+def aggregate_match_first(collection: Any, pipeline: Any, session: Any) -> Any | None:
+    """Run `pipeline` reading through `find` when its first stage is `$match`; else None.
+
+    `find` applies the same `filter_applies` to the same documents (stored
+    ones are already normalised the way `$match` normalises its copies) and
+    returns them copied, in store order, so the rest of the pipeline sees
+    exactly what it saw with mongomock's own `aggregate`, minus the documents
+    the `$match` drops.
+    """
+    first = pipeline[0] if type(pipeline) is list and pipeline else None
+    if session or type(first) is not dict or len(first) != 1:
+        return None
+    match = first.get("$match")
+    if type(match) is not dict:
+        return None
+    documents = list(collection.find(match))
+    rest = pipeline[1:]
+    return mongomock.aggregate.process_pipeline(documents, collection.database, rest, None)  # type: ignore[no-untyped-call]
+
+
+def cursor_next(cursor: Any) -> Any:
+    """mongomock's `Cursor.__next__` without copying the rest of the results at every step.
+
+    mongomock sliced `results[skip:][:limit]` for each document it returned,
+    so reading N documents cost O(N²). This returns the same document, or
+    raises StopIteration at the same point.
+    """
+    results = cursor._compute_results()
+    position = cursor._skip + cursor._emitted
+    if position >= len(results) or (cursor._limit and cursor._emitted >= abs(cursor._limit)):
+        raise StopIteration
+    cursor._emitted += 1
+    return results[position]
