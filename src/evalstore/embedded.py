@@ -168,6 +168,8 @@ class _StoreIndexes:
         self.lock = threading.RLock()
         # per thread, the documents the running `_update` has seen
         self.recordings: dict[int, list[Any]] = {}
+        # `_served_fields` for the index definitions it was computed from (see there)
+        self.served: tuple[Any, int, int, frozenset[str]] | None = None
 
 
 def _state(store: Any) -> _StoreIndexes:
@@ -182,8 +184,28 @@ def _plain_field(field: Any) -> bool:
     return isinstance(field, str) and bool(field) and "." not in field and field[0] != "$"
 
 
-def _served_fields(store: Any) -> set[str]:
-    """The fields whose equality lookups a hash index may answer in `store`."""
+def _served_fields(store: Any) -> frozenset[str]:
+    """The fields whose equality lookups a hash index may answer in `store`.
+
+    Cached per store: `create_index`, `drop_index` and `drop` clear the cache,
+    and `drop_indexes` (which replaces the definitions' dict) and any other
+    change of their number invalidate it.
+    """
+    state = _state(store)
+    cached = state.served
+    if (
+        cached is not None
+        and cached[0] is store.indexes
+        and cached[1] == len(store.indexes)
+        and cached[2] == len(store._ttl_indexes)
+    ):
+        return cached[3]
+    fields = frozenset(_compute_served_fields(store))
+    state.served = (store.indexes, len(store.indexes), len(store._ttl_indexes), fields)
+    return fields
+
+
+def _compute_served_fields(store: Any) -> set[str]:
     if store._ttl_indexes:
         return set()
     fields = {"_id"}
@@ -310,8 +332,41 @@ def _recorded(documents: Iterable[Any], into: list[Any]) -> Iterator[Any]:
 
 def _ensure_uniques(self: Any, new_data: Any) -> None:
     # mongomock updates documents in place, then checks them here: re-index first.
-    _refresh(self._store, new_data)
-    _ORIGINALS["_ensure_uniques"](self, new_data)
+    store = self._store
+    _refresh(store, new_data)
+    if not _unique_by_hash(store, new_data):
+        _ORIGINALS["_ensure_uniques"](self, new_data)
+
+
+def _unique_by_hash(store: Any, new_data: Any) -> bool:
+    """mongomock's unique-index check of `new_data` (already stored) through the hash indexes.
+
+    mongomock counts, for each unique index, the documents equal to `new_data`
+    on its key and raises when there are two. When every unique index is
+    served by a usable hash index and `new_data`'s value is a lookup type,
+    those counts are bucket sizes. Returns False, having checked nothing, when
+    one index cannot be checked this way.
+    """
+    if type(new_data) is not dict:
+        return False
+    served = _served_fields(store)
+    checks: list[tuple[_FieldIndex, Any]] = []
+    for definition in store.indexes.values():
+        if not definition.get("unique"):
+            continue
+        keys = list(definition.get("key") or ())
+        field = keys[0][0] if len(keys) == 1 else None
+        if field not in served:
+            return False
+        value = new_data.get(field)  # missing counts as None, as in mongomock
+        index = _field_index(store, field)
+        if index is None or type(value) not in _LOOKUP_TYPES:
+            return False
+        checks.append((index, value))
+    with _state(store).lock:
+        if any(len(index.buckets.get(value, ())) > 1 for index, value in checks):
+            raise mongomock.DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+    return True
 
 
 def _update(
@@ -421,6 +476,7 @@ def _invalidating(name: str) -> Any:
             if state is not None:
                 with state.lock:
                     state.fields.clear()
+                    state.served = None
 
     patched.__name__ = name
     return patched
