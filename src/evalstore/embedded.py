@@ -52,6 +52,7 @@ import mongomock.collection
 import mongomock.helpers
 import mongomock.store
 from bson import ObjectId
+from pymongo import UpdateOne
 
 from evalstore.embedded_reads import aggregate_match_first, cursor_next, install_fast_copies
 
@@ -441,6 +442,86 @@ def _insert_only_upsert(collection: Any, spec: Any, document: Any) -> dict[str, 
     }
 
 
+def _bulk_write(
+    self: Any,
+    requests: Any,
+    ordered: bool = True,
+    bypass_document_validation: bool = False,
+    session: Any = None,
+) -> Any:
+    requests = list(requests)
+    if not (bypass_document_validation or session):
+        result = _upserts_only(self, requests, ordered)
+        if result is not None:
+            return result
+    return _ORIGINALS["bulk_write"](
+        self,
+        requests,
+        ordered=ordered,
+        bypass_document_validation=bypass_document_validation,
+        session=session,
+    )
+
+
+def _upserts_only(collection: Any, requests: list[Any], ordered: bool) -> Any | None:
+    """mongomock's `bulk_write` of `UpdateOne(..., upsert=True)` requests, without its builder.
+
+    mongomock validates every request, then runs each through `_update` and
+    sums the results; this does the same with a loop (each `_update` taking
+    the insert-only fast path when it can) and returns the same result or
+    raises the same `BulkWriteError`. None for any other batch.
+    """
+    if not requests:
+        return None
+    for request in requests:
+        if (
+            type(request) is not UpdateOne
+            or not request._upsert
+            or request._collation is not None
+            or request._array_filters is not None
+            or request._hint is not None
+            or getattr(request, "_sort", None) is not None
+        ):
+            return None
+    namespace = vars(mongomock.collection)
+    for request in requests:
+        namespace["validate_ok_for_update"](request._doc)
+    result: dict[str, Any] = {
+        "nModified": 0,
+        "nUpserted": 0,
+        "nMatched": 0,
+        "writeErrors": [],
+        "upserted": [],
+        "writeConcernErrors": [],
+        "nRemoved": 0,
+        "nInserted": 0,
+    }
+    for position, request in enumerate(requests):
+        try:
+            outcome = collection._update(
+                spec=request._filter, document=request._doc, multi=False, upsert=True
+            )
+        except namespace["WriteError"] as error:
+            result["writeErrors"].append(
+                {"index": position, "code": error.code, "errmsg": str(error)}
+            )
+            if ordered:
+                break
+            continue
+        if outcome.get("upserted"):
+            # mongomock numbers upserts by their rank among upserts, not by request
+            result["upserted"].append(
+                {"index": len(result["upserted"]), "_id": outcome["upserted"]}
+            )
+            result["nUpserted"] += outcome["n"]
+        else:
+            result["nMatched"] += outcome["n"]
+        result["nModified"] += outcome["nModified"]
+    if result["writeErrors"]:
+        raise namespace["BulkWriteError"](result)
+    return namespace["BulkWriteResult"](result, True)
+
+
 def _aggregate(self: Any, pipeline: Any, session: Any = None, **kwargs: Any) -> Any:
     result = aggregate_match_first(self, pipeline, session)
     if result is None:
@@ -488,6 +569,7 @@ _PATCHES: tuple[tuple[type, str, Any], ...] = (
     (mongomock.collection.Collection, "_ensure_uniques", _ensure_uniques),
     (mongomock.collection.Collection, "_update", _update),
     (mongomock.collection.Collection, "aggregate", _aggregate),
+    (mongomock.collection.Collection, "bulk_write", _bulk_write),
     (mongomock.collection.Cursor, "__next__", cursor_next),
     (mongomock.collection.Cursor, "next", cursor_next),
     (mongomock.store.CollectionStore, "__setitem__", _store_setitem),

@@ -364,7 +364,12 @@ def _run(operation: Callable[[Any], Any], collection: Any) -> Any:
     try:
         return ("ok", _normal(operation(collection)))
     except (PyMongoError, TypeError) as exc:
-        return ("error", type(exc).__name__, getattr(exc, "code", None))
+        return (
+            "error",
+            type(exc).__name__,
+            getattr(exc, "code", None),
+            _normal(getattr(exc, "details", None)),
+        )
 
 
 def test_random_operations_answer_exactly_as_mongomock_does() -> None:
