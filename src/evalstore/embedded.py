@@ -185,6 +185,12 @@ def _plain_field(field: Any) -> bool:
     return isinstance(field, str) and bool(field) and "." not in field and field[0] != "$"
 
 
+@functools.lru_cache(maxsize=256)
+def _plain_fields(keys: tuple[Any, ...]) -> bool:
+    """Whether every key is a plain field (cached: every test run has the same keys)."""
+    return all(_plain_field(key) for key in keys)
+
+
 def _served_fields(store: Any) -> frozenset[str]:
     """The fields whose equality lookups a hash index may answer in `store`.
 
@@ -255,6 +261,9 @@ def _refresh(store: Any, document: Any) -> None:
         return
     with state.lock:
         for index in state.fields.values():
+            # Values held are str, ObjectId or None: the same object means the same bucket.
+            if key in index.values and index.values[key] is document.get(index.field):
+                continue
             index.remove(key)
             index.add(key, document)
 
@@ -418,7 +427,7 @@ def _insert_only_upsert(collection: Any, spec: Any, document: Any) -> dict[str, 
     if type(spec) is not dict or len(spec) != 1 or type(document) is not dict or len(document) != 1:
         return None
     fields = document.get("$setOnInsert")
-    if type(fields) is not dict or not fields or not all(_plain_field(key) for key in fields):
+    if type(fields) is not dict or not fields or not _plain_fields(tuple(fields)):
         return None
     [(field, value)] = spec.items()
     if field == "_id" or not _plain_field(field) or type(value) not in _LOOKUP_TYPES:
