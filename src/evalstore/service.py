@@ -157,18 +157,18 @@ class MetricsStorageService(AnalysisQueries):
             [result] = await client.test_runs.aggregate(
                 run_aggregates_pipeline(run["_id"])
             ).to_list(None)
-        counts, means = result["counts"], result["means"]
-        totals = counts[0] if counts else {}
+        tests = {row["_id"]: row["tests"] for row in result["counts"]}
+        [score] = result["score"] or [{"score": None}]
         update = {
             "status": status,
             "finished_at": finished_at or utcnow(),
-            "num_tests": totals.get("num_tests", 0),
-            "num_passed": totals.get("num_passed", 0),
-            "num_failed": totals.get("num_failed", 0),
-            "num_skipped": totals.get("num_skipped", 0),
-            "num_errors": totals.get("num_errors", 0),
-            "score": totals.get("score"),
-            "metrics": {m["_id"]: m["mean"] for m in means if m["mean"] is not None},
+            "num_tests": sum(tests.values()),
+            "num_passed": tests.get("passed", 0),
+            "num_failed": tests.get("failed", 0) + tests.get("error", 0),
+            "num_skipped": tests.get("skipped", 0),
+            "num_errors": tests.get("error", 0),
+            "score": score["score"],
+            "metrics": {m["_id"]: m["mean"] for m in result["means"] if m["mean"] is not None},
         }
         with client.errors("finalize an evaluation run"):
             updated: Document = await client.evaluation_runs.find_one_and_update(
