@@ -33,7 +33,8 @@ SCORE_MAX = 100.0
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime truncated to milliseconds (BSON's precision)."""
-    return to_utc(datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)  # as to_utc() does
 
 
 def to_utc(value: datetime) -> datetime:
@@ -41,6 +42,8 @@ def to_utc(value: datetime) -> datetime:
 
     Naive datetimes are taken to be UTC already, as pymongo does.
     """
+    if type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000:
+        return value  # already UTC at millisecond precision: the common case
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     value = value.astimezone(timezone.utc)
@@ -149,7 +152,12 @@ class MetricData(_Document):
 
 
 class TestRun(_Document):
-    """One execution of one test inside an evaluation run (a `test_runs` document)."""
+    """One execution of one test inside an evaluation run (a `test_runs` document).
+
+    `build_test_run_document` below builds the same document without the model
+    for plainly valid fields: a change of fields or validators here needs one
+    there (tests/unit/test_test_run_document.py fails until it is made).
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -212,6 +220,145 @@ class TestRun(_Document):
         if self.finished_at < self.started_at:
             raise ValueError("finished_at is before started_at")
         return self
+
+
+_TEST_RUN_FIELDS = frozenset(TestRun.model_fields)
+_TEST_STATUSES = frozenset(("passed", "failed", "skipped", "error"))
+_PLAIN_LEAVES = frozenset((str, int, float, bool, type(None), datetime))
+
+
+def build_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`TestRun(**fields).to_document()`, built directly when pydantic would only copy.
+
+    Validating and dumping a model costs more than the rest of recording a
+    result. When every field already has exactly the type and form the model
+    stores, the same document is built by hand; anything else (including every
+    invalid value) goes through the model, so errors are the model's.
+
+    Raises:
+        ValidationError: as `TestRun(**fields)` does.
+    """
+    document = _plain_test_run_document(fields)
+    if document is None:
+        document = TestRun(**fields).to_document()
+    return document
+
+
+class _NotPlain(Exception):
+    """A value the direct path does not copy exactly as pydantic would."""
+
+
+def _copy_plain(value: Any) -> Any:
+    """A deep copy of data made only of exact dicts, lists and plain leaf types."""
+    kind = type(value)
+    if kind is dict:
+        copied = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            copied[key] = _copy_plain(item)
+        return copied
+    if kind is list:
+        return [_copy_plain(item) for item in value]
+    if kind in _PLAIN_LEAVES:
+        return value
+    raise _NotPlain
+
+
+def _plain_metric_document(metric: Any) -> dict[str, Any]:
+    """`metric.model_dump()` for a `MetricData` holding exactly its declared types."""
+    if type(metric) is not MetricData:
+        raise _NotPlain
+    passed, threshold, unit, details = metric.passed, metric.threshold, metric.unit, metric.details
+    if (
+        type(metric.score) is not float
+        or (passed is not None and type(passed) is not bool)
+        or (threshold is not None and type(threshold) is not float)
+        or (unit is not None and type(unit) is not str)
+    ):
+        raise _NotPlain
+    return {
+        "score": metric.score,
+        "passed": passed,
+        "threshold": threshold,
+        "unit": unit,
+        "details": None if details is None else _copy_plain(details),
+    }
+
+
+def _is_utc_ms(value: Any) -> bool:
+    return type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000
+
+
+def _is_str_list(value: Any) -> bool:
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The document `TestRun(**fields)` dumps, or None when only the model can tell."""
+    if fields.keys() != _TEST_RUN_FIELDS:
+        return None
+    test_run_id, test_id, test_name = fields["test_run_id"], fields["test_id"], fields["test_name"]
+    started, finished = fields["started_at"], fields["finished_at"]
+    duration, score, status = fields["duration_ms"], fields["score"], fields["status"]
+    message, details = fields["message"], fields["details"]
+    if not (
+        type(fields["evaluation_run_id"]) is ObjectId
+        and type(test_run_id) is str
+        and test_run_id.strip()
+        and type(test_id) is str
+        and test_id.strip()
+        and type(test_name) is str
+        and _is_utc_ms(started)
+        and _is_utc_ms(finished)
+        and finished >= started
+        and type(duration) is float
+        and 0 <= duration < math.inf
+        and type(fields["score_method"]) is str
+        and type(fields["passed"]) is bool
+        and type(status) is str
+        and status in _TEST_STATUSES
+        and _is_str_list(fields["tags"])
+        and _is_str_list(fields["participants"])
+        and (message is None or type(message) is str)
+        and type(fields["metrics"]) is dict
+    ):
+        return None
+    if score is not None:
+        if type(score) not in (float, int) or not SCORE_MIN <= score <= SCORE_MAX:
+            return None
+        score = float(score)
+    try:
+        metrics = {}
+        for name, metric in fields["metrics"].items():
+            if type(name) is not str:
+                return None
+            check_key(name, "metrics")
+            metrics[name] = _plain_metric_document(metric)
+        if details is not None:
+            if type(details) is not dict:
+                return None
+            details = _copy_plain(check_plain(details, "details"))
+    except (_NotPlain, ValueError, RecursionError):  # the model decides, and says why
+        return None
+    return {
+        "evaluation_run_id": fields["evaluation_run_id"],
+        "test_run_id": test_run_id,
+        "test_id": test_id,
+        "test_name": test_name,
+        "started_at": started,
+        "finished_at": finished,
+        "duration_ms": duration,
+        "metrics": metrics,
+        "score": score,
+        "score_method": fields["score_method"],
+        "passed": fields["passed"],
+        "status": status,
+        "tags": list(fields["tags"]),
+        "participants": list(fields["participants"]),
+        "message": message,
+        "details": details,
+    }
 
 
 class EvaluationRun(_Document):

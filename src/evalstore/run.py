@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,8 +21,9 @@ from evalstore.models import (
     EvaluationRun,
     MetricData,
     RunStatus,
-    TestRun,
     TestStatus,
+    build_test_run_document,
+    check_key,
     invalid,
     to_utc,
     utcnow,
@@ -236,31 +237,31 @@ class RunRecorder:
             score = score_method_score(method, metric_models, passed)
         started, finished, duration = self._timing(started_at, finished_at, duration_ms)
         try:
-            test_run = TestRun(
-                evaluation_run_id=run["_id"],
-                test_run_id=new_test_run_id(run["evaluation_run_id"], test_id),
-                test_id=test_id,
-                test_name=test_name or test_id,
-                started_at=started,
-                finished_at=finished,
-                duration_ms=duration,
-                metrics=metric_models,
-                score=score,
-                score_method=method,
-                passed=passed,
-                status=status,
-                tags=list(tags),
-                participants=list(participants),
-                message=message,
-                details=dict(details) if details is not None else None,
-            )
+            fields = {
+                "evaluation_run_id": run["_id"],
+                "test_run_id": new_test_run_id(run["evaluation_run_id"], test_id),
+                "test_id": test_id,
+                "test_name": test_name or test_id,
+                "started_at": started,
+                "finished_at": finished,
+                "duration_ms": duration,
+                "metrics": metric_models,
+                "score": score,
+                "score_method": method,
+                "passed": passed,
+                "status": status,
+                "tags": list(tags),
+                "participants": list(participants),
+                "message": message,
+                "details": dict(details) if details is not None else None,
+            }
+            test_run = build_test_run_document(fields)
         except ValidationError as exc:
             raise invalid(exc) from None
         if self._journal is None or self._writer is None:
-            document = test_run.to_document()
-            self._totals.add(document)
-            return document
-        document = {"_id": ObjectId(), **test_run.to_document()}
+            self._totals.add(test_run)
+            return test_run
+        document = {"_id": ObjectId(), **test_run}
         self._journal.append({"kind": "test", "doc": document})
         self._totals.add(document)
         await self._writer.put(document)
@@ -275,6 +276,13 @@ class RunRecorder:
             raise InvalidDataError(
                 f"duration_ms must be a finite, non-negative number, got {duration_ms!r}"
             )
+        if started_at is None and finished_at is None and duration_ms is None:
+            now = self._clock()
+            if type(now) is datetime and now.tzinfo is timezone.utc and not now.fold:
+                # What the general path computes for a UTC clock reading, without the arithmetic.
+                finished = to_utc(now)
+                return finished, finished, 0.0
+            finished_at = now
         if finished_at is None:
             if started_at is not None and duration_ms is not None:
                 finished_at = started_at + timedelta(milliseconds=duration_ms)
@@ -406,7 +414,7 @@ def _metrics(metrics: Mapping[str, MetricInput] | None) -> dict[str, MetricData]
     models: dict[str, MetricData] = {}
     for name, value in metrics.items():
         try:
-            TestRun._metric_names({name: None})
+            check_key(name, "metrics")
             if isinstance(value, MetricData):
                 models[name] = value
             elif isinstance(value, Mapping):

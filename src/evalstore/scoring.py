@@ -16,7 +16,8 @@ def average_score(metrics: Mapping[str, MetricData], passed: bool) -> float:
     """The mean of the metric scores; with no metrics, 100 when passed and 0 when not."""
     if not metrics:
         return 100.0 if passed else 0.0
-    return fmean(metric.score for metric in metrics.values())
+    # a list, not a generator: fmean then takes its length instead of counting
+    return fmean([metric.score for metric in metrics.values()])
 
 
 def minimum_score(metrics: Mapping[str, MetricData], passed: bool) -> float:

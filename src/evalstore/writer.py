@@ -78,8 +78,12 @@ class BatchWriter:
         Once a batch is waiting, it also yields to the event loop so that the
         writer can send it even when the caller records in a tight loop.
         """
-        await self._queue.put(document)
-        if self._queue.qsize() >= self._batch_size:
+        queue = self._queue
+        if queue.full():
+            await queue.put(document)
+        else:  # what put() does when there is room, without creating a coroutine
+            queue.put_nowait(document)
+        if queue.qsize() >= self._batch_size:
             await asyncio.sleep(0)
 
     async def close(self) -> None:
