@@ -29,6 +29,25 @@ _IMMUTABLE_ATOMS: frozenset[type] = frozenset(
 )
 
 
+def _stored_datetime(value: datetime) -> datetime:
+    """mongomock's `patch_datetime_awareness_in_document` for an exact datetime: naive UTC, ms."""
+    milliseconds = (value.microsecond // 1000) * 1000
+    if value.tzinfo:
+        return (value - value.utcoffset()).replace(tzinfo=None, microsecond=milliseconds)  # type: ignore[operator]
+    return value.replace(microsecond=milliseconds)
+
+
+def _aware_datetime(value: datetime) -> datetime:
+    """mongomock's `make_datetime_timezone_aware_in_document` for an exact datetime."""
+    return value.replace(tzinfo=vars(mongomock.helpers)["utc"])
+
+
+_DATETIME_STEPS = {
+    "patch_datetime_awareness_in_document": _stored_datetime,
+    "make_datetime_timezone_aware_in_document": _aware_datetime,
+}
+
+
 def install_fast_copies() -> None:
     """Let mongomock's document walks skip plain values and plain dicts and lists.
 
@@ -36,9 +55,10 @@ def install_fast_copies() -> None:
     three times per upsert (a quarter of its cost), testing each value against
     six types; `make_datetime_timezone_aware_in_document` does the same for
     every document read. For an exact `str`, `int`, `float`, `bool`, `None`,
-    `ObjectId` or `bytes` both return the value itself, and for an exact `dict`
-    or `list` a copy with each item walked: the replacements do just that and
-    hand everything else (datetimes, tuples, SON, Timestamp...) to the original,
+    `ObjectId` or `bytes` both return the value itself, for an exact `datetime`
+    their datetime step, and for an exact `dict` or `list` a copy with each item
+    walked: the replacements do just that and hand everything else (datetime
+    subclasses, tuples, SON, Timestamp...) to the original,
     whose recursive calls come back to the replacement. The same for
     `_copy_field`, which copies every document a read returns.
     """
@@ -51,10 +71,16 @@ def install_fast_copies() -> None:
         if getattr(original, "_evalstore_original", None) is not None:
             continue
 
-        def walk(value: Any, _original: Any = original, _name: str = name) -> Any:
+        moment = _DATETIME_STEPS[name]
+
+        def walk(
+            value: Any, _original: Any = original, _name: str = name, _moment: Any = moment
+        ) -> Any:
             kind = type(value)
             if kind in _ATOMS:
                 return value
+            if kind is datetime:
+                return _moment(value)
             step = helpers[_name]
             # atoms inline: most values are, and a call per value is most of the cost
             if kind is dict:
@@ -126,3 +152,10 @@ def cursor_next(cursor: Any) -> Any:
         raise StopIteration
     cursor._emitted += 1
     return results[position]
+
+
+def original_walks() -> dict[str, Any]:
+    """mongomock's own datetime walks that the fast ones replaced (empty before), for tests."""
+    helpers = vars(mongomock.helpers)
+    walks = {name: getattr(helpers[name], "_evalstore_original", None) for name in _DATETIME_STEPS}
+    return {name: walk for name, walk in walks.items() if walk is not None}

@@ -8,17 +8,20 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import mongomock
 import mongomock.collection
+import mongomock.helpers
 import pytest
 from bson import ObjectId
 from mongomock.filtering import filter_applies
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from evalstore import MongoDBClient, embedded
+from evalstore import MongoDBClient, embedded, embedded_reads
 
 MISSING = object()
 
@@ -72,6 +75,54 @@ def assert_indexes_current(collection: Any) -> None:
             rebuilt.values,
             rebuilt.unsafe,
         ), field
+
+
+def _exactly(value: Any) -> Any:
+    """`value` with types, time zones and folds spelled out, for comparisons that see them."""
+    if isinstance(value, dict):
+        return (type(value), [(key, _exactly(item)) for key, item in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value), [_exactly(item) for item in value])
+    if isinstance(value, datetime):
+        return (type(value), value.isoformat(), value.tzinfo, value.fold)
+    return (type(value), value)
+
+
+def test_document_walks_return_what_mongomocks_own_return() -> None:
+    """The replaced datetime walks (every document written and read) against mongomock's."""
+    rng = random.Random(7)
+    zones = [None, timezone.utc, timezone(timedelta(hours=-5)), ZoneInfo("Europe/Berlin")]
+    moments = [
+        datetime(
+            rng.randint(1, 9999),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            rng.choice([0, 999, 1000, 123456, 999999]),
+            tzinfo=rng.choice(zones),
+            fold=rng.randint(0, 1),
+        )
+        for _ in range(2000)
+    ]
+    documents = [
+        {"at": moment, "nested": {"list": [moment, 1, "x", None, (moment,)]}, "n": 2.5}
+        for moment in moments
+    ]
+    walks = embedded_reads.original_walks()
+    assert walks, "the walks are replaced"
+    for name, original in walks.items():
+        replaced = vars(mongomock.helpers)[name]
+        assert replaced is not original
+        for value in [*moments, *documents]:
+            try:
+                expected = _exactly(original(value))
+            except OverflowError:  # year 1 minus a positive offset, as in mongomock
+                with pytest.raises(OverflowError):
+                    replaced(value)
+                continue
+            assert _exactly(replaced(value)) == expected, (name, value)
 
 
 def test_a_duplicate_insert_raises_and_writes_nothing() -> None:
