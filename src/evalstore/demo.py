@@ -64,11 +64,12 @@ async def record_demo_history(
     between passing and failing.
     """
     rng = random.Random(seed)
-    today = utcnow().replace(hour=9, minute=0, second=0, microsecond=0)
+    # The last run starts half an hour ago, so no run is in the future whatever the time of day.
+    last_start = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=30)
     ids: list[str] = []
     for index in range(runs):
         name = "baseline" if index < runs // 2 else "config-tweak"
-        clock = DemoClock(today - timedelta(days=runs - 1 - index) + timedelta(minutes=index))
+        clock = DemoClock(last_start - timedelta(days=runs - 1 - index))
         async with evaluation_run(
             service,
             config=CONFIGS[name],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from typer.testing import CliRunner
@@ -53,6 +54,8 @@ def test_demo_json_has_ten_runs_a_flaky_test_and_a_daily_trend() -> None:
     assert sorted(p["period"] for p in data["score_trend"]) == [
         p["period"] for p in data["score_trend"]
     ]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    assert all(run["finished_at"] < now for run in runs), "no demo run ends in the future"
 
 
 def test_runs_list_and_show(demo_db: str) -> None:
