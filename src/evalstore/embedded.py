@@ -52,6 +52,7 @@ import mongomock.collection
 import mongomock.helpers
 import mongomock.store
 from bson import ObjectId
+from bson.errors import BSONError
 from pymongo import UpdateOne
 
 from evalstore.embedded_reads import aggregate_match_first, cursor_next, install_fast_copies
@@ -207,8 +208,11 @@ def _served_fields(store: Any) -> frozenset[str]:
         and cached[2] == len(store._ttl_indexes)
     ):
         return cached[3]
+    # Counted before computing: an index created meanwhile by another thread makes the
+    # counts differ at the next call, which then computes again.
+    indexes, count, ttl_count = store.indexes, len(store.indexes), len(store._ttl_indexes)
     fields = frozenset(_compute_served_fields(store))
-    state.served = (store.indexes, len(store.indexes), len(store._ttl_indexes), fields)
+    state.served = (indexes, count, ttl_count, fields)
     return fields
 
 
@@ -237,8 +241,9 @@ def _field_index(store: Any, field: str) -> _FieldIndex | None:
         index = state.fields.get(field)
         if index is None:
             index = _FieldIndex(field)
-            for key, document in store._documents.items():
-                index.add(key, document)
+            with store._rwlock.reader():  # mongomock's lock for iterating its documents
+                for key, document in store._documents.items():
+                    index.add(key, document)
             state.fields[field] = index
         return index if index.usable else None
 
@@ -312,8 +317,11 @@ def _candidates(store: Any, filter: Any) -> list[Any] | None:
             for value in values:
                 keys.update(index.buckets.get(value, ()))
         if len(keys) <= 1:
-            return [documents[key] for key in keys]
-        return [document for key, document in documents.items() if key in keys]
+            # .get: another thread may have deleted it since the bucket was read
+            found = [documents.get(key) for key in keys]
+            return [document for document in found if document is not None]
+        with store._rwlock.reader():  # mongomock's lock for iterating its documents
+            return [document for key, document in documents.items() if key in keys]
     return None
 
 
@@ -438,8 +446,16 @@ def _insert_only_upsert(collection: Any, spec: Any, document: Any) -> dict[str, 
     filter_applies: Callable[[Any, Any], bool] = vars(mongomock.collection)["filter_applies"]
     matched = any(filter_applies(spec, candidate) for candidate in candidates)
     upserted_id = None
-    if not matched:
-        upserted_id = collection._insert({field: value, "_id": ObjectId(), **fields})
+    if matched:
+        # mongomock normalises the update's datetimes before it looks: same errors (overflow)
+        vars(mongomock.helpers)["patch_datetime_awareness_in_document"](fields)
+    else:
+        try:
+            upserted_id = collection._insert({field: value, "_id": ObjectId(), **fields})
+        except (TypeError, ValueError, ArithmeticError, BSONError):
+            # Refused before anything was stored (mongomock's _insert validates, normalises,
+            # then stores): let mongomock's update path refuse it with its own error.
+            return None
     return {
         "connectionId": collection.database.client._id,
         "err": None,
@@ -458,8 +474,8 @@ def _bulk_write(
     bypass_document_validation: bool = False,
     session: Any = None,
 ) -> Any:
-    requests = list(requests)
     if not (bypass_document_validation or session):
+        requests = list(requests)
         result = _upserts_only(self, requests, ordered)
         if result is not None:
             return result
@@ -531,8 +547,12 @@ def _upserts_only(collection: Any, requests: list[Any], ordered: bool) -> Any | 
     return namespace["BulkWriteResult"](result, True)
 
 
+def _cursor_next(self: Any) -> Any:
+    return cursor_next(self, _ORIGINALS["__next__"])
+
+
 def _aggregate(self: Any, pipeline: Any, session: Any = None, **kwargs: Any) -> Any:
-    result = aggregate_match_first(self, pipeline, session)
+    result = aggregate_match_first(self, pipeline, session, _candidates)
     if result is None:
         result = _ORIGINALS["aggregate"](self, pipeline, session=session, **kwargs)
     return result
@@ -579,8 +599,8 @@ _PATCHES: tuple[tuple[type, str, Any], ...] = (
     (mongomock.collection.Collection, "_update", _update),
     (mongomock.collection.Collection, "aggregate", _aggregate),
     (mongomock.collection.Collection, "bulk_write", _bulk_write),
-    (mongomock.collection.Cursor, "__next__", cursor_next),
-    (mongomock.collection.Cursor, "next", cursor_next),
+    (mongomock.collection.Cursor, "__next__", _cursor_next),
+    (mongomock.collection.Cursor, "next", _cursor_next),
     (mongomock.store.CollectionStore, "__setitem__", _store_setitem),
     (mongomock.store.CollectionStore, "__delitem__", _store_delitem),
     (mongomock.store.CollectionStore, "drop", _invalidating("drop")),

@@ -12,6 +12,7 @@ Installed by `evalstore.embedded.install_index_patches`, with the hash indexes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -119,14 +120,17 @@ def install_fast_copies() -> None:
         namespace["_copy_field"] = fast_copy_field
 
 
-def aggregate_match_first(collection: Any, pipeline: Any, session: Any) -> Any | None:
-    """Run `pipeline` reading through `find` when its first stage is `$match`; else None.
+def aggregate_match_first(
+    collection: Any, pipeline: Any, session: Any, candidates: Callable[[Any, Any], Any]
+) -> Any | None:
+    """Run `pipeline` copying only what its leading `$match` selects; None if it has none.
 
-    `find` applies the same `filter_applies` to the same documents (stored
-    ones are already normalised the way `$match` normalises its copies) and
-    returns them copied, in store order, so the rest of the pipeline sees
-    exactly what it saw with mongomock's own `aggregate`, minus the documents
-    the `$match` drops.
+    mongomock's `aggregate` copied every document (as `find` does), then kept
+    the copies that the `$match` filter applies to once their datetimes are
+    normalised. This applies the same filter to the same normalised values
+    (of the documents `candidates(store, filter)` narrows to through a hash
+    index, or of all of them), then copies only the documents it keeps, in
+    store order, so the rest of the pipeline sees exactly what it saw before.
     """
     first = pipeline[0] if type(pipeline) is list and pipeline else None
     if session or type(first) is not dict or len(first) != 1:
@@ -134,21 +138,39 @@ def aggregate_match_first(collection: Any, pipeline: Any, session: Any) -> Any |
     match = first.get("$match")
     if type(match) is not dict:
         return None
-    documents = list(collection.find(match))
+    helpers = vars(mongomock.helpers)
+    normalise = helpers["patch_datetime_awareness_in_document"]
+    filter_applies = vars(mongomock.collection)["filter_applies"]
+    copy_field = vars(mongomock.collection)["_copy_field"]
+    spec = normalise(match)
+    store = collection._store
+    documents = candidates(store, spec)
+    if documents is None:
+        documents = list(store.documents)  # mongomock's locked walk (expiring TTL documents)
+    kept = [document for document in documents if filter_applies(spec, normalise(document))]
+    copies = [copy_field(document, dict) for document in kept]
+    if collection.codec_options.tz_aware:
+        aware = helpers["make_datetime_timezone_aware_in_document"]
+        copies = [aware(document) for document in copies]
     rest = pipeline[1:]
-    return mongomock.aggregate.process_pipeline(documents, collection.database, rest, None)  # type: ignore[no-untyped-call]
+    return mongomock.aggregate.process_pipeline(copies, collection.database, rest, None)  # type: ignore[no-untyped-call]
 
 
-def cursor_next(cursor: Any) -> Any:
+def cursor_next(cursor: Any, original: Any) -> Any:
     """mongomock's `Cursor.__next__` without copying the rest of the results at every step.
 
     mongomock sliced `results[skip:][:limit]` for each document it returned,
     so reading N documents cost O(N²). This returns the same document, or
-    raises StopIteration at the same point.
+    raises StopIteration at the same point; a skip or limit that is not a
+    non-negative int (pymongo refuses them; mongomock slices with them) goes
+    to `original`, mongomock's own method.
     """
+    skip, limit = cursor._skip, cursor._limit
+    if type(skip) is not int or skip < 0 or (limit is not None and type(limit) is not int):
+        return original(cursor)
     results = cursor._compute_results()
-    position = cursor._skip + cursor._emitted
-    if position >= len(results) or (cursor._limit and cursor._emitted >= abs(cursor._limit)):
+    position = skip + cursor._emitted
+    if position >= len(results) or (limit and cursor._emitted >= abs(limit)):
         raise StopIteration
     cursor._emitted += 1
     return results[position]

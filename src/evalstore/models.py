@@ -63,6 +63,11 @@ def check_score(value: float | None, field: str) -> float | None:
     return float(value)
 
 
+# Containers inside a free-form value (details, configuration): MongoDB refuses documents
+# nested more than 100 levels, and the value sits a few levels down its document.
+MAX_NESTING = 90
+
+
 def check_key(key: object, field: str) -> str:
     """A key MongoDB can store and query unambiguously: a non-empty string without `$` or `.`."""
     if not isinstance(key, str) or not key:
@@ -72,11 +77,12 @@ def check_key(key: object, field: str) -> str:
     return key
 
 
-def check_plain(value: Any, field: str) -> Any:
+def check_plain(value: Any, field: str, _depth: int = 0) -> Any:
     """Check that `value` is plain data that BSON stores as-is (and JSON can show).
 
     Allowed: None, bool, int (64-bit), finite float, str, datetime, lists/tuples
-    and string-keyed mappings of those. Returns a copy with tuples as lists.
+    and string-keyed mappings of those, nested at most `MAX_NESTING` levels.
+    Returns a copy with tuples as lists.
     """
     if value is None or isinstance(value, bool | str):
         return value
@@ -90,10 +96,18 @@ def check_plain(value: Any, field: str) -> Any:
         return value
     if isinstance(value, datetime):
         return to_utc(value)
+    if isinstance(value, list | tuple | Mapping) and _depth >= MAX_NESTING:
+        raise ValueError(
+            f"{field} is nested more than {MAX_NESTING} levels deep "
+            "(MongoDB stores documents nested at most 100 levels)"
+        )
     if isinstance(value, list | tuple):
-        return [check_plain(item, f"{field}[{i}]") for i, item in enumerate(value)]
+        return [check_plain(item, f"{field}[{i}]", _depth + 1) for i, item in enumerate(value)]
     if isinstance(value, Mapping):
-        return {check_key(k, field): check_plain(v, f"{field}.{k}") for k, v in value.items()}
+        return {
+            check_key(k, field): check_plain(v, f"{field}.{k}", _depth + 1)
+            for k, v in value.items()
+        }
     raise ValueError(
         f"{field} holds a {type(value).__name__}, which cannot be stored "
         "(use numbers, strings, booleans, None, datetimes, lists and dicts)"

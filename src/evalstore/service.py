@@ -157,12 +157,14 @@ class MetricsStorageService(AnalysisQueries):
             [result] = await client.test_runs.aggregate(
                 run_aggregates_pipeline(run["_id"])
             ).to_list(None)
-        tests = {row["_id"]: row["tests"] for row in result["counts"]}
+        # Only string statuses count in a category, whatever else a document may hold
+        # (True and 1 are one key in a dict but two groups on the server).
+        tests = {row["_id"]: row["tests"] for row in result["counts"] if type(row["_id"]) is str}
         [score] = result["score"] or [{"score": None}]
         update = {
             "status": status,
             "finished_at": finished_at or utcnow(),
-            "num_tests": sum(tests.values()),
+            "num_tests": sum(row["tests"] for row in result["counts"]),
             "num_passed": tests.get("passed", 0),
             "num_failed": tests.get("failed", 0) + tests.get("error", 0),
             "num_skipped": tests.get("skipped", 0),

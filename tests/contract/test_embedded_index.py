@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import mongomock.collection
 import mongomock.helpers
 import pytest
 from bson import ObjectId
+from bson.errors import BSONError
 from mongomock.filtering import filter_applies
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -305,6 +307,16 @@ def _normal(value: Any) -> Any:
     return value
 
 
+# $setOnInsert fields mongomock refuses (each with its own error) or cannot normalise.
+BAD_FIELDS: list[dict[str, Any]] = [
+    {"nested": {1: "int key"}},
+    {"nul\x00key": 1},
+    {"nested": {"nul\x00": 1}},
+    {"set": {1, 2}},
+    {"at": datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))},  # overflows to UTC
+]
+
+
 def _operation(rng: random.Random) -> Callable[[Any], Any]:
     def next_id() -> str:
         return f"i{rng.randrange(40)}"  # a small pool: some inserts clash on `_id`
@@ -383,10 +395,11 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
 
         return drop_and_refill
     if choice == 20:  # evalstore's test-run write: whole documents, some clashing on `_id`
+        extra = rng.choice([{}, {}, {}, *BAD_FIELDS])  # some that mongomock refuses, its way
         requests = [
             UpdateOne(
                 {"k": x},
-                {"$setOnInsert": {"_id": next_id(), "n": n, "doc": {"list": [n, "x"]}}},
+                {"$setOnInsert": {"_id": next_id(), "n": n, "doc": {"list": [n, "x"]}, **extra}},
                 upsert=True,
             )
             for x in ("a", q, r, "b")
@@ -394,7 +407,8 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
         ordered = n < 5
         return lambda c: c.bulk_write(requests, ordered=ordered).bulk_api_result
     if choice == 21:
-        skip, limit = rng.randrange(4), rng.randrange(-3, 4)
+        skip = rng.randrange(-2, 4)  # pymongo refuses a negative skip; mongomock slices with it
+        limit: float = rng.choice([rng.randrange(-3, 4), 2.0])
         return lambda c: list(c.find({"n": {"$gte": n // 2}}).sort("n").skip(skip).limit(limit))
     if choice in (22, 23):
         stage = {"k": {"$in": [q, r]}} if choice == 22 else {"n": {"$lt": n}}
@@ -414,10 +428,18 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
 def _run(operation: Callable[[Any], Any], collection: Any) -> Any:
     try:
         return ("ok", _normal(operation(collection)))
-    except (PyMongoError, TypeError) as exc:
+    except (
+        PyMongoError,
+        BSONError,
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        NotImplementedError,
+    ) as exc:
         return (
             "error",
             type(exc).__name__,
+            str(exc),
             getattr(exc, "code", None),
             _normal(getattr(exc, "details", None)),
         )
@@ -443,3 +465,50 @@ def test_random_operations_answer_exactly_as_mongomock_does() -> None:
             assert lookup(patched, query) == scan(patched, query), (step, value)
         for query in ({"_id": f"i{step % 40}"}, {"_id": {"$in": ["i1", "i2", "i3"]}}):
             assert lookup(patched, query) == scan(patched, query), (step, query)
+
+
+def test_a_matching_insert_only_upsert_refuses_what_mongomock_refuses() -> None:
+    """mongomock normalises the update's dates before looking, so a match still raises."""
+    # 00:30 at UTC+1 is the year 0 in UTC: normalising it overflows
+    overflowing = {
+        "$setOnInsert": {"at": datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))}
+    }
+    outcomes = []
+    for patches in (True, False):
+        collection = fresh_collection()
+        collection.insert_one({"k": "a"})
+        with contextlib.nullcontext() if patches else unpatched():
+            outcomes.append(
+                _run(lambda c: c.update_one({"k": "a"}, overflowing, upsert=True), collection)
+            )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][:2] == ("error", "OverflowError")
+
+
+def test_a_leading_match_compares_dates_as_mongomock_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`$currentDate` stores microseconds in mongomock; its `$match` compares them at ms."""
+    monkeypatch.setattr(mongomock, "utcnow", lambda: datetime(2025, 1, 2, 3, 4, 5, 678901))
+    pipelines = [
+        [{"$match": {"at": datetime(2025, 1, 2, 3, 4, 5, 678000)}}, {"$project": {"k": 1}}],
+        [{"$match": {"at": {"$lte": datetime(2025, 1, 2, 3, 4, 5, 678000)}}}],
+    ]
+    outcomes = []
+    for patches in (True, False):
+        collection = mongomock.MongoClient(tz_aware=True).db[f"c_{uuid.uuid4().hex[:8]}"]
+        collection.insert_many([{"k": "a"}, {"k": "b"}])
+        collection.update_one({"k": "a"}, {"$currentDate": {"at": True}})
+        with contextlib.nullcontext() if patches else unpatched():
+            outcomes.append([[d["k"] for d in collection.aggregate(p)] for p in pipelines])
+    assert outcomes == [[["a"], ["a"]], [["a"], ["a"]]]
+
+
+def test_bulk_write_refuses_its_options_first_as_mongomock_does() -> None:
+    outcomes = []
+    for patches in (True, False):
+        collection = fresh_collection()
+        with contextlib.nullcontext() if patches else unpatched():
+            outcomes.append(
+                _run(lambda c: c.bulk_write(None, bypass_document_validation=True), collection)
+            )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][:2] == ("error", "NotImplementedError")

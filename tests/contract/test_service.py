@@ -228,6 +228,25 @@ async def test_finalize_a_run_without_tests(service: MetricsStorageService) -> N
     )
 
 
+async def test_finalize_counts_test_runs_written_by_others_with_odd_statuses(
+    service: MetricsStorageService,
+) -> None:
+    """Documents inserted with mongosh may hold any status: they count in num_tests only."""
+    async with evaluation_run(service, environment="dev", clock=Clock(T0)) as run:
+        await run.record_test("a", metrics={"wer": 80})
+    oid = run.document["_id"]
+    odd = [True, 1, ["failed"], {"code": "failed"}, None]
+    await service.client.test_runs.insert_many(
+        [
+            {"evaluation_run_id": oid, "test_run_id": f"odd{i}", "status": s}
+            for i, s in enumerate(odd)
+        ]
+    )
+    final = await service.finalize_evaluation_run(oid)
+    assert (final["num_tests"], final["num_passed"], final["num_failed"]) == (6, 1, 0)
+    assert (final["num_skipped"], final["num_errors"], final["score"]) == (0, 0, 80.0)
+
+
 async def test_finalize_unknown_run_is_a_clear_error(service: MetricsStorageService) -> None:
     with pytest.raises(RunNotFoundError, match="evalstore runs list"):
         await service.finalize_evaluation_run("nope")

@@ -27,3 +27,19 @@ def test_details_must_be_plain_data() -> None:
 
 def test_invalid_data_error_is_a_value_error() -> None:
     assert issubclass(InvalidDataError, ValueError)
+
+
+def nested(levels: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"x": value}
+    return value
+
+
+def test_details_may_nest_90_levels_not_more() -> None:
+    """MongoDB refuses documents nested over 100 levels; the details sit a few levels down."""
+    assert MetricData(score=1, details=nested(90)).details == nested(90)
+    with pytest.raises(ValueError, match="nested more than 90 levels"):
+        MetricData(score=1, details=nested(91))
+    with pytest.raises(ValueError, match="nested more than 90 levels"):
+        MetricData(score=1, details={"list": [[[[nested(87)]]]]})
