@@ -147,13 +147,37 @@ def aggregate_match_first(
     documents = candidates(store, spec)
     if documents is None:
         documents = list(store.documents)  # mongomock's locked walk (expiring TTL documents)
-    kept = [document for document in documents if filter_applies(spec, normalise(document))]
+    roots = _field_roots(spec)
+    if roots is None:
+        kept = [document for document in documents if filter_applies(spec, normalise(document))]
+    else:  # the filter reads only these fields: normalise just them
+        kept = [
+            document
+            for document in documents
+            if filter_applies(
+                spec, normalise({root: document[root] for root in roots if root in document})
+            )
+        ]
     copies = [copy_field(document, dict) for document in kept]
     if collection.codec_options.tz_aware:
         aware = helpers["make_datetime_timezone_aware_in_document"]
         copies = [aware(document) for document in copies]
     rest = pipeline[1:]
     return mongomock.aggregate.process_pipeline(copies, collection.database, rest, None)  # type: ignore[no-untyped-call]
+
+
+def _field_roots(spec: dict[str, Any]) -> list[str] | None:
+    """The top-level fields a filter of field conditions reads, or None for `$and`, `$expr`...
+
+    A condition on `a` or `a.b.c` looks only inside the document's `a`; a
+    top-level operator may look anywhere.
+    """
+    roots = []
+    for key in spec:
+        if type(key) is not str or not key or key.startswith("$"):
+            return None
+        roots.append(key.split(".", 1)[0])
+    return roots
 
 
 def cursor_next(cursor: Any, original: Any) -> Any:

@@ -411,7 +411,14 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
         limit: float = rng.choice([rng.randrange(-3, 4), 2.0])
         return lambda c: list(c.find({"n": {"$gte": n // 2}}).sort("n").skip(skip).limit(limit))
     if choice in (22, 23):
-        stage = {"k": {"$in": [q, r]}} if choice == 22 else {"n": {"$lt": n}}
+        stage = rng.choice(
+            [
+                {"k": {"$in": [q, r]}},
+                {"n": {"$lt": n}},
+                {"doc.list": n},  # the documents of choice 20
+                {"$or": [{"n": {"$lt": n}}, {"k": q}]},
+            ]
+        )
         pipeline = [
             {"$match": stage},
             {"$group": {"_id": "$k", "total": {"$sum": "$n"}, "docs": {"$push": "$$ROOT"}}},
@@ -512,3 +519,30 @@ def test_bulk_write_refuses_its_options_first_as_mongomock_does() -> None:
             )
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][:2] == ("error", "NotImplementedError")
+
+
+def test_a_leading_match_on_paths_and_operators_finds_what_mongomock_finds() -> None:
+    documents = [
+        {"k": "a", "doc": {"list": [1, "x"], "at": datetime(2025, 1, 2)}},
+        {"k": "b", "doc": {"list": [2]}},
+        {"k": "c", "doc": [{"list": 1}]},
+        {"k": "d"},
+    ]
+    filters: list[dict[str, Any]] = [
+        {"doc.list": 1},
+        {"doc.list.0": 2},
+        {"doc.at": {"$gte": datetime(2025, 1, 1)}},
+        {"doc": {"$exists": False}},
+        {"$or": [{"doc.list": 2}, {"k": "d"}]},
+        {"k": {"$in": ["a", "c"]}, "doc.list": {"$ne": 2}},
+    ]
+    outcomes = []
+    for patches in (True, False):
+        collection = fresh_collection()
+        collection.insert_many(documents)
+        with contextlib.nullcontext() if patches else unpatched():
+            outcomes.append(
+                [[d["k"] for d in collection.aggregate([{"$match": f}])] for f in filters]
+            )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == [["a", "c"], ["b"], ["a"], ["d"], ["b", "d"], ["a", "c"]]
