@@ -12,7 +12,7 @@ Installed by `evalstore.embedded.install_index_patches`, with the hash indexes:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,10 @@ from bson import ObjectId
 
 # Types both of mongomock's datetime walks return unchanged (exact types, not subclasses).
 _ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
+# Exact types that are not mappings (the key check recurses into mappings only).
+_NOT_MAPPINGS: frozenset[type] = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime, ObjectId, list, tuple}
+)
 # Types `copy.copy` returns as they are, or (`datetime`, `ObjectId`) as an equal copy of an
 # immutable value, which is as good as the value itself.
 _IMMUTABLE_ATOMS: frozenset[type] = frozenset(
@@ -118,6 +122,24 @@ def install_fast_copies() -> None:
 
         fast_copy_field._evalstore_original = copy_field  # type: ignore[attr-defined]
         namespace["_copy_field"] = fast_copy_field
+    # The key check of every document inserted: `isinstance(value, Mapping)` is an ABC check,
+    # slow for each value; values of these exact types are not mappings.
+    key_check = namespace["_recursive_key_check_null_character"]
+    if getattr(key_check, "_evalstore_original", None) is None:
+
+        def fast_key_check(data: Any) -> None:
+            for key, value in data.items():
+                if "\0" in key:
+                    raise namespace["InvalidDocument"](
+                        f"Field names cannot contain the null character (found: {key})"
+                    )
+                if type(value) in _NOT_MAPPINGS:
+                    continue
+                if isinstance(value, Mapping):
+                    namespace["_recursive_key_check_null_character"](value)
+
+        fast_key_check._evalstore_original = key_check  # type: ignore[attr-defined]
+        namespace["_recursive_key_check_null_character"] = fast_key_check
 
 
 def aggregate_match_first(
@@ -201,7 +223,10 @@ def cursor_next(cursor: Any, original: Any) -> Any:
 
 
 def original_walks() -> dict[str, Any]:
-    """mongomock's own datetime walks that the fast ones replaced (empty before), for tests."""
-    helpers = vars(mongomock.helpers)
+    """mongomock's own document walks that the fast ones replaced (empty before), for tests."""
+    helpers, namespace = vars(mongomock.helpers), vars(mongomock.collection)
     walks = {name: getattr(helpers[name], "_evalstore_original", None) for name in _DATETIME_STEPS}
+    walks["_recursive_key_check_null_character"] = getattr(
+        namespace["_recursive_key_check_null_character"], "_evalstore_original", None
+    )
     return {name: walk for name, walk in walks.items() if walk is not None}

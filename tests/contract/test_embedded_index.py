@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -17,7 +18,7 @@ import mongomock
 import mongomock.collection
 import mongomock.helpers
 import pytest
-from bson import ObjectId
+from bson import SON, ObjectId
 from bson.errors import BSONError
 from mongomock.filtering import filter_applies
 from pymongo import UpdateOne
@@ -113,6 +114,7 @@ def test_document_walks_return_what_mongomocks_own_return() -> None:
         for moment in moments
     ]
     walks = embedded_reads.original_walks()
+    walks.pop("_recursive_key_check_null_character")  # compared in its own test below
     assert walks, "the walks are replaced"
     for name, original in walks.items():
         replaced = vars(mongomock.helpers)[name]
@@ -546,3 +548,29 @@ def test_a_leading_match_on_paths_and_operators_finds_what_mongomock_finds() -> 
             )
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] == [["a", "c"], ["b"], ["a"], ["d"], ["b", "d"], ["a", "c"]]
+
+
+def _outcome(check: Callable[[Any], Any], document: Any) -> Any:
+    try:
+        return ("ok", check(document))
+    except Exception as exc:  # the comparison is the point: any error, same type and text
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_the_key_check_of_inserted_documents_answers_as_mongomocks_own() -> None:
+    original = embedded_reads.original_walks()["_recursive_key_check_null_character"]
+    replaced = vars(mongomock.collection)["_recursive_key_check_null_character"]
+    assert replaced is not original
+    documents: list[Any] = [
+        {"a": 1, "b": "x", "c": None, "d": 2.5, "e": datetime(2025, 1, 1), "f": ObjectId()},
+        {"a": {"b": {"c\0": 1}}},
+        {"a\0": 1},
+        {"a": {1: "int key"}},
+        {"a": [{"in\0list": 1}]},  # lists are not searched
+        {"a": SON([("b", SON([("c\0", 1)]))])},
+        {"a": OrderedDict([("b\0", 1)])},
+        {"a": ({"t\0": 1},)},
+        {"a": b"bytes", "b": True, "c": {"d": {"e": {"f": "deep"}}}},
+    ]
+    for document in documents:
+        assert _outcome(replaced, document) == _outcome(original, document), document
