@@ -180,12 +180,27 @@ def aggregate_match_first(
                 spec, normalise({root: document[root] for root in roots if root in document})
             )
         ]
-    copies = [copy_field(document, dict) for document in kept]
     if collection.codec_options.tz_aware:
         aware = helpers["make_datetime_timezone_aware_in_document"]
-        copies = [aware(document) for document in copies]
+        copies = [_aware_copy(document, copy_field, aware) for document in kept]
+    else:
+        copies = [copy_field(document, dict) for document in kept]
     rest = pipeline[1:]
     return mongomock.aggregate.process_pipeline(copies, collection.database, rest, None)  # type: ignore[no-untyped-call]
+
+
+def _aware_copy(value: Any, copy_field: Any, aware: Any) -> Any:
+    """`aware(copy_field(value, dict))` (what `find` returns) in one walk instead of two."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is datetime:
+        return _aware_datetime(value)
+    if kind is dict:
+        return {key: _aware_copy(item, copy_field, aware) for key, item in value.items()}
+    if kind is list:
+        return [_aware_copy(item, copy_field, aware) for item in value]
+    return aware(copy_field(value, dict))
 
 
 def _field_roots(spec: dict[str, Any]) -> list[str] | None:
