@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 from evalstore.analysis_pipelines import run_ids_pipeline
 from evalstore.client import MongoDBClient
 from evalstore.filters import RunFilters
+from evalstore.models import Document
 from evalstore.pipelines import Pipeline
 
 if TYPE_CHECKING:
     from bson import ObjectId
-
-Document = dict[str, Any]
 
 
 class QueryBase:

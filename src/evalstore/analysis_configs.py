@@ -7,11 +7,12 @@ from typing import Any
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_base import QueryBase
 from evalstore.analysis_pipelines import config_hash_filter, configurations_pipeline
 from evalstore.analysis_types import ConfigDifference, ConfigSummary
 from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.filters import FilterKwargs, RunFilters
+from evalstore.models import Document
 
 _MISSING: Any = object()
 

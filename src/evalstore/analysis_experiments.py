@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_base import QueryBase
 from evalstore.analysis_pipelines import experiment_pipeline
 from evalstore.analysis_types import ExperimentMetric
 from evalstore.errors import InvalidDataError
 from evalstore.filters import RunFilters, TagsMatch, WindowKwargs
-from evalstore.models import utcnow
+from evalstore.models import Document, utcnow
 
 SCORE = "score"
 """The row of the run score; a run metric that is itself named `score` shows as `metrics.score`."""

@@ -9,12 +9,12 @@ from typing import Any, Literal, get_args
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_base import QueryBase
 from evalstore.analysis_pipelines import flaky_tests_pipeline, per_test_stats_pipeline
 from evalstore.analysis_types import FlakyTest, PerTestStats
 from evalstore.errors import InvalidDataError
 from evalstore.filters import FilterKwargs, RunFilters
-from evalstore.models import utcnow
+from evalstore.models import Document, utcnow
 
 StatsSortKey = Literal[
     "test_id",

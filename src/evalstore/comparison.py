@@ -20,10 +20,11 @@ from typing import Literal
 
 from bson import ObjectId
 
-from evalstore.analysis_base import Document, QueryBase
+from evalstore.analysis_base import QueryBase
 from evalstore.analysis_pipelines import latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis_types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
+from evalstore.models import Document
 
 RunSelector = Literal["latest", "previous"]
 SELECTORS: tuple[str, ...] = ("latest", "previous")

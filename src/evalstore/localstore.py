@@ -46,6 +46,7 @@ from filelock import FileLock, Timeout
 
 from evalstore import embedded
 from evalstore.errors import ConfigurationError, StorageUnavailableError
+from evalstore.models import Document
 from evalstore.spool import encode
 
 log = logging.getLogger("evalstore")
@@ -77,7 +78,6 @@ _WRITE_METHODS = frozenset(
 _CHILD_METHODS = frozenset(
     {"get_database", "get_default_database", "get_collection", "with_options"}
 )
-Document = dict[str, Any]
 
 
 def store_path(connection_string: str) -> Path:

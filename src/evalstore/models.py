@@ -27,14 +27,21 @@ from evalstore.errors import InvalidDataError
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
 TestStatus = Literal["passed", "failed", "skipped", "error"]
 
+# A MongoDB document as Python sees it.
+Document = dict[str, Any]
+
 SCORE_MIN = 0.0
 SCORE_MAX = 100.0
 
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime truncated to milliseconds (BSON's precision)."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)  # as to_utc() does
+    return to_utc(datetime.now(timezone.utc))
+
+
+def _is_utc_ms(value: Any) -> bool:
+    """Whether `value` is exactly an aware UTC datetime at millisecond precision."""
+    return type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000
 
 
 def to_utc(value: datetime) -> datetime:
@@ -42,8 +49,8 @@ def to_utc(value: datetime) -> datetime:
 
     Naive datetimes are taken to be UTC already, as pymongo does.
     """
-    if type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000:
-        return value  # already UTC at millisecond precision: the common case
+    if _is_utc_ms(value):
+        return value  # the common case
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     value = value.astimezone(timezone.utc)
@@ -298,10 +305,6 @@ def _plain_metric_document(metric: Any) -> dict[str, Any]:
         "unit": unit,
         "details": None if details is None else _copy_plain(details),
     }
-
-
-def _is_utc_ms(value: Any) -> bool:
-    return type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000
 
 
 def _is_str_list(value: Any) -> bool:

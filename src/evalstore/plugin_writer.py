@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from evalstore.client import MongoDBClient
 from evalstore.errors import EvalstoreError
-from evalstore.models import RunStatus
+from evalstore.models import Document, RunStatus
 from evalstore.redaction import redact_uri
 from evalstore.run import RunRecorder
 from evalstore.service import MetricsStorageService
@@ -32,7 +32,6 @@ from evalstore.settings import Settings
 log = logging.getLogger("evalstore")
 
 T = TypeVar("T")
-Document = dict[str, Any]
 
 
 class BackgroundLoop:

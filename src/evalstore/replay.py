@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from evalstore.errors import EvalstoreError
+from evalstore.models import Document
 from evalstore.service import MetricsStorageService
 from evalstore.spool import (
     JournalContents,
@@ -21,7 +21,6 @@ from evalstore.spool import (
 
 log = logging.getLogger("evalstore")
 
-Document = dict[str, Any]
 REPLAY_BATCH = 500
 Progress = Callable[[int], None]
 

@@ -14,12 +14,11 @@ from evalstore.analysis import AnalysisQueries
 from evalstore.client import MongoDBClient
 from evalstore.errors import DuplicateRunError, InvalidDataError, RunNotFoundError
 from evalstore.filters import TagsMatch
-from evalstore.models import EvaluationRun, RunStatus, TestRun, utcnow
+from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, utcnow
 from evalstore.pipelines import (
     run_aggregates_pipeline,
 )
 
-Document = dict[str, Any]
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 
 

@@ -36,6 +36,7 @@ from bson.json_util import RELAXED_JSON_OPTIONS
 from filelock import FileLock, Timeout
 
 from evalstore.errors import EvalstoreError
+from evalstore.models import Document
 from evalstore.redaction import redact_uri
 from evalstore.settings import FsyncPolicy
 
@@ -46,8 +47,6 @@ JOURNAL_SUFFIX = ".ndjson"
 FSYNC_INTERVAL_S = 1.0
 _JSON_OPTIONS = RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
 _OPEN_JOURNALS: weakref.WeakSet[Journal] = weakref.WeakSet()
-
-Document = dict[str, Any]
 
 
 def target_fingerprint(connection_string: str) -> str:

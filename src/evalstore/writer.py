@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from evalstore.errors import EvalstoreError
-from evalstore.models import utcnow
+from evalstore.models import Document, utcnow
 from evalstore.service import MetricsStorageService
 from evalstore.spool import Journal
 
 log = logging.getLogger("evalstore")
 
-Document = dict[str, Any]
 HEARTBEAT_S = 30.0
 ATTEMPTS = 2
 RETRY_DELAY_S = 0.05
