@@ -23,15 +23,11 @@ from bson import ObjectId
 
 # Types both of mongomock's datetime walks return unchanged (exact types, not subclasses).
 _ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), ObjectId, bytes})
-# Exact types that are not mappings (the key check recurses into mappings only).
-_NOT_MAPPINGS: frozenset[type] = frozenset(
-    {str, int, float, bool, type(None), bytes, datetime, ObjectId, list, tuple}
-)
 # Types `copy.copy` returns as they are, or (`datetime`, `ObjectId`) as an equal copy of an
 # immutable value, which is as good as the value itself.
-_IMMUTABLE_ATOMS: frozenset[type] = frozenset(
-    {str, int, float, bool, type(None), bytes, datetime, ObjectId}
-)
+_IMMUTABLE_ATOMS: frozenset[type] = _ATOMS | {datetime}
+# Exact types that are not mappings (the key check recurses into mappings only).
+_NOT_MAPPINGS: frozenset[type] = _IMMUTABLE_ATOMS | {list, tuple}
 
 
 def _stored_datetime(value: datetime) -> datetime:
