@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalstore.analysis_pipelines import run_ids_pipeline
 from evalstore.client import MongoDBClient
+from evalstore.errors import RunNotFoundError
 from evalstore.filters import RunFilters
 from evalstore.models import Document
 from evalstore.pipelines import Pipeline
@@ -28,6 +29,16 @@ class QueryBase:
         async def get_evaluation_run(
             self, evaluation_run_id: str | ObjectId
         ) -> Document | None: ...
+
+    async def _resolve(self, evaluation_run_id: str | ObjectId) -> Document:
+        """The run with this id (human id, ObjectId or hex), or a clear RunNotFoundError."""
+        run = await self.get_evaluation_run(evaluation_run_id)
+        if run is None:
+            raise RunNotFoundError(
+                f"no evaluation run {str(evaluation_run_id)!r}: "
+                "list the recent ones with `evalstore runs list`"
+            )
+        return run
 
     async def _aggregate(self, collection: Any, pipeline: Pipeline, action: str) -> list[Document]:
         """Run `pipeline` on `collection`; driver errors become one-line evalstore errors."""

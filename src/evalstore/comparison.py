@@ -159,9 +159,14 @@ class ComparisonQueries(QueryBase):
                 `latest`/`previous`).
         """
         tolerance = check_tolerance(tolerance)
-        base_run = await self._select_run(base, branch)
-        head_run = await self._select_run(head, branch)
         client = await self._ready()
+        newest: list[Document] = []
+        if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
+            newest = await self._aggregate(
+                client.evaluation_runs, latest_runs_pipeline(branch), "find the latest runs"
+            )
+        base_run = await self._select_run(base, branch, newest)
+        head_run = await self._select_run(head, branch, newest)
         action = "compare runs"
         base_tests = last_per_test(
             await self._aggregate(client.test_runs, run_tests_pipeline(base_run["_id"]), action)
@@ -192,19 +197,12 @@ class ComparisonQueries(QueryBase):
             "regressed": bool(regressions),
         }
 
-    async def _select_run(self, selector: str | ObjectId, branch: str | None) -> Document:
+    async def _select_run(
+        self, selector: str | ObjectId, branch: str | None, newest: list[Document]
+    ) -> Document:
+        """The run `selector` names: an id, or `latest`/`previous` among `newest`."""
         if not (isinstance(selector, str) and selector in SELECTORS):
-            run = await self.get_evaluation_run(selector)
-            if run is None:
-                raise RunNotFoundError(
-                    f"no evaluation run {str(selector)!r}: "
-                    "list the recent ones with `evalstore runs list`"
-                )
-            return run
-        client = await self._ready()
-        newest = await self._aggregate(
-            client.evaluation_runs, latest_runs_pipeline(branch), "find the latest runs"
-        )
+            return await self._resolve(selector)
         index = SELECTORS.index(selector)
         if len(newest) <= index:
             where = f" on branch {branch!r}" if branch else ""

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from evalstore.analysis import AnalysisQueries
 from evalstore.client import MongoDBClient
-from evalstore.errors import DuplicateRunError, InvalidDataError, RunNotFoundError
+from evalstore.errors import DuplicateRunError, InvalidDataError
 from evalstore.filters import TagsMatch
 from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, utcnow
 from evalstore.pipelines import (
@@ -122,15 +122,6 @@ class MetricsStorageService(AnalysisQueries):
             await client.evaluation_runs.update_one(
                 {"_id": evaluation_run_oid}, {"$max": {"last_seen_at": seen_at}}
             )
-
-    async def _resolve(self, evaluation_run_id: str | ObjectId) -> Document:
-        run = await self.get_evaluation_run(evaluation_run_id)
-        if run is None:
-            raise RunNotFoundError(
-                f"no evaluation run {str(evaluation_run_id)!r}: "
-                "list the recent ones with `evalstore runs list`"
-            )
-        return run
 
     async def finalize_evaluation_run(
         self,

@@ -173,6 +173,21 @@ async def test_latest_and_previous(service: MetricsStorageService, runs: dict[st
     assert mixed["head"]["evaluation_run_id"] == runs["head"]
 
 
+async def test_previous_and_latest_come_from_one_query(
+    service: MetricsStorageService, runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actions: list[str] = []
+    aggregate = service._aggregate
+
+    async def counting(collection: Any, pipeline: Any, action: str) -> Any:
+        actions.append(action)
+        return await aggregate(collection, pipeline, action)
+
+    monkeypatch.setattr(service, "_aggregate", counting)
+    await service.compare_runs("previous", "latest", branch="main")
+    assert actions == ["find the latest runs", "compare runs", "compare runs"]
+
+
 async def test_missing_runs(service: MetricsStorageService, runs: dict[str, str]) -> None:
     with pytest.raises(
         RunNotFoundError,
