@@ -276,20 +276,16 @@ class RunRecorder:
             raise InvalidDataError(
                 f"duration_ms must be a finite, non-negative number, got {duration_ms!r}"
             )
-        if started_at is None and finished_at is None and duration_ms is None:
-            now = self._clock()
-            if type(now) is datetime and now.tzinfo is timezone.utc and not now.fold:
-                # What the general path computes for a UTC clock reading, without the arithmetic.
-                finished = to_utc(now)
-                return finished, finished, 0.0
-            finished_at = now
         if finished_at is None:
             if started_at is not None and duration_ms is not None:
-                finished_at = started_at + timedelta(milliseconds=duration_ms)
+                finished_at = _exact_utc(started_at) + timedelta(milliseconds=duration_ms)
             else:
                 finished_at = self._clock()
         if started_at is None:
-            started_at = finished_at - timedelta(milliseconds=duration_ms or 0)
+            if not duration_ms:  # a result without a duration starts when it finishes
+                finished = to_utc(finished_at)
+                return finished, finished, 0.0
+            started_at = _exact_utc(finished_at) - timedelta(milliseconds=duration_ms)
         started, finished = to_utc(started_at), to_utc(finished_at)
         if duration_ms is None:
             duration_ms = (finished - started) / timedelta(milliseconds=1)
@@ -402,6 +398,19 @@ def score_method_score(method: str, metrics: Mapping[str, MetricData], passed: b
             f"score: score method {method!r} returned {value!r}, not a number from 0 to 100"
         )
     return float(value)
+
+
+def _exact_utc(value: datetime) -> datetime:
+    """`value` in UTC without rounding (naive = UTC), for arithmetic.
+
+    Arithmetic in local time would drop `fold` and ignore a change of daylight
+    saving time in between.
+    """
+    return (
+        value.replace(tzinfo=timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(timezone.utc)
+    )
 
 
 def _metrics(metrics: Mapping[str, MetricInput] | None) -> dict[str, MetricData]:

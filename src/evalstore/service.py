@@ -11,6 +11,7 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from evalstore.analysis import AnalysisQueries
+from evalstore.analysis_base import run_not_found
 from evalstore.client import MongoDBClient
 from evalstore.errors import DuplicateRunError, InvalidDataError
 from evalstore.filters import TagsMatch
@@ -68,11 +69,14 @@ class MetricsStorageService(AnalysisQueries):
         document["_id"] = result.inserted_id
         return document
 
-    async def upsert_evaluation_run(self, document: Document) -> None:
+    async def upsert_evaluation_run(self, document: Document) -> bool:
         """Store a run document (with its client-side `_id`) unless it is already stored.
 
         Keyed on `_id` and `evaluation_run_id` with `$setOnInsert`, so replaying it
         never overwrites or duplicates; `last_seen_at` only moves forward.
+
+        Returns:
+            True when this call stored it, False when it was already there.
 
         Raises:
             DuplicateRunError: another run already has this `evaluation_run_id`.
@@ -85,7 +89,7 @@ class MetricsStorageService(AnalysisQueries):
             update["$max"] = {"last_seen_at": document["last_seen_at"]}
         with client.errors("store an evaluation run"):
             try:
-                await client.evaluation_runs.update_one(
+                result = await client.evaluation_runs.update_one(
                     {"_id": document["_id"], "evaluation_run_id": document["evaluation_run_id"]},
                     update,
                     upsert=True,
@@ -94,18 +98,16 @@ class MetricsStorageService(AnalysisQueries):
                 raise DuplicateRunError(
                     f"evaluation run {document['evaluation_run_id']!r} already exists"
                 ) from None
+        return result.upserted_id is not None
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> int:
-        """Store test run documents not stored yet, in one unordered bulk write.
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> None:
+        """Store test run documents not stored yet, in one unordered bulk write (none if empty).
 
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
         document, so writing one twice leaves exactly one, unchanged.
-
-        Returns:
-            The number of round trips to the server (0 or 1).
         """
         if not documents:
-            return 0
+            return
         client = await self._ready()
         operations = [
             UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
@@ -113,7 +115,6 @@ class MetricsStorageService(AnalysisQueries):
         ]
         with client.errors("store test runs"):
             await client.test_runs.bulk_write(operations, ordered=False)
-        return 1
 
     async def touch_evaluation_run(self, evaluation_run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""
@@ -141,12 +142,14 @@ class MetricsStorageService(AnalysisQueries):
         """
         if status not in _FINAL_STATUSES:
             raise InvalidDataError(f"status must be one of {_FINAL_STATUSES}, got {status!r}")
-        run = await self._resolve(evaluation_run_id)
-        client = self.client
+        if isinstance(evaluation_run_id, ObjectId):  # what the recorder, replay and reaper pass
+            run_oid, client = evaluation_run_id, await self._ready()
+        else:
+            run_oid, client = (await self._resolve(evaluation_run_id))["_id"], self.client
         with client.errors("finalize an evaluation run"):
-            [result] = await client.test_runs.aggregate(
-                run_aggregates_pipeline(run["_id"])
-            ).to_list(None)
+            [result] = await client.test_runs.aggregate(run_aggregates_pipeline(run_oid)).to_list(
+                None
+            )
         # Only string statuses count in a category, whatever else a document may hold
         # (True and 1 are one key in a dict but two groups on the server).
         tests = {row["_id"]: row["tests"] for row in result["counts"] if type(row["_id"]) is str}
@@ -163,9 +166,11 @@ class MetricsStorageService(AnalysisQueries):
             "metrics": {m["_id"]: m["mean"] for m in result["means"] if m["mean"] is not None},
         }
         with client.errors("finalize an evaluation run"):
-            updated: Document = await client.evaluation_runs.find_one_and_update(
-                {"_id": run["_id"]}, {"$set": update}, return_document=ReturnDocument.AFTER
+            updated: Document | None = await client.evaluation_runs.find_one_and_update(
+                {"_id": run_oid}, {"$set": update}, return_document=ReturnDocument.AFTER
             )
+        if updated is None:
+            raise run_not_found(evaluation_run_id)
         return updated
 
     async def get_evaluation_run(self, evaluation_run_id: str | ObjectId) -> Document | None:

@@ -250,6 +250,9 @@ async def test_finalize_counts_test_runs_written_by_others_with_odd_statuses(
 async def test_finalize_unknown_run_is_a_clear_error(service: MetricsStorageService) -> None:
     with pytest.raises(RunNotFoundError, match="evalstore runs list"):
         await service.finalize_evaluation_run("nope")
+    missing = ObjectId()
+    with pytest.raises(RunNotFoundError, match=f"^no evaluation run '{missing}': list the recent"):
+        await service.finalize_evaluation_run(missing)
 
 
 @pytest.mark.parametrize("limit", [0, -1, True])

@@ -290,14 +290,22 @@ def test_the_usual_record_is_built_directly() -> None:
 def reference_timing(
     clock: Any, started_at: Any, finished_at: Any, duration_ms: Any
 ) -> tuple[datetime, datetime, float]:
-    """The original `RunRecorder._timing` (without its argument checks)."""
+    """`RunRecorder._timing` written plainly (without its argument checks): start = finish -
+    duration and finish = start + duration, computed in UTC."""
+
+    def in_utc(value: datetime) -> datetime:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
     if finished_at is None:
         if started_at is not None and duration_ms is not None:
-            finished_at = started_at + timedelta(milliseconds=duration_ms)
+            finished_at = in_utc(started_at) + timedelta(milliseconds=duration_ms)
         else:
             finished_at = clock()
+    if started_at is None and not duration_ms:  # starts when it finishes
+        finished = reference_to_utc(finished_at)
+        return finished, finished, 0.0
     if started_at is None:
-        started_at = finished_at - timedelta(milliseconds=duration_ms or 0)
+        started_at = in_utc(finished_at) - timedelta(milliseconds=duration_ms)
     started, finished = reference_to_utc(started_at), reference_to_utc(finished_at)
     if duration_ms is None:
         duration_ms = (finished - started) / timedelta(milliseconds=1)
@@ -391,3 +399,21 @@ def test_the_direct_builder_was_written_for_these_models() -> None:
             [],
         ),
     }
+
+
+def test_a_clock_reading_in_the_repeated_hour_gives_a_zero_duration() -> None:
+    """01:30 on the night New York falls back, second time (fold=1), is 06:30 UTC."""
+    reading = datetime(2025, 11, 2, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=1)
+    recorder = RunRecorder(None, clock=lambda: reading)
+    six_thirty = datetime(2025, 11, 2, 6, 30, tzinfo=UTC)
+    assert recorder._timing(None, None, None) == (six_thirty, six_thirty, 0.0)
+    assert recorder._timing(None, None, 5.0) == (
+        six_thirty - timedelta(milliseconds=5),
+        six_thirty,
+        5.0,
+    )
+    assert recorder._timing(reading, None, 60_000.0) == (
+        six_thirty,
+        six_thirty + timedelta(minutes=1),
+        60_000.0,
+    )
