@@ -27,7 +27,7 @@ from evalstore.localsync import (
 )
 from evalstore.reaper import parse_duration, reap_stale_runs
 from evalstore.render import RUN_COLUMNS, print_json, table
-from evalstore.replay import ReplayReport, pending_test_count, replay_spool
+from evalstore.replay import ReplayReport, replay_spool
 from evalstore.service import MetricsStorageService
 from evalstore.settings import load_settings
 
@@ -76,12 +76,18 @@ def sync(
                 )
             return MetricsStorageService(clients[database])
 
-        total = pending_test_count(spool_dir)
         try:
-            with progress_bar("replaying the spool", disable=as_json or total == 0) as progress:
-                task = progress.add_task("sync", total=total)
+            with progress_bar("replaying the spool", disable=as_json) as progress:
+                task = progress.add_task("sync", total=0)
+
+                def grow(pending: int) -> None:  # each journal adds what it will send
+                    progress.update(task, total=(progress.tasks[task].total or 0) + pending)
+
                 return await replay_spool(
-                    spool_dir, service_for, on_progress=lambda n: progress.advance(task, n)
+                    spool_dir,
+                    service_for,
+                    on_pending=grow,
+                    on_progress=lambda n: progress.advance(task, n),
                 )
         finally:
             for client in clients.values():

@@ -41,12 +41,14 @@ async def replay_contents(
     service: MetricsStorageService,
     contents: JournalContents,
     *,
+    on_pending: Progress | None = None,
     on_progress: Progress | None = None,
 ) -> Document | None:
     """Store one journal's run and unacknowledged test runs, then finalize if it finished.
 
     Every write is an upsert on the human ids with `$setOnInsert`, so replaying
-    what is already stored changes nothing.
+    what is already stored changes nothing. `on_pending` is called first with
+    the number of test runs to send, `on_progress` with each number sent.
 
     Returns:
         The finalized run document, or None when the journal has no finish line
@@ -54,6 +56,8 @@ async def replay_contents(
     """
     await service.upsert_evaluation_run(contents.run)
     pending = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
+    if on_pending is not None:
+        on_pending(len(pending))
     for start in range(0, len(pending), REPLAY_BATCH):
         chunk = pending[start : start + REPLAY_BATCH]
         await service.upsert_test_runs(chunk)
@@ -66,20 +70,12 @@ async def replay_contents(
     )
 
 
-def pending_test_count(spool_dir: Path) -> int:
-    """How many test runs the spool's journals hold (the total of a progress bar)."""
-    total = 0
-    for path in journal_paths(spool_dir):
-        contents = read_journal(path)
-        total += len(contents.tests) if contents else 0
-    return total
-
-
 async def replay_spool(
     spool_dir: Path,
     service_for: Callable[[str], MetricsStorageService],
     *,
-    accept: Callable[[JournalContents], bool] = lambda contents: True,
+    accept: Callable[[JournalContents], bool] | None = None,
+    on_pending: Progress | None = None,
     on_progress: Progress | None = None,
 ) -> ReplayReport:
     """Replay every journal of `spool_dir` that no live process holds, then delete it.
@@ -87,12 +83,21 @@ async def replay_spool(
     Args:
         spool_dir: the spool directory.
         service_for: the service for a database name (a journal names its database).
-        accept: which journals to replay (e.g. only those of one server).
+        accept: which journals to replay (e.g. only those of one server), from their header.
+        on_pending: called with the number of test runs a journal is about to send.
         on_progress: called with the number of test runs just stored.
 
     A journal whose replay fails stays in place (and is named in `failed`).
     """
     report = ReplayReport()
+    stored = 0
+
+    def count(sent: int) -> None:
+        nonlocal stored
+        stored += sent
+        if on_progress is not None:
+            on_progress(sent)
+
     for path in journal_paths(spool_dir):
         with claim(path) as free:
             if not free:
@@ -102,24 +107,28 @@ async def replay_spool(
                 remove_journal(path)
                 continue
             try:
-                contents = read_journal(path)
+                contents = read_journal(path, accept)
             except (OSError, KeyError, TypeError, ValueError) as exc:
                 log.warning("evalstore: could not read journal %s: %s", path, exc)
                 report.failed.append(str(path))
                 continue
-            if contents is None or not accept(contents):
+            if contents is None:
                 continue
-            service = service_for(contents.database)
-            sent = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
+            before = stored
             try:
-                await replay_contents(service, contents, on_progress=on_progress)
+                await replay_contents(
+                    service_for(contents.database),
+                    contents,
+                    on_pending=on_pending,
+                    on_progress=count,
+                )
             except (EvalstoreError, OSError, KeyError, TypeError, ValueError) as exc:
                 log.warning("evalstore: could not replay %s: %s", path, exc)
                 report.failed.append(str(path))
                 continue
             remove_journal(path)
         report.journals += 1
-        report.test_runs += len(sent)
+        report.test_runs += stored - before
         report.finalized += contents.finish is not None
         report.skipped_lines += contents.skipped_lines
     return report

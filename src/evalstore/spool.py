@@ -23,7 +23,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -364,11 +364,18 @@ class JournalContents:
         return self.pending_tests if target == self.target else list(self.tests.values())
 
 
-def read_journal(path: Path) -> JournalContents | None:
+def read_journal(
+    path: Path, accept: Callable[[JournalContents], bool] | None = None
+) -> JournalContents | None:
     """Parse a journal, skipping (with a warning) lines that are not complete JSON.
 
+    Args:
+        path: the journal.
+        accept: when given, called with the header's contents: False stops
+            reading there (a journal for another server is not parsed).
+
     Returns:
-        The contents, or None when even the header is unreadable.
+        The contents, or None when even the header is unreadable or not accepted.
     """
     contents: JournalContents | None = None
     skipped = 0
@@ -397,6 +404,8 @@ def read_journal(path: Path) -> JournalContents | None:
                 contents = JournalContents(
                     path=path, database=entry["database"], target=entry["target"], run=entry["run"]
                 )
+                if accept is not None and not accept(contents):
+                    return None
             elif contents is None:
                 skipped += 1
             elif kind == "test":

@@ -16,6 +16,7 @@ import pytest
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
 from evalstore.replay import ReplayReport
+from evalstore.spool import JournalContents, read_journal
 
 Sync = Callable[[], Any]
 DEAD = "mongodb://127.0.0.1:1"
@@ -240,3 +241,28 @@ async def test_sigterm_finalizes_the_run_before_the_process_dies(
     assert (report.journals, report.test_runs, report.finalized) == (1, 100, 1)
     run = await embedded.client.evaluation_runs.find_one({})
     assert (run["status"], run["num_tests"]) == ("failed", 100)
+
+
+async def test_a_journal_for_another_server_is_read_no_further_than_its_header(
+    database: str,
+    journals: Callable[[], list[Path]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _offline_run(database, 10)
+    [journal] = journals()
+    with journal.open("ab") as handle:
+        handle.write(b'{"kind": "test", "doc": {"torn')
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    seen: list[str] = []
+
+    def elsewhere(contents: JournalContents) -> bool:
+        seen.append(contents.database)
+        return False
+
+    assert read_journal(journal, elsewhere) is None
+    assert seen == [database]
+    assert "skipping line" not in caplog.text  # the torn line was never reached
+    contents = read_journal(journal)
+    assert contents is not None
+    assert len(contents.tests) == 10
+    assert "skipping line 13" in caplog.text
