@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from bson import ObjectId
 from pydantic import (
@@ -26,6 +26,7 @@ from evalstore.errors import InvalidDataError
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
 TestStatus = Literal["passed", "failed", "skipped", "error"]
+TEST_STATUSES: tuple[TestStatus, ...] = get_args(TestStatus)
 
 # A MongoDB document as Python sees it.
 Document = dict[str, Any]
@@ -244,7 +245,6 @@ class TestRun(_Document):
 
 
 _TEST_RUN_FIELDS = frozenset(TestRun.model_fields)
-_TEST_STATUSES = frozenset(("passed", "failed", "skipped", "error"))
 _PLAIN_LEAVES = frozenset((str, int, float, bool, type(None), datetime))
 
 
@@ -334,7 +334,7 @@ def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None
         and type(fields["score_method"]) is str
         and type(fields["passed"]) is bool
         and type(status) is str
-        and status in _TEST_STATUSES
+        and status in TEST_STATUSES
         and _is_str_list(fields["tags"])
         and _is_str_list(fields["participants"])
         and (message is None or type(message) is str)
@@ -430,3 +430,26 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
 def invalid(exc: ValidationError, prefix: str = "") -> InvalidDataError:
     """Wrap a pydantic error as an `InvalidDataError` with a one-line message."""
     return InvalidDataError(describe_validation_error(exc, prefix))
+
+
+# What `record_test` accepts for one metric.
+MetricInput = MetricData | Mapping[str, Any] | float | int
+
+
+def metric_model(name: object, value: MetricInput) -> MetricData:
+    """The validated metric `name`: a `MetricData`, a dict of its fields, or a bare score.
+
+    Raises:
+        InvalidDataError: the name or a value cannot be stored; the message names it.
+    """
+    try:
+        check_key(name, "metrics")
+        if isinstance(value, MetricData):
+            return value
+        if isinstance(value, Mapping):
+            return MetricData(**value)
+        return MetricData(score=value)
+    except ValidationError as exc:
+        raise invalid(exc, f"metrics.{name}") from None
+    except ValueError as exc:
+        raise InvalidDataError(str(exc)) from None

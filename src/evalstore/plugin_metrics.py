@@ -6,10 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from evalstore.errors import InvalidDataError
-from evalstore.models import MetricData, check_key, invalid
+from evalstore.models import metric_model
 
 METRICS_KEY = pytest.StashKey[dict[str, dict[str, Any]]]()
 # Markers that say how pytest runs a test rather than what it is about.
@@ -52,19 +50,16 @@ class EvalstoreMetrics:
         Raises:
             InvalidDataError: a value cannot be stored; the message names it.
         """
-        try:
-            check_key(name, "metrics")
-            metric = MetricData(
-                score=score,
-                passed=passed,
-                threshold=threshold,
-                unit=unit,
-                details=dict(details) if details is not None else None,
-            )
-        except ValidationError as exc:
-            raise invalid(exc, f"metrics.{name}") from None
-        except ValueError as exc:
-            raise InvalidDataError(str(exc)) from None
+        metric = metric_model(
+            name,
+            {
+                "score": score,
+                "passed": passed,
+                "threshold": threshold,
+                "unit": unit,
+                "details": dict(details) if details is not None else None,
+            },
+        )
         # JSON-safe (datetimes as ISO text) so xdist can send it from a worker unchanged.
         self._metrics[name] = metric.model_dump(mode="json")
 

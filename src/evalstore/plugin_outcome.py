@@ -35,14 +35,14 @@ _XPASS_STRICT = "[XPASS(strict)]"
 _MESSAGE_LIMIT = 500
 
 
-def one_line(text: str | None) -> str | None:
-    """The first non-blank line of `text`, stripped and cut to 500 characters."""
+def one_line(text: str | None, limit: int | None = _MESSAGE_LIMIT) -> str | None:
+    """The first non-blank line of `text`, stripped and cut to `limit` characters."""
     if not text:
         return None
     for line in text.splitlines():
         line = line.strip()
         if line:
-            return line[:_MESSAGE_LIMIT]
+            return line[:limit]
     return None
 
 

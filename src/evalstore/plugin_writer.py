@@ -3,7 +3,7 @@
 pytest's hooks are synchronous and a test session may run asyncio loops of its
 own (pytest-asyncio), so evalstore's async API runs on one event loop owned by
 a daemon thread. The pytest thread only appends plain dicts to a list; every
-`batch_size` tests (or `flush_interval` seconds) the batch goes to the loop,
+`HANDOFF_BATCH` tests (or `HANDOFF_INTERVAL_S` seconds) the batch goes to the loop,
 where `RunRecorder.record_test` validates, journals and queues each result for
 the recorder's own batching writer. Storage problems never reach pytest: they
 are kept (with the warnings the recorder logs) for one line in the summary.
@@ -24,12 +24,16 @@ from typing import Any, TypeVar
 from evalstore.client import MongoDBClient
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, RunStatus
+from evalstore.plugin_outcome import one_line
 from evalstore.redaction import redact_uri
 from evalstore.run import RunRecorder
 from evalstore.service import MetricsStorageService
 from evalstore.settings import Settings
 
 log = logging.getLogger("evalstore")
+# How many results pytest's thread hands to the recorder at once, and the longest one waits.
+HANDOFF_BATCH = 100
+HANDOFF_INTERVAL_S = 1.0
 
 T = TypeVar("T")
 
@@ -103,9 +107,9 @@ class WarningCollector(logging.Handler):
             text = record.getMessage()
         except Exception:  # a malformed record must not break the writer
             text = str(record.msg)
-        lines = [line.strip() for line in redact_uri(text).splitlines() if line.strip()]
-        if lines:
-            self.messages.append(lines[0].removeprefix("evalstore: "))
+        line = one_line(redact_uri(text), limit=None)
+        if line:
+            self.messages.append(line.removeprefix("evalstore: "))
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,7 @@ async def previous_completed_run(client: MongoDBClient, run: Mapping[str, Any]) 
 def describe(exc: BaseException) -> str:
     """One line for a warning: evalstore's own messages as they are, others with their type."""
     text = str(exc) if isinstance(exc, EvalstoreError) else f"{type(exc).__name__}: {exc}"
-    lines = [line.strip() for line in redact_uri(text).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return one_line(redact_uri(text), limit=None) or type(exc).__name__
 
 
 class StorageSession:
@@ -167,8 +170,6 @@ class StorageSession:
         packages: distributions whose versions go into the system information.
         system_config: the system configuration to snapshot.
         repo_path: where to read git provenance.
-        batch_size: how many test results to hand to the recorder at once.
-        flush_interval: the longest a result waits in pytest's thread, in seconds.
 
     Raises:
         ConfigurationError: the connection string is invalid.
@@ -182,8 +183,6 @@ class StorageSession:
         packages: Iterable[str] = (),
         system_config: Mapping[str, Any] | None = None,
         repo_path: str | Path = ".",
-        batch_size: int = 100,
-        flush_interval: float = 1.0,
     ) -> None:
         self.client = MongoDBClient.from_settings(settings)
         self.recorder = RunRecorder(
@@ -196,8 +195,6 @@ class StorageSession:
             settings=settings,
         )
         self._timeout_s = settings.mongodb_timeout_ms / 1000.0
-        self._batch_size = batch_size
-        self._flush_interval = flush_interval
         self._pending: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
         self._problems: list[str] = []
@@ -227,8 +224,8 @@ class StorageSession:
         """Queue one test result (the keyword arguments of `record_test`)."""
         self._pending.append(result)
         if (
-            len(self._pending) >= self._batch_size
-            or time.monotonic() - self._last_flush >= self._flush_interval
+            len(self._pending) >= HANDOFF_BATCH
+            or time.monotonic() - self._last_flush >= HANDOFF_INTERVAL_S
         ):
             self._submit_pending()
 

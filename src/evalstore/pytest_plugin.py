@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from evalstore import plugin_hooks
 from evalstore.errors import ConfigurationError
@@ -38,9 +38,7 @@ PLUGIN_KEY: pytest.StashKey[EvalstorePlugin] = pytest.StashKey()
 class _Switch(BaseSettings):
     """MONGODB_ENABLED alone, read the way `Settings` reads it."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = Settings.model_config
 
     mongodb_enabled: bool = False
 

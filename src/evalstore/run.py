@@ -18,13 +18,16 @@ from evalstore.client import MongoDBClient
 from evalstore.errors import DuplicateRunError, EvalstoreError, InvalidDataError
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
+    TEST_STATUSES,
     EvaluationRun,
     MetricData,
+    MetricInput,
     RunStatus,
     TestStatus,
     build_test_run_document,
-    check_key,
+    check_score,
     invalid,
+    metric_model,
     to_utc,
     utcnow,
 )
@@ -40,9 +43,7 @@ from evalstore.writer import BatchWriter
 
 log = logging.getLogger("evalstore")
 
-MetricInput = MetricData | Mapping[str, Any] | float | int
 Clock = Callable[[], datetime]
-_TEST_STATUSES: tuple[TestStatus, ...] = ("passed", "failed", "skipped", "error")
 _ID_ATTEMPTS = 5
 
 
@@ -388,16 +389,15 @@ class RunRecorder:
 def score_method_score(method: str, metrics: Mapping[str, MetricData], passed: bool) -> float:
     """Run the registered calculator `method`, checking that its result is a valid score."""
     value = score_method(method)(metrics, passed)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 100
-    ):
+    try:
+        checked = check_score(value, "score")
+    except ValueError:
+        checked = None
+    if checked is None:
         raise InvalidDataError(
             f"score: score method {method!r} returned {value!r}, not a number from 0 to 100"
         )
-    return float(value)
+    return checked
 
 
 def _exact_utc(value: datetime) -> datetime:
@@ -420,28 +420,15 @@ def _metrics(metrics: Mapping[str, MetricInput] | None) -> dict[str, MetricData]
         raise InvalidDataError(
             f"metrics must be a dict of name to metric, got {type(metrics).__name__}"
         )
-    models: dict[str, MetricData] = {}
-    for name, value in metrics.items():
-        try:
-            check_key(name, "metrics")
-            if isinstance(value, MetricData):
-                models[name] = value
-            elif isinstance(value, Mapping):
-                models[name] = MetricData(**value)
-            else:
-                models[name] = MetricData(score=value)
-        except ValidationError as exc:
-            raise invalid(exc, f"metrics.{name}") from None
-        except ValueError as exc:
-            raise InvalidDataError(str(exc)) from None
+    models = {name: metric_model(name, value) for name, value in metrics.items()}
     return models
 
 
 def _outcome(
     passed: bool | None, status: TestStatus | None, metrics: Mapping[str, MetricData]
 ) -> tuple[bool, TestStatus]:
-    if status is not None and status not in _TEST_STATUSES:
-        raise InvalidDataError(f"status must be one of {', '.join(_TEST_STATUSES)}, got {status!r}")
+    if status is not None and status not in TEST_STATUSES:
+        raise InvalidDataError(f"status must be one of {', '.join(TEST_STATUSES)}, got {status!r}")
     if passed is not None and not isinstance(passed, bool):
         raise InvalidDataError(f"passed must be True or False, got {passed!r}")
     if status is None:
