@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,11 +10,19 @@ from evalstore.analysis_pipelines import run_ids_pipeline
 from evalstore.client import MongoDBClient
 from evalstore.errors import RunNotFoundError
 from evalstore.filters import RunFilters
-from evalstore.models import Document
+from evalstore.models import Document, utcnow
 from evalstore.pipelines import Pipeline
 
 if TYPE_CHECKING:
     from bson import ObjectId
+
+
+def run_not_found(evaluation_run_id: str | ObjectId) -> RunNotFoundError:
+    """The error for a run id that names no stored run."""
+    return RunNotFoundError(
+        f"no evaluation run {str(evaluation_run_id)!r}: "
+        "list the recent ones with `evalstore runs list`"
+    )
 
 
 class QueryBase:
@@ -34,10 +43,7 @@ class QueryBase:
         """The run with this id (human id, ObjectId or hex), or a clear RunNotFoundError."""
         run = await self.get_evaluation_run(evaluation_run_id)
         if run is None:
-            raise RunNotFoundError(
-                f"no evaluation run {str(evaluation_run_id)!r}: "
-                "list the recent ones with `evalstore runs list`"
-            )
+            raise run_not_found(evaluation_run_id)
         return run
 
     async def _aggregate(self, collection: Any, pipeline: Pipeline, action: str) -> list[Document]:
@@ -64,3 +70,26 @@ class QueryBase:
         if not runs:
             return None
         return filters.test_match([run["_id"] for run in runs], now)
+
+    async def _test_rows(
+        self,
+        filters: RunFilters,
+        build: Callable[[dict[str, Any]], Pipeline],
+        action: str,
+    ) -> list[Document]:
+        """The rows of `build(match)` on `test_runs`, or [] when no evaluation run matches."""
+        client = await self._ready()
+        match = await self._test_match(filters, utcnow(), action)
+        if match is None:
+            return []
+        return await self._aggregate(client.test_runs, build(match), action)
+
+    async def _run_rows(
+        self,
+        filters: RunFilters,
+        build: Callable[[dict[str, Any]], Pipeline],
+        action: str,
+    ) -> list[Document]:
+        """The rows of `build(filters.match())` on `evaluation_runs`."""
+        client = await self._ready()
+        return await self._aggregate(client.evaluation_runs, build(filters.match()), action)

@@ -60,12 +60,7 @@ class ConfigQueries(QueryBase):
             measured it.
         """
         run_filters = RunFilters.of(**filters)
-        client = await self._ready()
-        rows = await self._aggregate(
-            client.evaluation_runs,
-            configurations_pipeline(run_filters.match()),
-            "compare configurations",
-        )
+        rows = await self._run_rows(run_filters, configurations_pipeline, "compare configurations")
         facets = rows[0] if rows else {"runs": [], "metrics": []}
         metrics: dict[str, dict[str, float]] = {}
         for row in facets["metrics"]:

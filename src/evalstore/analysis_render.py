@@ -30,16 +30,15 @@ _TEXT_HEADERS = {
 }
 
 
+def _right_aligned(header: str) -> bool:
+    return header not in _TEXT_HEADERS and "(UTC)" not in header
+
+
 def analysis_table(
     title: str, columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]
 ) -> Table:
     """`render.table`, with every column right-aligned except text and time columns."""
-    result = table(title, columns, rows)
-    for column in result.columns:
-        header = str(column.header)
-        if header not in _TEXT_HEADERS and "(UTC)" not in header:
-            column.justify = "right"
-    return result
+    return table(title, columns, rows, right_aligned=_right_aligned)
 
 
 def percent(value: float | None) -> str | None:

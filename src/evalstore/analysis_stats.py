@@ -14,7 +14,7 @@ from evalstore.analysis_pipelines import flaky_tests_pipeline, per_test_stats_pi
 from evalstore.analysis_types import FlakyTest, PerTestStats
 from evalstore.errors import InvalidDataError
 from evalstore.filters import FilterKwargs, RunFilters
-from evalstore.models import Document, utcnow
+from evalstore.models import Document
 
 StatsSortKey = Literal[
     "test_id",
@@ -84,12 +84,9 @@ class PerTestQueries(QueryBase):
                 f"sort must be one of {', '.join(STATS_SORT_KEYS)}, got {sort!r}"
             )
         run_filters = RunFilters.of(**filters, test_id=test_id)
-        client = await self._ready()
-        action = "compute per-test statistics"
-        match = await self._test_match(run_filters, utcnow(), action)
-        if match is None:
-            return []
-        rows = await self._aggregate(client.test_runs, per_test_stats_pipeline(match), action)
+        rows = await self._test_rows(
+            run_filters, per_test_stats_pipeline, "compute per-test statistics"
+        )
         stats: list[PerTestStats] = [
             {
                 "test_id": r["_id"],
@@ -136,13 +133,8 @@ class PerTestQueries(QueryBase):
         _positive_int(min_runs, "min_runs")
         _positive_int(strip_length, "strip_length")
         run_filters = RunFilters.of(**filters, test_id=test_id)
-        client = await self._ready()
-        action = "find flaky tests"
-        match = await self._test_match(run_filters, utcnow(), action)
-        if match is None:
-            return []
-        rows = await self._aggregate(
-            client.test_runs, flaky_tests_pipeline(match, min_runs), action
+        rows = await self._test_rows(
+            run_filters, lambda match: flaky_tests_pipeline(match, min_runs), "find flaky tests"
         )
         flaky = [_flaky_row(row, strip_length) for row in rows]
         flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))

@@ -9,7 +9,7 @@ from evalstore.analysis_pipelines import score_trend_pipeline, single_test_trend
 from evalstore.analysis_types import HistoryPoint, ScorePoint, TrendPoint
 from evalstore.errors import InvalidDataError
 from evalstore.filters import FilterKwargs, RunFilters
-from evalstore.models import check_key, utcnow
+from evalstore.models import check_key
 from evalstore.pipelines import Period, metric_trend_pipeline
 
 
@@ -46,10 +46,9 @@ class TrendQueries(QueryBase):
             raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
         run_filters = RunFilters.of(**filters)
         field = metric_field(metric)
-        client = await self._ready()
-        rows = await self._aggregate(
-            client.evaluation_runs,
-            metric_trend_pipeline(field, run_filters.match(), by),
+        rows = await self._run_rows(
+            run_filters,
+            lambda match: metric_trend_pipeline(field, match, by),
             "compute a metric trend",
         )
         return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
@@ -67,12 +66,7 @@ class TrendQueries(QueryBase):
             `[{evaluation_run_id, started_at, status, score, num_passed, num_tests}]`.
         """
         run_filters = RunFilters.of(**filters)
-        client = await self._ready()
-        rows = await self._aggregate(
-            client.evaluation_runs,
-            score_trend_pipeline(run_filters.match()),
-            "compute the score trend",
-        )
+        rows = await self._run_rows(run_filters, score_trend_pipeline, "compute the score trend")
         return [
             {
                 "evaluation_run_id": r["evaluation_run_id"],
@@ -100,12 +94,9 @@ class TrendQueries(QueryBase):
             `[{test_run_id, finished_at, score, passed, status}]`.
         """
         run_filters = RunFilters.of(**filters, test_id=test_id)
-        client = await self._ready()
-        action = "compute a test's trend"
-        match = await self._test_match(run_filters, utcnow(), action)
-        if match is None:
-            return []
-        rows = await self._aggregate(client.test_runs, single_test_trend_pipeline(match), action)
+        rows = await self._test_rows(
+            run_filters, single_test_trend_pipeline, "compute a test's trend"
+        )
         return [
             {
                 "test_run_id": r["test_run_id"],

@@ -100,18 +100,12 @@ def demo(
 @app.command()
 def ping(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Check that MongoDB answers."""
-    client = make_client(url, db) if url or db else None
 
-    async def go() -> float:
-        async with client or make_client(url, db) as c:
-            return await c.ping()
+    async def go() -> tuple[str, float]:
+        async with make_client(url, db) as client:
+            return client.redacted_uri, await client.ping()
 
-    try:
-        target = (client or make_client(url, db)).redacted_uri
-    except EvalstoreError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
-    millis = run_command(go)
+    target, millis = run_command(go)
     if as_json:
         print_json(out, {"ok": True, "uri": target, "round_trip_ms": millis})
     else:

@@ -124,13 +124,19 @@ class RunFilters:
             return to_utc(self.since), until
         return (until or now or utcnow()) - timedelta(days=self.window_days), until
 
-    def match(self, time_field: str = "started_at", now: datetime | None = None) -> dict[str, Any]:
-        """The `$match` document on `evaluation_runs` (prefix-free field names)."""
+    def _window(self, now: datetime | None, earlier: timedelta = timedelta(0)) -> dict[str, Any]:
+        """`{"$gte": since, "$lt": until}` of the window, its start moved `earlier` back.
+
+        Without an end (`until`), there is no `$lt`.
+        """
         since, until = self.bounds(now)
-        window: dict[str, Any] = {"$gte": since}
+        window: dict[str, Any] = {"$gte": since - earlier}
         if until:
             window["$lt"] = until
-        query: dict[str, Any] = {time_field: window}
+        return window
+
+    def _run_match(self, window: dict[str, Any]) -> dict[str, Any]:
+        query: dict[str, Any] = {"started_at": window}
         if self.environment:
             query["environment"] = self.environment
         if self.branch:
@@ -141,17 +147,16 @@ class RunFilters:
             }
         return query
 
+    def match(self, now: datetime | None = None) -> dict[str, Any]:
+        """The `$match` document on `evaluation_runs` (prefix-free field names)."""
+        return self._run_match(self._window(now))
+
     def run_lookup_match(self, now: datetime | None = None) -> dict[str, Any]:
         """The `$match` on `evaluation_runs` that selects the runs whose tests a query reads.
 
         It is `match()` with the window's start moved `RUN_LOOKUP_SLACK` earlier.
         """
-        query = self.match("started_at", now)
-        query["started_at"] = {
-            **query["started_at"],
-            "$gte": query["started_at"]["$gte"] - RUN_LOOKUP_SLACK,
-        }
-        return query
+        return self._run_match(self._window(now, earlier=RUN_LOOKUP_SLACK))
 
     def test_match(
         self, evaluation_run_oids: Sequence[ObjectId] | None = None, now: datetime | None = None
@@ -159,14 +164,10 @@ class RunFilters:
         """The `$match` document on `test_runs`: the test id, `finished_at` in the window,
         and, when given, only the test runs of these evaluation runs.
         """
-        since, until = self.bounds(now)
-        window: dict[str, Any] = {"$gte": since}
-        if until:
-            window["$lt"] = until
         query: dict[str, Any] = {}
         if self.test_id is not None:
             query["test_id"] = self.test_id
-        query["finished_at"] = window
+        query["finished_at"] = self._window(now)
         if evaluation_run_oids is not None:
             query["evaluation_run_id"] = {"$in": list(evaluation_run_oids)}
         return query

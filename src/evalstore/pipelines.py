@@ -17,36 +17,31 @@ Period = Literal["day", "week"]
 PERIOD_FORMATS: dict[str, str] = {"day": "%Y-%m-%d", "week": "%G-W%V"}
 
 
-def run_counts_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
-    """The number of test runs of one evaluation run per status: `{_id: status, tests: n}`.
+def _count_stages() -> Pipeline:
+    """The number of test runs per status: `{_id: status, tests: n}`.
 
     The service turns them into `num_passed`, `num_failed` (failed and error),
     `num_skipped` and `num_errors`; one `$group` on the status is cheaper than
     a conditional sum per status and per test run.
     """
     return [
-        {"$match": {"evaluation_run_id": evaluation_run_oid}},
         {"$group": {"_id": "$status", "tests": {"$sum": 1}}},
         {"$sort": {"_id": 1}},
     ]
 
 
-def run_score_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
-    """The run score: the mean test score of one evaluation run.
+def _score_stages() -> Pipeline:
+    """The run score: the mean test score.
 
     Skipped tests carry no score (null), which `$avg` ignores, so they do not
     pull the run score down.
     """
-    return [
-        {"$match": {"evaluation_run_id": evaluation_run_oid}},
-        {"$group": {"_id": None, "score": {"$avg": "$score"}}},
-    ]
+    return [{"$group": {"_id": None, "score": {"$avg": "$score"}}}]
 
 
-def run_metric_means_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
-    """The mean score of each metric over the tests of one evaluation run that have it."""
+def _metric_means_stages() -> Pipeline:
+    """The mean score of each metric over the test runs that have it."""
     return [
-        {"$match": {"evaluation_run_id": evaluation_run_oid}},
         {"$project": {"_id": 0, "metric": {"$objectToArray": {"$ifNull": ["$metrics", {}]}}}},
         {"$unwind": "$metric"},
         {"$group": {"_id": "$metric.k", "mean": {"$avg": "$metric.v.score"}}},
@@ -55,14 +50,18 @@ def run_metric_means_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
 
 
 def run_aggregates_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
-    """The three above in one pass over the run's test runs: `{counts, score, means}`."""
+    """The aggregates of one evaluation run, in one pass over its test runs.
+
+    One document `{counts, score, means}`: the test runs per status, the run
+    score and the mean of each metric (see the stage builders above).
+    """
     return [
         {"$match": {"evaluation_run_id": evaluation_run_oid}},
         {
             "$facet": {
-                "counts": run_counts_pipeline(evaluation_run_oid)[1:],
-                "score": run_score_pipeline(evaluation_run_oid)[1:],
-                "means": run_metric_means_pipeline(evaluation_run_oid)[1:],
+                "counts": _count_stages(),
+                "score": _score_stages(),
+                "means": _metric_means_stages(),
             }
         },
     ]

@@ -47,12 +47,27 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def table(title: str, columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> Table:
-    """A Rich table with one column per (header, getter) pair."""
+_NUMBER_HEADERS = {"score", "tests", "passed", "failed", "runs", "mean", "ms"}
+
+
+def number_header(header: str) -> bool:
+    """True for the headers of the core commands' number columns (right-aligned)."""
+    return header.lower() in _NUMBER_HEADERS
+
+
+def table(
+    title: str,
+    columns: Sequence[Column],
+    rows: Iterable[Mapping[str, Any]],
+    right_aligned: Callable[[str], bool] = number_header,
+) -> Table:
+    """A Rich table with one column per (header, getter) pair.
+
+    A column is right-aligned when `right_aligned(header)` is true, left-aligned otherwise.
+    """
     result = Table(title=title, title_justify="left", header_style="bold")
     for header, _ in columns:
-        numeric = header.lower() in {"score", "tests", "passed", "failed", "runs", "mean", "ms"}
-        result.add_column(header, justify="right" if numeric else "left")
+        result.add_column(header, justify="right" if right_aligned(header) else "left")
     for row in rows:
         result.add_row(*(fmt(getter(row)) for _, getter in columns))
     return result

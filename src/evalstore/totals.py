@@ -1,7 +1,7 @@
 """Run aggregates kept in memory as results are recorded.
 
 The server computes a run's aggregates from its stored test runs (see
-`pipelines.run_counts_pipeline`). These running totals give the same numbers
+`pipelines.run_aggregates_pipeline`). These running totals give the same numbers
 where no server does: with storage disabled, and when MongoDB is still away at
 finish (the journal then holds the results until `evalstore sync`).
 """
