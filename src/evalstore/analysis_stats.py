@@ -14,7 +14,7 @@ from evalstore.analysis_pipelines import flaky_tests_pipeline, per_test_stats_pi
 from evalstore.analysis_types import FlakyTest, PerTestStats
 from evalstore.errors import InvalidDataError
 from evalstore.filters import FilterKwargs, RunFilters
-from evalstore.models import Document
+from evalstore.models import Document, check_positive_int
 
 StatsSortKey = Literal[
     "test_id",
@@ -44,12 +44,6 @@ def sort_rows(rows: list[Any], key: str, descending: bool = False) -> list[Any]:
 def flips(outcomes: Sequence[bool]) -> int:
     """How many times consecutive outcomes change (pass to fail or fail to pass)."""
     return sum(1 for before, after in pairwise(outcomes) if before != after)
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidDataError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class PerTestQueries(QueryBase):
@@ -130,8 +124,8 @@ class PerTestQueries(QueryBase):
             `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen}]`,
             where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
         """
-        _positive_int(min_runs, "min_runs")
-        _positive_int(strip_length, "strip_length")
+        check_positive_int(min_runs, "min_runs")
+        check_positive_int(strip_length, "strip_length")
         run_filters = RunFilters.of(**filters, test_id=test_id)
         rows = await self._test_rows(
             run_filters, lambda match: flaky_tests_pipeline(match, min_runs), "find flaky tests"

@@ -71,6 +71,13 @@ def check_score(value: float | None, field: str) -> float | None:
     return float(value)
 
 
+def check_positive_int(value: object, name: str) -> int:
+    """Reject anything but an int of at least 1 (booleans too), naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidDataError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 # Containers inside a free-form value (details, configuration): MongoDB refuses documents
 # nested more than 100 levels, and the value sits a few levels down its document.
 MAX_NESTING = 90

@@ -26,7 +26,7 @@ from evalstore.analysis_pipelines import (
 )
 from evalstore.analysis_types import PruneResult
 from evalstore.errors import InvalidDataError
-from evalstore.models import utcnow
+from evalstore.models import check_positive_int, utcnow
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -67,8 +67,7 @@ class RetentionQueries(QueryBase):
             (or that would be), and the cutoff (runs started before it go).
         """
         days = check_days(older_than_days)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidDataError(f"batch_size must be a positive integer, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size")
         cutoff = utcnow() - timedelta(days=days)
         client = await self._ready()
         runs = tests = 0

@@ -15,7 +15,7 @@ from evalstore.analysis_base import run_not_found
 from evalstore.client import MongoDBClient
 from evalstore.errors import DuplicateRunError, InvalidDataError
 from evalstore.filters import TagsMatch
-from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, utcnow
+from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, check_positive_int, utcnow
 from evalstore.pipelines import (
     run_aggregates_pipeline,
 )
@@ -210,7 +210,11 @@ class MetricsStorageService(AnalysisQueries):
         """The `limit` most recently started evaluation runs, newest first."""
         client = await self._ready()
         with client.errors("read recent evaluation runs"):
-            cursor = client.evaluation_runs.find().sort("started_at", -1).limit(_positive(limit))
+            cursor = (
+                client.evaluation_runs.find()
+                .sort("started_at", -1)
+                .limit(check_positive_int(limit, "limit"))
+            )
             runs: list[Document] = await cursor.to_list(None)
         return runs
 
@@ -221,7 +225,7 @@ class MetricsStorageService(AnalysisQueries):
             cursor = (
                 client.test_runs.find({"test_id": test_id})
                 .sort("finished_at", -1)
-                .limit(_positive(limit))
+                .limit(check_positive_int(limit, "limit"))
             )
             runs: list[Document] = await cursor.to_list(None)
         return runs
@@ -240,13 +244,7 @@ class MetricsStorageService(AnalysisQueries):
             cursor = (
                 client.evaluation_runs.find({"experiment_tags": {operator: list(tags)}})
                 .sort("started_at", -1)
-                .limit(_positive(limit))
+                .limit(check_positive_int(limit, "limit"))
             )
             runs: list[Document] = await cursor.to_list(None)
         return runs
-
-
-def _positive(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidDataError(f"limit must be a positive integer, got {limit!r}")
-    return limit
