@@ -9,11 +9,12 @@ Patches are installed into mongomock's classes, once, when the first embedded
 or local client is created (never at import time):
 
 - a compatibility shim for pymongo >= 4.11 bulk updates (mongomock issue #912);
-- hash indexes that answer equality lookups on unique single-field indexes and
-  `_id` without a scan. mongomock evaluates every `{field: value}` lookup and
-  every unique-index check by running its generic `filter_applies` over all
-  documents, so an upsert keyed on a unique field cost two full scans and
-  writing N documents cost O(N²);
+- hash indexes that answer equality lookups on single-field indexes (unique or
+  not) and `_id` without a scan. mongomock evaluates every `{field: value}`
+  lookup and every unique-index check by running its generic `filter_applies`
+  over all documents, so an upsert keyed on a unique field cost two full scans,
+  writing N documents cost O(N²), and reading one run's test runs through the
+  (non-unique) `evaluation_run_id` index scanned every test run;
 - an insert-only upsert (`{field: value}`, `{$setOnInsert: fields}`, the write
   evalstore sends for every test run) answered through the hash index and
   mongomock's own `_insert`, without its generic update machinery;
@@ -28,14 +29,20 @@ and an unpatched collection and requires identical answers and documents.
 
 The hash indexes are correct by construction: they only ever narrow the
 documents that mongomock's own `filter_applies` then checks, and they are used
-only where no matching document can be outside them. A field is served when
-its index is unique, has one key without a dot, is neither sparse nor partial,
-the collection has no TTL index (expiry happens on reads the fast path would
-skip), and every stored document holds in that field a value of one of a few
-exact types (`str`, `ObjectId`, `None` or missing, `bool`, `int`, `float`,
+only where no matching document can be outside them. A field is served when it
+has an index, unique or not, with one key without a dot, neither sparse nor
+partial (the buckets hold the stored documents, whatever the index definitions
+say), the collection has no TTL index (expiry happens on reads the fast path
+would skip), and every stored document holds in that field a value of one of a
+few exact types (`str`, `ObjectId`, `None` or missing, `bool`, `int`, `float`,
 `datetime`); one array, sub-document or other value disables the field until
 that document is gone. Lookup values must be exactly `str`, `ObjectId` or
-`None` (nothing else can equal those, so the hash bucket holds every match).
+`None` (nothing else can equal those, so the hash bucket holds every match). A
+bucket of several documents is put in store order by numbers the store hooks
+keep (a new key goes last in mongomock's `OrderedDict`), without a pass over
+every document. The unique-index check counts a bucket only for a unique index
+that is itself such an index on a served field; a sparse or partial one is
+checked by mongomock's own code (whose lookups the buckets still narrow).
 """
 
 from __future__ import annotations
@@ -172,6 +179,9 @@ class _StoreIndexes:
         self.recordings: dict[int, list[Any]] = {}
         # `_served_fields` for the index definitions it was computed from (see there)
         self.served: tuple[Any, int, int, frozenset[str]] | None = None
+        # store key -> a number increasing in store order (see `_positions`), or None
+        self.positions: dict[Any, int] | None = None
+        self.next_position = 0
 
 
 def _state(store: Any) -> _StoreIndexes:
@@ -197,7 +207,8 @@ def _served_fields(store: Any) -> frozenset[str]:
 
     Cached per store: `create_index`, `drop_index` and `drop` clear the cache,
     and `drop_indexes` (which replaces the definitions' dict) and any other
-    change of their number invalidate it.
+    change of their number invalidate it. Only this answer depends on the
+    definitions: the buckets of `_field_index` depend on the documents alone.
     """
     state = _state(store)
     cached = state.served
@@ -221,17 +232,29 @@ def _compute_served_fields(store: Any) -> set[str]:
         return set()
     fields = {"_id"}
     for index in store.indexes.values():
-        keys = list(index.get("key") or ())  # a list, or a live view of a SON's items
-        if (
-            index.get("unique")
-            and not index.get("sparse")
-            and index.get("partialFilterExpression") is None
-            and index.get("expireAfterSeconds") is None
-            and len(keys) == 1
-            and _plain_field(keys[0][0])
-        ):
-            fields.add(keys[0][0])
+        field = _plain_index_field(index)
+        if field is not None:
+            fields.add(field)
     return fields
+
+
+def _plain_index_field(index: Any) -> str | None:
+    """The field of an index definition a hash index can stand for, or None.
+
+    One key naming a plain top-level field, neither sparse nor partial, no TTL;
+    unique or not.
+    """
+    keys = list(index.get("key") or ())  # a list, or a live view of a SON's items
+    if (
+        len(keys) == 1
+        and not index.get("sparse")
+        and index.get("partialFilterExpression") is None
+        and index.get("expireAfterSeconds") is None
+        and _plain_field(keys[0][0])
+    ):
+        field: str = keys[0][0]
+        return field
+    return None
 
 
 def _field_index(store: Any, field: str) -> _FieldIndex | None:
@@ -248,18 +271,33 @@ def _field_index(store: Any, field: str) -> _FieldIndex | None:
         return index if index.usable else None
 
 
-def _store_key(document: Any) -> Any:
-    key = document.get("_id") if isinstance(document, dict) else None
-    return mongomock.helpers.hashdict(key) if isinstance(key, dict) else key
+def _positions(store: Any, state: _StoreIndexes) -> dict[Any, int]:
+    """Numbers for the store keys that sort them in store order (built on first use).
+
+    mongomock's documents are an `OrderedDict`: a new key goes last, a key
+    stored again keeps its place, so the hooks number a new key after every
+    other and forget a deleted one. The caller holds `state.lock`.
+    """
+    positions = state.positions
+    if positions is None:
+        with store._rwlock.reader():  # mongomock's lock for iterating its documents
+            positions = {key: number for number, key in enumerate(store._documents)}
+        state.positions, state.next_position = positions, len(positions)
+    return positions
+
+
+def store_key(value: Any) -> Any:
+    """The key mongomock stores a document under, given its `_id` (a dict `_id` as a hashdict)."""
+    return mongomock.helpers.hashdict(value) if isinstance(value, dict) else value
 
 
 def _refresh(store: Any, document: Any) -> None:
     """Re-index `document` if it is the one stored under its `_id` (after an in-place update)."""
     state: _StoreIndexes | None = store.__dict__.get(_STATE)
-    if state is None or not state.fields:
+    if state is None or not state.fields or not isinstance(document, dict):
         return
     try:
-        key = _store_key(document)
+        key = store_key(document.get("_id"))
         if store._documents.get(key) is not document:
             return
     except TypeError:  # an unhashable _id: mongomock cannot store it either
@@ -316,9 +354,15 @@ def _candidates(store: Any, filter: Any) -> list[Any] | None:
             keys: set[Any] = set()
             for value in values:
                 keys.update(index.buckets.get(value, ()))
-        if len(keys) <= 1:
+            ranked: list[Any] | None = list(keys)
+            if len(keys) > 1:
+                try:
+                    ranked = sorted(keys, key=_positions(store, _state(store)).__getitem__)
+                except KeyError:  # another thread between its store change and its hooks
+                    ranked = None
+        if ranked is not None:
             # .get: another thread may have deleted it since the bucket was read
-            found = [documents.get(key) for key in keys]
+            found = [documents.get(key) for key in ranked]
             return [document for document in found if document is not None]
         with store._rwlock.reader():  # mongomock's lock for iterating its documents
             return [document for key, document in documents.items() if key in keys]
@@ -362,8 +406,10 @@ def _unique_by_hash(store: Any, new_data: Any) -> bool:
     mongomock counts, for each unique index, the documents equal to `new_data`
     on its key and raises when there are two. When every unique index is
     served by a usable hash index and `new_data`'s value is a lookup type,
-    those counts are bucket sizes. Returns False, having checked nothing, when
-    one index cannot be checked this way.
+    those counts are bucket sizes. Each unique index is judged by its own
+    definition (a field being served by another, non-unique index says
+    nothing about a sparse or partial unique one). Returns False, having
+    checked nothing, when one index cannot be checked this way.
     """
     if type(new_data) is not dict:
         return False
@@ -372,9 +418,8 @@ def _unique_by_hash(store: Any, new_data: Any) -> bool:
     for definition in store.indexes.values():
         if not definition.get("unique"):
             continue
-        keys = list(definition.get("key") or ())
-        field = keys[0][0] if len(keys) == 1 else None
-        if field not in served:
+        field = _plain_index_field(definition)
+        if field is None or field not in served:
             return False
         value = new_data.get(field)  # missing counts as None, as in mongomock
         index = _field_index(store, field)
@@ -417,7 +462,7 @@ def _update(
         for document in seen:
             _refresh(store, document)
             if touched is not None:
-                touched.add(_store_key(document))
+                touched.add(store_key(document.get("_id")))  # documents it stores
 
 
 def _insert_only_upsert(collection: Any, spec: Any, document: Any) -> dict[str, Any] | None:
@@ -566,6 +611,10 @@ def _store_setitem(self: Any, key: Any, value: Any) -> None:
             for index in state.fields.values():
                 index.remove(key)
                 index.add(key, value)
+            positions = state.positions
+            if positions is not None and key not in positions:  # a new key: the last
+                positions[key] = state.next_position
+                state.next_position += 1
 
 
 def _store_delitem(self: Any, key: Any) -> None:
@@ -575,9 +624,21 @@ def _store_delitem(self: Any, key: Any) -> None:
         with state.lock:
             for index in state.fields.values():
                 index.remove(key)
+            if state.positions is not None:
+                state.positions.pop(key, None)
 
 
-def _invalidating(name: str) -> Any:
+def _invalidating(name: str, *, buckets: bool) -> Any:
+    """`name`, then forget `_served_fields`' answer and, when `buckets`, the hash buckets.
+
+    The buckets hold stored documents, whatever the index definitions (the
+    store hooks keep them current, and whether a field's are usable depends
+    on its documents only), so creating or dropping an index keeps them:
+    every new client's `ensure_indexes` re-creates the same indexes, which
+    would otherwise rebuild every bucket from all documents. `drop` replaces
+    the documents without the hooks: its buckets and store order numbers go.
+    """
+
     def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return _ORIGINALS[name](self, *args, **kwargs)
@@ -585,7 +646,9 @@ def _invalidating(name: str) -> Any:
             state: _StoreIndexes | None = self.__dict__.get(_STATE)
             if state is not None:
                 with state.lock:
-                    state.fields.clear()
+                    if buckets:
+                        state.fields.clear()
+                        state.positions = None
                     state.served = None
 
     patched.__name__ = name
@@ -603,9 +666,17 @@ _PATCHES: tuple[tuple[type, str, Any], ...] = (
     (mongomock.collection.Cursor, "next", _cursor_next),
     (mongomock.store.CollectionStore, "__setitem__", _store_setitem),
     (mongomock.store.CollectionStore, "__delitem__", _store_delitem),
-    (mongomock.store.CollectionStore, "drop", _invalidating("drop")),
-    (mongomock.store.CollectionStore, "create_index", _invalidating("create_index")),
-    (mongomock.store.CollectionStore, "drop_index", _invalidating("drop_index")),
+    (mongomock.store.CollectionStore, "drop", _invalidating("drop", buckets=True)),
+    (
+        mongomock.store.CollectionStore,
+        "create_index",
+        _invalidating("create_index", buckets=False),
+    ),
+    (
+        mongomock.store.CollectionStore,
+        "drop_index",
+        _invalidating("drop_index", buckets=False),
+    ),
 )
 
 

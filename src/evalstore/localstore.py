@@ -51,7 +51,6 @@ from evalstore.spool import encode
 
 log = logging.getLogger("evalstore")
 
-LOCAL_SCHEME = "file://"
 FORMAT = 1
 SNAPSHOT = "snapshot.ndjson"
 LOG = "log.ndjson"
@@ -185,9 +184,9 @@ def _apply(collections: dict[str, OrderedDict[Any, Any]], records: list[Document
         documents = collections.setdefault(record["c"], OrderedDict())
         if "put" in record:
             document = record["put"]
-            documents[_key(document["_id"])] = document
+            documents[embedded.store_key(document["_id"])] = document
         else:
-            documents.pop(_key(record["del"]), None)
+            documents.pop(embedded.store_key(record["del"]), None)
 
 
 @dataclass
@@ -238,10 +237,6 @@ def _read(directory: Path, *, warn: bool) -> _Read:
     raise StorageUnavailableError(
         f"the local store at {directory.parent} kept changing while being read; try again"
     )
-
-
-def _key(value: Any) -> Any:
-    return mongomock.helpers.hashdict(value) if isinstance(value, dict) else value
 
 
 def _header(generation: int) -> bytes:
@@ -352,10 +347,9 @@ class _Database:
             if compact or read.stale_log or read.log_good_end == 0:
                 generation += 1
                 self._compact(read.collections, generation)
+            # Never empty here: `_compact` just wrote its header, or it holds complete lines
+            # (`log_good_end` > 0, cut to that length if torn) and only the lock holder writes.
             self._log = log_path.open("ab")
-            if log_path.stat().st_size == 0:
-                self._log.write(_header(generation))
-                self._sync()
 
     def _compact(self, collections: dict[str, OrderedDict[Any, Any]], generation: int) -> None:
         def snapshot_lines() -> Iterator[bytes]:

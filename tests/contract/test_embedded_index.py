@@ -78,6 +78,11 @@ def assert_indexes_current(collection: Any) -> None:
             rebuilt.values,
             rebuilt.unsafe,
         ), field
+    if state is not None and state.positions is not None:  # numbered in store order
+        numbers = [state.positions[key] for key in store._documents]
+        assert len(state.positions) == len(numbers)
+        assert numbers == sorted(numbers)
+        assert len(set(numbers)) == len(numbers)
 
 
 def _exactly(value: Any) -> Any:
@@ -259,6 +264,104 @@ def test_one_upsert_into_a_large_collection_checks_a_few_documents(
     assert collection.count_documents({}) == 1001
 
 
+def test_a_non_unique_index_answers_lookups_from_its_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`{evaluation_run_id: oid}` on its non-unique index: the group's documents, not a scan."""
+    collection = fresh_collection()
+    collection.create_index("g")
+    collection.insert_many([{"k": f"v{i}", "g": f"g{i % 10}", "n": i} for i in range(1000)])
+    collection.insert_one({"k": "none"})  # a missing `g` is None
+    calls = 0
+    original = mongomock.collection.filter_applies
+
+    def counting(*args: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        return original(*args)
+
+    monkeypatch.setattr(mongomock.collection, "filter_applies", counting)
+    found = lookup(collection, {"g": "g3"})
+    assert calls == 100
+    both = lookup(collection, {"g": {"$in": ["g7", None]}})
+    assert calls == 100 + 101
+    monkeypatch.setattr(mongomock.collection, "filter_applies", original)
+    assert [d["n"] for d in found] == list(range(3, 1000, 10))  # in store order
+    assert found == scan(collection, {"g": "g3"})
+    assert both == scan(collection, {"g": {"$in": ["g7", None]}})
+    assert lookup(collection, {"g": "g3", "n": 13}) == [{"_id": found[1]["_id"], **found[1]}]
+    assert_indexes_current(collection)
+
+
+def test_a_sparse_or_partial_unique_index_beside_a_plain_one_is_checked_as_mongomock_does() -> None:
+    """A plain index serves `g`; the sparse and partial unique ones on `g` keep their rules."""
+    outcomes = []
+    for patches in (True, False):
+        collection = fresh_collection(unique=None)
+        with contextlib.nullcontext() if patches else unpatched():
+            collection.create_index("g")
+            collection.create_index("g", unique=True, sparse=True, name="g_sparse")
+            collection.create_index(
+                "h", unique=True, partialFilterExpression={"n": {"$gt": 5}}, name="h_partial"
+            )
+            collection.create_index("h")
+            steps = [
+                lambda c: c.insert_one({"_id": 1, "n": 1}).inserted_id,
+                lambda c: c.insert_one({"_id": 2, "n": 1}).inserted_id,  # no `g`: sparse
+                lambda c: c.insert_one({"_id": 3, "g": "a", "h": "x", "n": 1}).inserted_id,
+                lambda c: c.insert_one({"_id": 4, "g": "a", "n": 1}).inserted_id,  # duplicate
+                lambda c: c.insert_one({"_id": 5, "h": "x", "n": 1}).inserted_id,  # not partial
+                lambda c: c.insert_one({"_id": 6, "h": "x", "n": 9}).inserted_id,
+                lambda c: c.insert_one({"_id": 7, "h": "x", "n": 8}).inserted_id,  # duplicate
+                lambda c: c.update_one({"_id": 5}, {"$set": {"n": 7}}).modified_count,
+                lambda c: c.update_one({"h": "x"}, {"$set": {"g": None}}).modified_count,
+                lambda c: c.update_one({"_id": 2}, {"$set": {"g": None}}).modified_count,
+                lambda c: sorted(d["_id"] for d in c.find({"g": None})),
+                lambda c: sorted(d["_id"] for d in c.find({"h": "x"})),
+            ]
+            outcomes.append([_run(step, collection) for step in steps])
+            outcomes.append(_normal(list(collection.find())))
+        if patches:
+            assert {"g", "h"} <= embedded._served_fields(collection._store)
+            assert_indexes_current(collection)
+    assert outcomes[0] == outcomes[2]
+    assert outcomes[1] == outcomes[3]
+    errors = [outcome[1] for outcome in outcomes[0] if outcome[0] == "error"]
+    assert errors == ["DuplicateKeyError"] * 3  # `_id` 4 on `g`, 7 and 5 (now n > 5) on `h`
+
+
+def test_index_definitions_changing_keep_the_buckets_a_drop_does_not() -> None:
+    """Each new client re-creates the same indexes: that must not rebuild every bucket."""
+    collection = fresh_collection()
+    collection.create_index("g")
+    collection.insert_many([{"k": f"v{i}", "g": f"g{i % 3}"} for i in range(30)])
+    store = collection._store
+    k_index, g_index = embedded._field_index(store, "k"), embedded._field_index(store, "g")
+    assert k_index is not None
+    assert g_index is not None
+    collection.create_index("k", unique=True)  # the same again, as `ensure_indexes` does
+    collection.create_index("n")
+    collection.drop_index("g_1")
+    assert "g" not in embedded._served_fields(store)
+    collection.insert_one({"k": "new", "g": "g1"})
+    collection.update_one({"k": "v4"}, {"$set": {"g": "g0"}})
+    collection.create_index("g")
+    assert embedded._field_index(store, "k") is k_index
+    assert embedded._field_index(store, "g") is g_index
+    assert_indexes_current(collection)
+    for query in ({"g": "g1"}, {"g": "g0"}, {"k": "new"}):
+        assert lookup(collection, query) == scan(collection, query), query
+    assert embedded._state(store).positions is not None  # numbered by the lookups of `g`
+    collection.drop()
+    assert embedded._state(store).fields == {}
+    assert embedded._state(store).positions is None
+    assert lookup(collection, {"g": "g1"}) == []
+    collection.create_index("g")
+    collection.insert_many([{"g": "g1", "n": i} for i in range(3)])
+    assert [d["n"] for d in lookup(collection, {"g": "g1"})] == [0, 1, 2]
+    assert_indexes_current(collection)
+
+
 async def test_duplicates_through_the_client(client: MongoDBClient) -> None:
     await client.ensure_indexes()
     document = {"test_run_id": "r1", "status": "passed"}
@@ -298,6 +401,14 @@ def _with_k(document: dict[str, Any], value: Any) -> dict[str, Any]:
     return document if value is MISSING else {**document, "k": value}
 
 
+# `g`, under a non-unique index: a few documents per value, missing when n is 9.
+G_VALUES: list[Any] = ["g0", "g1", "g2", None, "gx"]
+
+
+def _with_g(document: dict[str, Any], n: int) -> dict[str, Any]:
+    return document if n == 9 else {**document, "g": f"g{n % 3}"}
+
+
 def _normal(value: Any) -> Any:
     """Upserted documents get random ObjectIds: compare them as equal; field order counts."""
     if isinstance(value, dict):
@@ -326,12 +437,14 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
     v, w = _value(rng), _value(rng)
     q, r = (None if x is MISSING else x for x in (v, w))
     n = rng.randrange(10)
-    choice = rng.randrange(25)
+    choice = rng.randrange(28)
     if choice in (0, 16, 17):
-        doc = _with_k({"_id": next_id(), "n": n}, v)
+        doc = _with_g(_with_k({"_id": next_id(), "n": n}, v), n)
         return lambda c: c.insert_one(doc).inserted_id
     if choice == 1:
-        docs = [_with_k({"_id": next_id(), "n": n}, x) for x in (v, w)]
+        docs = [
+            _with_g(_with_k({"_id": next_id(), "n": n}, x), n + i) for i, x in enumerate((v, w))
+        ]
         return lambda c: c.insert_many(docs, ordered=rng.random() < 0.5).inserted_ids
     if choice == 2:
         return lambda c: c.update_one({"k": q}, {"$set": {"k": r}}).raw_result["nModified"]
@@ -367,10 +480,18 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
             ).upserted_count
         )
     if choice == 12 and n < 4:
-        index = rng.choice([("k", {}), ("n", {"unique": True}), ("n", {"sparse": True})])
+        index = rng.choice(
+            [
+                ("k", {}),
+                ("n", {"unique": True}),
+                ("n", {"sparse": True}),
+                ("g", {"unique": True, "sparse": True, "name": "g_u"}),
+            ]
+        )
         return lambda c: c.create_index(index[0], **index[1])
     if choice == 13 and n < 2:
-        return lambda c: c.drop_index("n_1")
+        name = "n_1" if n == 0 else "g_u"
+        return lambda c: c.drop_index(name)
     if choice == 13:
         doc = _with_k({"_id": next_id()}, v)
 
@@ -393,6 +514,7 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
             found = [before, list(c.find({"k": q}))]
             found += [list(c.find({"_id": f"i{k}"})) for k in range(40)]
             c.create_index("k", unique=True)
+            c.create_index("g")
             return found
 
         return drop_and_refill
@@ -401,7 +523,11 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
         requests = [
             UpdateOne(
                 {"k": x},
-                {"$setOnInsert": {"_id": next_id(), "n": n, "doc": {"list": [n, "x"]}, **extra}},
+                {
+                    "$setOnInsert": _with_g(
+                        {"_id": next_id(), "n": n, "doc": {"list": [n, "x"]}, **extra}, n
+                    )
+                },
                 upsert=True,
             )
             for x in ("a", q, r, "b")
@@ -430,6 +556,21 @@ def _operation(rng: random.Random) -> Callable[[Any], Any]:
     if choice == 24:
         pipeline = [{"$sort": {"n": -1}}, {"$match": {"n": {"$gt": n}}}, {"$limit": 3}]
         return lambda c: list(c.aggregate(pipeline))
+    g, h = rng.choice(G_VALUES), rng.choice(G_VALUES)
+    if choice == 25:  # moves documents between `g` buckets
+        return lambda c: c.update_many({"g": g}, {"$set": {"g": h, "n": n}}).modified_count
+    if choice == 26:
+        return lambda c: [
+            list(c.find({"g": g}).sort("n")),
+            c.count_documents({"g": {"$in": [g, h]}}),
+            c.delete_one({"g": g, "n": n}).deleted_count,
+        ]
+    if choice == 27:
+        pipeline = [{"$match": {"g": g}}, {"$group": {"_id": "$k", "n": {"$sum": "$n"}}}]
+        return lambda c: [
+            list(c.aggregate(pipeline)),
+            c.find_one_and_update({"g": g}, {"$unset": {"g": ""}}),
+        ]
     some_id = next_id()
     return lambda c: list(c.find({"k": q, "n": n}) if n < 3 else c.find({"_id": some_id}))
 
@@ -457,8 +598,11 @@ def _run(operation: Callable[[Any], Any], collection: Any) -> Any:
 def test_random_operations_answer_exactly_as_mongomock_does() -> None:
     rng = random.Random(20251125)
     patched, reference = fresh_collection(), fresh_collection(unique=None)
+    patched.create_index("g")  # not unique: several documents per value
     with unpatched():
         reference.create_index("k", unique=True)
+        reference.create_index("g")
+    served = 0
     for step in range(600):
         operation = _operation(rng)
         state = rng.getstate()
@@ -474,6 +618,12 @@ def test_random_operations_answer_exactly_as_mongomock_does() -> None:
             assert lookup(patched, query) == scan(patched, query), (step, value)
         for query in ({"_id": f"i{step % 40}"}, {"_id": {"$in": ["i1", "i2", "i3"]}}):
             assert lookup(patched, query) == scan(patched, query), (step, query)
+        for value in G_VALUES:
+            for query in ({"g": value}, {"g": {"$in": [value, "g1"]}}, {"g": value, "n": 3}):
+                assert lookup(patched, query) == scan(patched, query), (step, query)
+        if "g" in embedded._served_fields(patched._store):
+            served += embedded._field_index(patched._store, "g") is not None
+    assert served > 400
 
 
 def test_a_matching_insert_only_upsert_refuses_what_mongomock_refuses() -> None:
