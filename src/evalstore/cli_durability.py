@@ -22,6 +22,7 @@ from evalstore.errors import ConfigurationError
 from evalstore.localsync import (
     LocalSyncReport,
     count_test_runs,
+    local_clients,
     push_local_store,
     source_databases,
 )
@@ -119,12 +120,13 @@ def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool)
         if base.connection_string == source:
             raise ConfigurationError("--from and --to are the same local store")
         databases = source_databases(source, db)
-        total = await count_test_runs(source, databases)
-        with progress_bar("pushing the local store", disable=as_json or total == 0) as progress:
-            task = progress.add_task("sync", total=total)
-            return await push_local_store(
-                source, base, databases, on_progress=lambda n: progress.advance(task, n)
-            )
+        async with local_clients(source, databases) as local:
+            total = await count_test_runs(local)
+            with progress_bar("pushing the local store", disable=as_json or total == 0) as progress:
+                task = progress.add_task("sync", total=total)
+                return await push_local_store(
+                    local, base, on_progress=lambda n: progress.advance(task, n)
+                )
 
     report = run_command(go)
     if as_json:

@@ -9,9 +9,12 @@ as `running` while the local copy is final gets the local status and aggregates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from bson import ObjectId
 
 from evalstore.client import MongoDBClient
 from evalstore.errors import ConfigurationError
@@ -19,6 +22,8 @@ from evalstore.localstore import database_names, store_path
 from evalstore.service import MetricsStorageService
 
 BATCH = 500
+# A local store's databases, by name.
+LocalClients = Mapping[str, MongoDBClient]
 # The fields `finalize_evaluation_run` sets, copied onto a target copy still `running`.
 OUTCOME_FIELDS = (
     "status",
@@ -43,12 +48,26 @@ class LocalSyncReport:
     finalized: int = 0
 
 
-async def count_test_runs(source: str, databases: list[str]) -> int:
-    """How many test runs the local store holds in `databases` (for a progress bar)."""
+@asynccontextmanager
+async def local_clients(source: str, databases: list[str]) -> AsyncIterator[LocalClients]:
+    """A client per database of the local store, open for the block.
+
+    Counting and pushing through the same clients reads the store's files
+    once (closing its last client drops a store from memory), and pushes
+    exactly what was counted.
+    """
+    async with AsyncExitStack() as stack:
+        yield {
+            database: await stack.enter_async_context(MongoDBClient(source, database))
+            for database in databases
+        }
+
+
+async def count_test_runs(local: LocalClients) -> int:
+    """How many test runs the local databases hold (for a progress bar)."""
     total = 0
-    for database in databases:
-        async with MongoDBClient(source, database) as client:
-            total += await client.test_runs.count_documents({})
+    for client in local.values():
+        total += await client.test_runs.count_documents({})
     return total
 
 
@@ -73,44 +92,75 @@ def source_databases(source: str, database: str | None) -> list[str]:
 
 
 async def push_local_store(
-    source: str,
+    local: LocalClients,
     target: MongoDBClient,
-    databases: list[str],
     on_progress: Callable[[int], Any] = lambda n: None,
 ) -> LocalSyncReport:
-    """Upsert every run and test run of `databases` of the local store into `target`'s server.
+    """Upsert every run and test run of the local databases into `target`'s server.
 
     Args:
-        source: the local store's `file:///dir` connection string.
+        local: the local store's databases (see `local_clients`).
         target: a client whose connection string and timeout are used, one
             database of the same name per source database.
-        databases: the databases to push.
         on_progress: called with the number of test runs just pushed.
     """
-    report = LocalSyncReport(databases=list(databases))
-    for database in databases:
-        async with (
-            MongoDBClient(source, database) as local,
-            MongoDBClient(target.connection_string, database, timeout_ms=target.timeout_ms) as dest,
-        ):
-            service = MetricsStorageService(dest)
-            with local.errors("read the local store"):
-                runs = await local.evaluation_runs.find({}).sort("started_at", 1).to_list(None)
-            for run in runs:
-                await service.upsert_evaluation_run(run)
-                report.evaluation_runs += 1
-                with local.errors("read the local store"):
-                    tests = await local.test_runs.find({"evaluation_run_id": run["_id"]}).to_list(
-                        None
-                    )
-                for start in range(0, len(tests), BATCH):
-                    batch = tests[start : start + BATCH]
-                    await service.upsert_test_runs(batch)
-                    report.test_runs += len(batch)
-                    on_progress(len(batch))
-                if run.get("status") != "running":
-                    report.finalized += await _copy_outcome(dest, run)
+    report = LocalSyncReport(databases=list(local))
+    for database, source in local.items():
+        async with MongoDBClient(
+            target.connection_string, database, timeout_ms=target.timeout_ms
+        ) as dest:
+            await _push_database(source, dest, report, on_progress)
     return report
+
+
+async def _push_database(
+    local: MongoDBClient,
+    dest: MongoDBClient,
+    report: LocalSyncReport,
+    on_progress: Callable[[int], Any],
+) -> None:
+    service = MetricsStorageService(dest)
+    with local.errors("read the local store"):
+        runs = await local.evaluation_runs.find({}).sort("started_at", 1).to_list(None)
+        tests_of = await _test_runs_by_run(local)
+    for run in runs:
+        inserted = await service.upsert_evaluation_run(run)
+        report.evaluation_runs += 1
+        if tests_of is not None and type(run["_id"]) in _GROUPED:
+            tests = tests_of.get(run["_id"], [])
+        else:
+            with local.errors("read the local store"):
+                tests = await local.test_runs.find({"evaluation_run_id": run["_id"]}).to_list(None)
+        for start in range(0, len(tests), BATCH):
+            batch = tests[start : start + BATCH]
+            await service.upsert_test_runs(batch)
+            report.test_runs += len(batch)
+            on_progress(len(batch))
+        # Just inserted, the target copy has the local status already.
+        if not inserted and run.get("status") != "running":
+            report.finalized += await _copy_outcome(dest, run)
+
+
+# `evaluation_run_id` values grouped by value: `{evaluation_run_id: x}` for an `x` of one
+# of these exact types matches exactly the documents holding a value equal to `x` (or an
+# array holding one; any such document makes `_test_runs_by_run` give up).
+_GROUPED = (ObjectId, str)
+
+
+async def _test_runs_by_run(local: MongoDBClient) -> dict[Any, list[dict[str, Any]]] | None:
+    """The local test runs by `evaluation_run_id`, in store order: one read, not one per run.
+
+    None when one holds a value other than an exact `_GROUPED` type, None or
+    nothing: what such a value matches, only the database's own query knows.
+    """
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for test in await local.test_runs.find({}).to_list(None):
+        value = test.get("evaluation_run_id")
+        if type(value) in _GROUPED:
+            grouped.setdefault(value, []).append(test)
+        elif value is not None:
+            return None
+    return grouped
 
 
 async def _copy_outcome(target: MongoDBClient, run: dict[str, Any]) -> int:

@@ -255,6 +255,29 @@ def test_a_long_log_is_compacted_on_open(store: str) -> None:
     assert again == run
 
 
+@pytest.mark.parametrize(
+    "log",
+    [None, b"", b'{"c": "test_runs", "put": {"_id": {"$oid": "65', b"not json\n", "header"],
+)
+def test_a_writer_always_logs_after_a_header(store: str, log: bytes | str | None) -> None:
+    """Missing, empty or headerless: the first write leaves a log that starts with a header."""
+    asyncio.run(_save(store, "local", ["a"]))
+    directory = Path(store.removeprefix("file://")) / "local"
+    generation = json.loads((directory / SNAPSHOT).read_bytes().splitlines()[0])["generation"]
+    if log is None:
+        (directory / LOG).unlink()
+    elif isinstance(log, bytes):
+        (directory / LOG).write_bytes(log)
+    asyncio.run(_save(store, "local", ["b"]))
+    lines = (directory / LOG).read_bytes().splitlines()
+    header = json.loads(lines[0])
+    assert header["kind"] == "header"
+    assert header["generation"] == (generation if log == "header" else generation + 1)
+    assert len(lines) > 1
+    # The first run lived in the log only (the snapshot of an empty store): replaced, it is gone.
+    assert asyncio.run(_counts(store, "local")) == ((2, 2) if log == "header" else (1, 1))
+
+
 def test_sync_pushes_a_local_store_once(store: str, mock_database: str) -> None:
     asyncio.run(_save(store, mock_database, ["a", "b", "c"]))
     asyncio.run(_save(store, mock_database, ["a", "d"]))
@@ -288,11 +311,13 @@ def test_sync_finalizes_a_copy_still_running_on_the_target(store: str, mock_data
             await run.record_test("a", score=30.0, passed=False)
             # Pushed while still running, then finished locally.
             async with MongoDBClient("mongomock://", mock_database) as target:
-                from evalstore.localsync import push_local_store
+                from evalstore.localsync import local_clients, push_local_store
 
-                await push_local_store(store, target, [mock_database])
+                async with local_clients(store, [mock_database]) as local:
+                    await push_local_store(local, target)
                 await run.finish()
-                report = await push_local_store(store, target, [mock_database])
+                async with local_clients(store, [mock_database]) as local:
+                    report = await push_local_store(local, target)
                 assert report.finalized == 1
                 return await MetricsStorageService(target).get_evaluation_run(run.evaluation_run_id)
 
@@ -531,3 +556,95 @@ def test_lines_that_are_json_but_not_records_are_skipped(
     skipped = [r.getMessage() for r in caplog.records if "skipping line" in r.getMessage()]
     assert len(skipped) == 3
     assert asyncio.run(_counts(store, "local")) == (1, 1)
+
+
+def test_sync_reads_the_local_store_once(
+    store: str, mock_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count for the progress bar and the push share one read of the files."""
+
+    asyncio.run(_save(store, mock_database, ["a", "b"]))
+    asyncio.run(_save(store, "other", ["c"]))
+    reads: list[Path] = []
+    original = localstore._read
+
+    def counting(directory: Path, *, warn: bool) -> Any:
+        reads.append(directory)
+        return original(directory, warn=warn)
+
+    monkeypatch.setattr(localstore, "_read", counting)
+    result = runner.invoke(app, ["sync", "--from", store, "--to", "mongomock://", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["test_runs"], sorted(p.name for p in reads)) == (
+        3,
+        sorted([mock_database, "other"]),
+    )
+    assert localstore._REGISTRY == {}  # every client of the store closed
+    assert asyncio.run(_counts("mongomock://", mock_database)) == (1, 2)
+    assert asyncio.run(_counts("mongomock://", "other")) == (1, 1)
+
+
+def test_sync_pushes_each_runs_test_runs_in_their_order(
+    store: str, mock_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interleaved test runs, one of an odd `evaluation_run_id`: what per-run queries found."""
+    from evalstore import localsync
+
+    async def record() -> list[Any]:
+        async with MongoDBClient(store, mock_database) as client:
+            service = MetricsStorageService(client)
+            runs = [evaluation_run(service, environment="dev") for _ in range(3)]
+            for run in runs:
+                await run.start()
+            for i in range(12):
+                await runs[(i * 7) % 3].record_test(f"t{i}", score=1.0, passed=True)
+            for run in runs:
+                await run.finish()
+            return [run.document["_id"] for run in runs]
+
+    oids = asyncio.run(record())
+
+    async def expected() -> list[str]:
+        async with MongoDBClient(store, mock_database) as client:
+            found: list[str] = []
+            for run in await client.evaluation_runs.find({}).sort("started_at", 1).to_list(None):
+                tests = await client.test_runs.find({"evaluation_run_id": run["_id"]}).to_list(None)
+                found += [test["test_run_id"] for test in tests]
+            return found
+
+    async def push() -> tuple[localsync.LocalSyncReport, list[str]]:
+        async with MongoDBClient("mongomock://", mock_database) as target:
+            async with localsync.local_clients(store, [mock_database]) as local:
+                report = await localsync.push_local_store(local, target)
+            tests = await target.test_runs.find({}).to_list(None)
+            return report, [test["test_run_id"] for test in tests]
+
+    copies: list[dict[str, Any]] = []
+    original = localsync._copy_outcome
+
+    async def counting(target: MongoDBClient, run: dict[str, Any]) -> int:
+        copies.append(run)
+        return await original(target, run)
+
+    monkeypatch.setattr(localsync, "_copy_outcome", counting)
+    order = asyncio.run(expected())
+    assert len(order) == 12
+    report, pushed = asyncio.run(push())
+    assert pushed == order
+    assert (report.evaluation_runs, report.test_runs, report.finalized, copies) == (3, 12, 0, [])
+    reset_embedded_backend()
+
+    # An array holding a run's `_id` matches that run's query: the push falls back to it.
+    async def add_odd() -> None:
+        async with MongoDBClient(store, mock_database) as client:
+            await client.test_runs.insert_one(
+                {"test_run_id": "odd", "evaluation_run_id": [oids[1]], "test_id": "odd"}
+            )
+
+    asyncio.run(add_odd())
+    order = asyncio.run(expected())
+    assert "odd" in order
+    assert len(order) == 13
+    report, pushed = asyncio.run(push())
+    assert pushed == order
+    assert (report.evaluation_runs, report.test_runs, report.finalized, copies) == (3, 13, 0, [])
