@@ -26,8 +26,8 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.localstore import LOG, SNAPSHOT, _header
-from evalstore.spool import encode
+from evalstore.recording.journal import encode
+from evalstore.storage.localstore import LOG, SNAPSHOT, _header
 
 DATABASE = "bench"
 MEASURE = """

@@ -12,7 +12,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evalstore.client import MongoDBClient
     from evalstore.errors import (
         ConfigurationError,
         DuplicateRunError,
@@ -23,11 +22,17 @@ if TYPE_CHECKING:
         StorageUnavailableError,
     )
     from evalstore.models import EvaluationRun, MetricData, TestRun
-    from evalstore.provenance import GitInfo, git_info, system_info_hash, system_information
-    from evalstore.run import RunRecorder, evaluation_run
-    from evalstore.scoring import register_score_method
+    from evalstore.recording.provenance import (
+        GitInfo,
+        git_info,
+        system_info_hash,
+        system_information,
+    )
+    from evalstore.recording.run import RunRecorder, evaluation_run
+    from evalstore.recording.scoring import register_score_method
     from evalstore.service import MetricsStorageService
     from evalstore.settings import Settings, load_settings
+    from evalstore.storage.client import MongoDBClient
 
 try:
     __version__ = version("evalstore")
@@ -39,23 +44,23 @@ _EXPORTS: dict[str, str] = {
     "DuplicateRunError": "evalstore.errors",
     "EvalstoreError": "evalstore.errors",
     "EvaluationRun": "evalstore.models",
-    "GitInfo": "evalstore.provenance",
+    "GitInfo": "evalstore.recording.provenance",
     "IndexConflictError": "evalstore.errors",
     "InvalidDataError": "evalstore.errors",
     "MetricData": "evalstore.models",
     "MetricsStorageService": "evalstore.service",
-    "MongoDBClient": "evalstore.client",
+    "MongoDBClient": "evalstore.storage.client",
     "RunNotFoundError": "evalstore.errors",
-    "RunRecorder": "evalstore.run",
+    "RunRecorder": "evalstore.recording.run",
     "Settings": "evalstore.settings",
     "StorageUnavailableError": "evalstore.errors",
     "TestRun": "evalstore.models",
-    "evaluation_run": "evalstore.run",
-    "git_info": "evalstore.provenance",
+    "evaluation_run": "evalstore.recording.run",
+    "git_info": "evalstore.recording.provenance",
     "load_settings": "evalstore.settings",
-    "register_score_method": "evalstore.scoring",
-    "system_info_hash": "evalstore.provenance",
-    "system_information": "evalstore.provenance",
+    "register_score_method": "evalstore.recording.scoring",
+    "system_info_hash": "evalstore.recording.provenance",
+    "system_information": "evalstore.recording.provenance",
 }
 
 __all__ = [

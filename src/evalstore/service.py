@@ -11,14 +11,14 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from evalstore.analysis import AnalysisQueries
-from evalstore.analysis_base import run_not_found
-from evalstore.client import MongoDBClient
-from evalstore.errors import DuplicateRunError, InvalidDataError
-from evalstore.filters import TagsMatch
-from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, check_positive_int, utcnow
-from evalstore.pipelines import (
+from evalstore.analysis.base import run_not_found
+from evalstore.analysis.filters import TagsMatch
+from evalstore.analysis.pipelines import (
     run_aggregates_pipeline,
 )
+from evalstore.errors import DuplicateRunError, InvalidDataError
+from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, check_positive_int, utcnow
+from evalstore.storage.client import MongoDBClient
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 

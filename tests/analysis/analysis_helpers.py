@@ -23,7 +23,7 @@ from evalstore import (
     system_info_hash,
     system_information,
 )
-from evalstore.cli import app
+from evalstore.cli.app import app
 from evalstore.ids import new_evaluation_run_id
 
 UTC = timezone.utc

@@ -14,13 +14,15 @@ from typing import Any, NamedTuple
 
 from bson import ObjectId
 
-from evalstore.analysis_pipelines import (
+from evalstore.analysis.filters import RunFilters
+from evalstore.analysis.pipelines import (
     child_test_runs_filter,
     config_hash_filter,
     configurations_pipeline,
     experiment_pipeline,
     flaky_tests_pipeline,
     latest_runs_pipeline,
+    metric_trend_pipeline,
     old_runs_filter,
     per_test_stats_pipeline,
     run_ids_pipeline,
@@ -29,8 +31,6 @@ from evalstore.analysis_pipelines import (
     score_trend_pipeline,
     single_test_trend_pipeline,
 )
-from evalstore.filters import RunFilters
-from evalstore.pipelines import metric_trend_pipeline
 
 WIDTH = 96
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")

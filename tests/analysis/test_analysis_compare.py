@@ -29,7 +29,7 @@ import pytest
 from analysis_helpers import Result, at, git_repo, invoke, record_run, record_running_run
 
 from evalstore import InvalidDataError, MetricsStorageService, RunNotFoundError
-from evalstore.comparison import compare_tests
+from evalstore.analysis.comparison import compare_tests
 
 
 @pytest.fixture

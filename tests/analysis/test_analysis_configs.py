@@ -21,7 +21,7 @@ import pytest
 from analysis_helpers import Result, at, invoke, record_run, record_running_run
 
 from evalstore import EvaluationRun, InvalidDataError, MetricsStorageService, RunNotFoundError
-from evalstore.analysis_configs import diff_snapshots, flatten
+from evalstore.analysis.configs import diff_snapshots, flatten
 
 MARCH = {"since": at(1, 0), "until": at(1, 0, month=4)}
 CONFIG_A = {"asr": {"model": "small", "beam": 1}, "vad": "silero"}

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 
-from evalstore.filters import RUN_LOOKUP_SLACK, RunFilters
+from evalstore.analysis.filters import RUN_LOOKUP_SLACK, RunFilters
 
 NOW = datetime(2026, 3, 15, 12, tzinfo=timezone.utc)
 SINCE = datetime(2026, 3, 1, tzinfo=timezone.utc)

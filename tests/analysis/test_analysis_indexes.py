@@ -1,6 +1,6 @@
 """Item 8: every analysis query's filter and sort are served by a declared index.
 
-Two checks: each query of the registry (`evalstore.analysis_coverage`), built
+Two checks: each query of the registry (`index_coverage`), built
 by the service's own pipeline builders with the filters off and on, against
 `INDEXES`; and every read and delete the public analysis methods really send,
 recorded on the way to the embedded backend. Both enumerate the public methods
@@ -18,10 +18,7 @@ from typing import Any
 
 import pytest
 from analysis_helpers import Result, at, git_repo, record_run
-
-from evalstore import MetricsStorageService, MongoDBClient
-from evalstore.analysis import AnalysisQueries
-from evalstore.analysis_coverage import (
+from index_coverage import (
     QueryShape,
     RegisteredQuery,
     coverage_problems,
@@ -31,9 +28,12 @@ from evalstore.analysis_coverage import (
     registered_queries,
     sort_index,
 )
-from evalstore.analysis_pipelines import per_test_stats_pipeline
-from evalstore.filters import RunFilters
-from evalstore.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
+
+from evalstore import MetricsStorageService, MongoDBClient
+from evalstore.analysis import AnalysisQueries
+from evalstore.analysis.filters import RunFilters
+from evalstore.analysis.pipelines import per_test_stats_pipeline
+from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 PUBLIC_METHODS = {
     name

@@ -27,20 +27,20 @@ from analysis_helpers import Result, at, git_repo, record_run
 from mongosh import examples
 
 from evalstore import MetricsStorageService
-from evalstore.analysis_pipelines import (
+from evalstore.analysis.filters import RunFilters
+from evalstore.analysis.pipelines import (
     configurations_pipeline,
     experiment_pipeline,
     flaky_tests_pipeline,
     latest_runs_pipeline,
+    metric_trend_pipeline,
     per_test_stats_pipeline,
     run_ids_pipeline,
     run_tests_pipeline,
     score_trend_pipeline,
     single_test_trend_pipeline,
 )
-from evalstore.filters import RunFilters
 from evalstore.models import utcnow
-from evalstore.pipelines import metric_trend_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 SINCE = datetime(2025, 3, 1, tzinfo=timezone.utc)

@@ -23,7 +23,7 @@ import pytest
 from analysis_helpers import Result, at, invoke, record_run
 
 from evalstore import InvalidDataError, MetricsStorageService
-from evalstore.analysis_stats import flips, sort_rows
+from evalstore.analysis.stats import flips, sort_rows
 
 MARCH = {"since": at(1, 0), "until": at(1, 0, month=4)}
 PLAN: list[list[Result]] = [

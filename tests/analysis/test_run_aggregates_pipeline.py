@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from evalstore.pipelines import run_aggregates_pipeline
+from evalstore.analysis.pipelines import run_aggregates_pipeline
 
 
 def test_run_aggregates_pipeline_is_one_match_then_three_facets() -> None:

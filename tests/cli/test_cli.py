@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import pytest
 from typer.testing import CliRunner
 
-from evalstore.cli import app
-from evalstore.demo import FLAKY_TEST, TESTS
+from evalstore.cli.app import app
+from evalstore.cli.demo import FLAKY_TEST, TESTS
 
 runner = CliRunner()
 DEAD = "mongodb://bob:hunter2@127.0.0.1:1"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evalstore import analysis_render, render
-from evalstore.analysis_render import analysis_table
-from evalstore.render import Column, table
+from evalstore.cli import render
+from evalstore.cli import tables as analysis_render
+from evalstore.cli.render import Column, table
+from evalstore.cli.tables import analysis_table
 
 L, R = "left", "right"
 

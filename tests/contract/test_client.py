@@ -15,7 +15,7 @@ from evalstore import (
     MongoDBClient,
     StorageUnavailableError,
 )
-from evalstore.embedded import _install_bulk_write_shim
+from evalstore.storage.embedded import _install_bulk_write_shim
 
 DEAD_SERVER = "mongodb://evalstore:hunter2@127.0.0.1:1/?authSource=admin"
 

@@ -24,7 +24,8 @@ from mongomock.filtering import filter_applies
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from evalstore import MongoDBClient, embedded, embedded_reads
+from evalstore import MongoDBClient
+from evalstore.storage import embedded, embedded_reads
 
 MISSING = object()
 
@@ -377,10 +378,11 @@ async def test_duplicates_through_the_client(client: MongoDBClient) -> None:
 
 def test_patches_are_installed_by_the_first_embedded_client_not_by_imports() -> None:
     code = (
-        "import evalstore, evalstore.client, evalstore.embedded, mongomock.collection as c\n"
+        "import evalstore, evalstore.storage.client, evalstore.storage.embedded\n"
+        "import mongomock.collection as c\n"
         "assert c.Collection._iter_documents.__module__ == 'mongomock.collection'\n"
         "evalstore.MongoDBClient('mongomock://', 'db')._client()\n"
-        "assert c.Collection._iter_documents.__module__ == 'evalstore.embedded'\n"
+        "assert c.Collection._iter_documents.__module__ == 'evalstore.storage.embedded'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

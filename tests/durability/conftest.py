@@ -11,7 +11,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from evalstore import MetricsStorageService, MongoDBClient
-from evalstore.replay import ReplayReport, replay_spool
+from evalstore.recording.replay import ReplayReport, replay_spool
 
 EMBEDDED = "mongomock://"
 

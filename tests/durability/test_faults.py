@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
-from evalstore.replay import ReplayReport
-from evalstore.spool import JournalContents, read_journal
+from evalstore.recording.journal import JournalContents, read_journal
+from evalstore.recording.replay import ReplayReport
 
 Sync = Callable[[], Any]
 DEAD = "mongodb://127.0.0.1:1"

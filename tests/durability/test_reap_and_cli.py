@@ -14,10 +14,10 @@ from bson import ObjectId
 from typer.testing import CliRunner
 
 from evalstore import InvalidDataError, MetricsStorageService, MongoDBClient, evaluation_run
-from evalstore.cli import app
-from evalstore.reaper import parse_duration, reap_stale_runs
-from evalstore.spool import Journal
-from evalstore.writer import BatchWriter
+from evalstore.cli.app import app
+from evalstore.recording.journal import Journal
+from evalstore.recording.reaper import parse_duration, reap_stale_runs
+from evalstore.recording.writer import BatchWriter
 
 NOW = datetime(2025, 12, 5, 12, 0, tzinfo=timezone.utc)
 runner = CliRunner()

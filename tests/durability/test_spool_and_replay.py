@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from evalstore import DuplicateRunError, MetricsStorageService, MongoDBClient, evaluation_run
-from evalstore.spool import Journal, read_journal, target_fingerprint
+from evalstore.recording.journal import Journal, read_journal, target_fingerprint
 
 T0 = datetime(2025, 12, 5, 10, 30, 0, 123000, tzinfo=timezone.utc)
 Sync = Callable[[], Any]
@@ -221,7 +221,7 @@ def test_fsync_policy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     synced: list[int] = []
-    monkeypatch.setattr("evalstore.spool.os.fsync", synced.append)
+    monkeypatch.setattr("evalstore.recording.journal.os.fsync", synced.append)
     run = _run_document(f"fsync-{policy}")
     journal = Journal.create(spool_dir, run, database="db", target="t", fsync=policy)
     for n in range(3):

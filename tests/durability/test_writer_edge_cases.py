@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from evalstore import EvalstoreError, MetricsStorageService, MongoDBClient, evaluation_run
-from evalstore.replay import replay_spool
-from evalstore.spool import remove_journal, target_fingerprint
+from evalstore.recording.journal import remove_journal, target_fingerprint
+from evalstore.recording.replay import replay_spool
 
 
 async def test_the_writer_survives_an_idle_flush_interval(
@@ -65,7 +65,7 @@ async def test_a_journal_replayed_by_someone_else_meanwhile_is_skipped(
     [journal] = journals()
     # Another replayer lists the spool, then this one finishes and removes the journal
     # before the other claims it.
-    clean_env.setattr("evalstore.replay.journal_paths", lambda spool: [journal])
+    clean_env.setattr("evalstore.recording.replay.journal_paths", lambda spool: [journal])
     remove_journal(journal)
     report = await replay_spool(
         spool_dir, lambda db: MetricsStorageService(MongoDBClient("mongomock://", db))

@@ -25,11 +25,11 @@ from evalstore import (
     MongoDBClient,
     StorageUnavailableError,
     evaluation_run,
-    localstore,
 )
-from evalstore.cli import app
-from evalstore.embedded import reset_embedded_backend
-from evalstore.localstore import LOG, SNAPSHOT
+from evalstore.cli.app import app
+from evalstore.storage import localstore
+from evalstore.storage.embedded import reset_embedded_backend
+from evalstore.storage.localstore import LOG, SNAPSHOT
 
 runner = CliRunner()
 EVALSTORE = str(Path(sys.executable).parent / "evalstore")
@@ -311,7 +311,7 @@ def test_sync_finalizes_a_copy_still_running_on_the_target(store: str, mock_data
             await run.record_test("a", score=30.0, passed=False)
             # Pushed while still running, then finished locally.
             async with MongoDBClient("mongomock://", mock_database) as target:
-                from evalstore.localsync import local_clients, push_local_store
+                from evalstore.storage.sync import local_clients, push_local_store
 
                 async with local_clients(store, [mock_database]) as local:
                     await push_local_store(local, target)
@@ -588,7 +588,7 @@ def test_sync_pushes_each_runs_test_runs_in_their_order(
     store: str, mock_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Interleaved test runs, one of an odd `evaluation_run_id`: what per-run queries found."""
-    from evalstore import localsync
+    from evalstore.storage import sync as localsync
 
     async def record() -> list[Any]:
         async with MongoDBClient(store, mock_database) as client:

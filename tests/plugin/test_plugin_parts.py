@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from evalstore.plugin_outcome import one_line, report_message
-from evalstore.plugin_writer import BackgroundLoop, RunSummary, WarningCollector
+from evalstore.pytest_plugin.outcome import one_line, report_message
+from evalstore.pytest_plugin.writer import BackgroundLoop, RunSummary, WarningCollector
 
 
 def _summary(**changes: object) -> RunSummary:

@@ -103,7 +103,7 @@ def test_a_failing_finalisation_is_one_warning(inner, run_recorded, stored, monk
     async def finish(self, status="completed"):
         raise StorageUnavailableError("cannot reach MongoDB at mongodb://u:***@db:27017")
 
-    monkeypatch.setattr("evalstore.run.RunRecorder.finish", finish)
+    monkeypatch.setattr("evalstore.recording.run.RunRecorder.finish", finish)
     inner.makepyfile(test_finish_fails=ONE_FAILING)
 
     result = run_recorded()
@@ -118,7 +118,7 @@ def test_a_bug_while_recording_never_reaches_pytest(inner, run_recorded, stored,
     def add(self, report):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("evalstore.plugin_outcome.TestOutcome.add", add)
+    monkeypatch.setattr("evalstore.pytest_plugin.outcome.TestOutcome.add", add)
     inner.makepyfile(test_plugin_bug=TWO_PASSING)
 
     result = run_recorded()

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from evalstore.spool import _encode_test_entry, encode, format_date, read_journal
+from evalstore.recording.journal import _encode_test_entry, encode, format_date, read_journal
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -10,7 +10,7 @@ import pytest
 
 from evalstore import InvalidDataError, git_info, system_info_hash, system_information
 from evalstore.ids import new_evaluation_run_id, new_test_run_id, sanitise
-from evalstore.provenance import canonical_json
+from evalstore.recording.provenance import canonical_json
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -29,8 +29,8 @@ from evalstore.models import (
     describe_validation_error,
     to_utc,
 )
-from evalstore.run import RunRecorder
-from evalstore.scoring import average_score
+from evalstore.recording.run import RunRecorder
+from evalstore.recording.scoring import average_score
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

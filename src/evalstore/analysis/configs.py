@@ -7,11 +7,11 @@ from typing import Any
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import QueryBase
-from evalstore.analysis_pipelines import config_hash_filter, configurations_pipeline
-from evalstore.analysis_types import ConfigDifference, ConfigSummary
+from evalstore.analysis.base import QueryBase
+from evalstore.analysis.filters import FilterKwargs, RunFilters
+from evalstore.analysis.pipelines import config_hash_filter, configurations_pipeline
+from evalstore.analysis.types import ConfigDifference, ConfigSummary
 from evalstore.errors import InvalidDataError, RunNotFoundError
-from evalstore.filters import FilterKwargs, RunFilters
 from evalstore.models import Document
 
 _MISSING: Any = object()

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import QueryBase
-from evalstore.analysis_pipelines import experiment_pipeline
-from evalstore.analysis_types import ExperimentMetric
+from evalstore.analysis.base import QueryBase
+from evalstore.analysis.filters import RunFilters, TagsMatch, WindowKwargs
+from evalstore.analysis.pipelines import experiment_pipeline
+from evalstore.analysis.types import ExperimentMetric
 from evalstore.errors import InvalidDataError
-from evalstore.filters import RunFilters, TagsMatch, WindowKwargs
 from evalstore.models import Document, utcnow
 
 SCORE = "score"

@@ -9,11 +9,11 @@ from typing import Any, Literal, get_args
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import QueryBase
-from evalstore.analysis_pipelines import flaky_tests_pipeline, per_test_stats_pipeline
-from evalstore.analysis_types import FlakyTest, PerTestStats
+from evalstore.analysis.base import QueryBase
+from evalstore.analysis.filters import FilterKwargs, RunFilters
+from evalstore.analysis.pipelines import flaky_tests_pipeline, per_test_stats_pipeline
+from evalstore.analysis.types import FlakyTest, PerTestStats
 from evalstore.errors import InvalidDataError
-from evalstore.filters import FilterKwargs, RunFilters
 from evalstore.models import Document, check_positive_int
 
 StatsSortKey = Literal[

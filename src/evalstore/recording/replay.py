@@ -9,8 +9,7 @@ from pathlib import Path
 
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document
-from evalstore.service import MetricsStorageService
-from evalstore.spool import (
+from evalstore.recording.journal import (
     JournalContents,
     claim,
     journal_paths,
@@ -18,6 +17,7 @@ from evalstore.spool import (
     remove_journal,
     target_fingerprint,
 )
+from evalstore.service import MetricsStorageService
 
 log = logging.getLogger("evalstore")
 

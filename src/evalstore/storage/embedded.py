@@ -1,8 +1,8 @@
 """The embedded backend (`mongomock://`): one in-process store and the patches it needs.
 
-With `evalstore.localstore` (the same backend persisted in a directory, for
+With `evalstore.storage.localstore` (the same backend persisted in a directory, for
 `file://`), this is the only module that imports mongomock and mongomock-motor.
-`client.py` calls `open_client()` for a `mongomock://` connection string;
+`storage.client` calls `open_client()` for a `mongomock://` connection string;
 nothing here is imported or patched for a real server.
 
 Patches are installed into mongomock's classes, once, when the first embedded
@@ -20,7 +20,7 @@ or local client is created (never at import time):
   mongomock's own `_insert`, without its generic update machinery;
 - constant-factor speed-ups that return exactly what mongomock's code returns:
   its constant version strings parsed once, and the faster reads of
-  `evalstore.embedded_reads` (document walks skipping plain values, cursors
+  `evalstore.storage.embedded_reads` (document walks skipping plain values, cursors
   that do not copy the remaining results at every step, `aggregate` reading
   only what a leading `$match` selects).
 
@@ -62,7 +62,7 @@ from bson import ObjectId
 from bson.errors import BSONError
 from pymongo import UpdateOne
 
-from evalstore.embedded_reads import aggregate_match_first, cursor_next, install_fast_copies
+from evalstore.storage.embedded_reads import aggregate_match_first, cursor_next, install_fast_copies
 
 _embedded_store: mongomock.store.ServerStore | None = None
 

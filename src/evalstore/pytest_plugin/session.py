@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from evalstore.models import RunStatus
-from evalstore.plugin_outcome import TestOutcome, collect_result
-from evalstore.plugin_writer import RunSummary, StorageSession, describe
+from evalstore.pytest_plugin.outcome import TestOutcome, collect_result
+from evalstore.pytest_plugin.writer import RunSummary, StorageSession, describe
 from evalstore.settings import Settings, parse_tags
 
 # Set in an xdist worker's `workerinput` so that it attaches names, tags and metrics

@@ -21,14 +21,14 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from evalstore import plugin_hooks
 from evalstore.errors import ConfigurationError
-from evalstore.plugin_metrics import EvalstoreMetrics, item_data
-from evalstore.plugin_outcome import REPORT_ATTR
+from evalstore.pytest_plugin import hookspecs
+from evalstore.pytest_plugin.metrics import EvalstoreMetrics, item_data
+from evalstore.pytest_plugin.outcome import REPORT_ATTR
 from evalstore.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from evalstore.plugin_session import EvalstorePlugin
+    from evalstore.pytest_plugin.session import EvalstorePlugin
 
 __all__ = ["EvalstoreMetrics", "evalstore_metrics"]
 
@@ -94,13 +94,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """Declare `pytest_evalstore_system_config`."""
-    pluginmanager.add_hookspecs(plugin_hooks)
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Decide whether this session is recorded, and register the recorder if so."""
     # Imported here: an inactive plugin (most pytest sessions) never loads the driver.
-    from evalstore.plugin_session import WORKER_FLAG, EvalstorePlugin
+    from evalstore.pytest_plugin.session import WORKER_FLAG, EvalstorePlugin
 
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: annotate reports, never open storage

@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from evalstore.client import MongoDBClient
 from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
 from evalstore.settings import load_settings
+from evalstore.storage.client import MongoDBClient
 
 T = TypeVar("T")
 

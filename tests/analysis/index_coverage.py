@@ -31,13 +31,16 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.analysis_pipelines import (
+from evalstore.analysis.filters import RunFilters
+from evalstore.analysis.pipelines import (
+    Pipeline,
     child_test_runs_filter,
     config_hash_filter,
     configurations_pipeline,
     experiment_pipeline,
     flaky_tests_pipeline,
     latest_runs_pipeline,
+    metric_trend_pipeline,
     old_runs_filter,
     per_test_stats_pipeline,
     run_ids_pipeline,
@@ -46,9 +49,7 @@ from evalstore.analysis_pipelines import (
     score_trend_pipeline,
     single_test_trend_pipeline,
 )
-from evalstore.filters import RunFilters
-from evalstore.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS, IndexSpec
-from evalstore.pipelines import Pipeline, metric_trend_pipeline
+from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS, IndexSpec
 
 Sort = tuple[tuple[str, int], ...]
 _RANGE_OPERATORS = frozenset({"$gt", "$gte", "$lt", "$lte"})

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from evalstore.client import MongoDBClient
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, RunStatus
-from evalstore.plugin_outcome import one_line
+from evalstore.pytest_plugin.outcome import one_line
+from evalstore.recording.run import RunRecorder
 from evalstore.redaction import redact_uri
-from evalstore.run import RunRecorder
 from evalstore.service import MetricsStorageService
 from evalstore.settings import Settings
+from evalstore.storage.client import MongoDBClient
 
 log = logging.getLogger("evalstore")
 # How many results pytest's thread hands to the recorder at once, and the longest one waits.

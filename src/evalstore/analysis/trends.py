@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing_extensions import Unpack
 
-from evalstore.analysis_base import QueryBase
-from evalstore.analysis_pipelines import score_trend_pipeline, single_test_trend_pipeline
-from evalstore.analysis_types import HistoryPoint, ScorePoint, TrendPoint
+from evalstore.analysis.base import QueryBase
+from evalstore.analysis.filters import FilterKwargs, RunFilters
+from evalstore.analysis.pipelines import (
+    Period,
+    metric_trend_pipeline,
+    score_trend_pipeline,
+    single_test_trend_pipeline,
+)
+from evalstore.analysis.types import HistoryPoint, ScorePoint, TrendPoint
 from evalstore.errors import InvalidDataError
-from evalstore.filters import FilterKwargs, RunFilters
 from evalstore.models import check_key
-from evalstore.pipelines import Period, metric_trend_pipeline
 
 
 def metric_field(metric: str) -> str:

@@ -44,10 +44,10 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from filelock import FileLock, Timeout
 
-from evalstore import embedded
 from evalstore.errors import ConfigurationError, StorageUnavailableError
 from evalstore.models import Document
-from evalstore.spool import encode
+from evalstore.recording.journal import encode
+from evalstore.storage import embedded
 
 log = logging.getLogger("evalstore")
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from evalstore.cli_common import err
+from evalstore.cli.common import err
 
 USAGE_EXIT = 2
 

@@ -2,8 +2,8 @@
 
 This is the only module that imports Motor, so that a later move to PyMongo's
 own async client changes one file. The embedded backend (mongomock and
-mongomock-motor) lives in `evalstore.embedded`, imported only for `mongomock://`,
-and its persisted form in `evalstore.localstore`, imported only for `file://`.
+mongomock-motor) lives in `evalstore.storage.embedded`, imported only for `mongomock://`,
+and its persisted form in `evalstore.storage.localstore`, imported only for `file://`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from evalstore.errors import (
     IndexConflictError,
     StorageUnavailableError,
 )
-from evalstore.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 from evalstore.redaction import redact_uri
 from evalstore.settings import CONNECTION_SCHEMES, DEFAULT_DATABASE, Settings
+from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 log = logging.getLogger("evalstore")
 
@@ -89,7 +89,7 @@ class MongoDBClient:
                 "it must start with " + ", ".join(CONNECTION_SCHEMES)
             )
         if connection_string.startswith(LOCAL_SCHEME):
-            from evalstore import localstore
+            from evalstore.storage import localstore
 
             localstore.store_path(connection_string)  # a relative path is refused here
         self.connection_string = connection_string
@@ -126,11 +126,11 @@ class MongoDBClient:
     def _client(self) -> Any:
         if self._motor is None:
             if self.is_embedded:
-                from evalstore import embedded
+                from evalstore.storage import embedded
 
                 self._motor = embedded.open_client()
             elif self.is_local:
-                from evalstore import localstore
+                from evalstore.storage import localstore
 
                 self._motor = localstore.open_client(self.connection_string)
             else:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evalstore.cli_common import (
+from evalstore.cli.common import (
     DbOption,
     JsonOption,
     UrlOption,
@@ -17,20 +17,20 @@ from evalstore.cli_common import (
     run_command,
     with_service,
 )
-from evalstore.client import LOCAL_SCHEME, MongoDBClient
+from evalstore.cli.render import RUN_COLUMNS, print_json, table
 from evalstore.errors import ConfigurationError
-from evalstore.localsync import (
+from evalstore.recording.reaper import parse_duration, reap_stale_runs
+from evalstore.recording.replay import ReplayReport, replay_spool
+from evalstore.service import MetricsStorageService
+from evalstore.settings import load_settings
+from evalstore.storage.client import LOCAL_SCHEME, MongoDBClient
+from evalstore.storage.sync import (
     LocalSyncReport,
     count_test_runs,
     local_clients,
     push_local_store,
     source_databases,
 )
-from evalstore.reaper import parse_duration, reap_stale_runs
-from evalstore.render import RUN_COLUMNS, print_json, table
-from evalstore.replay import ReplayReport, replay_spool
-from evalstore.service import MetricsStorageService
-from evalstore.settings import load_settings
 
 
 def register_durability_commands(app: typer.Typer, runs_app: typer.Typer) -> None:

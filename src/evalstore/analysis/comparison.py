@@ -20,9 +20,9 @@ from typing import Literal
 
 from bson import ObjectId
 
-from evalstore.analysis_base import QueryBase
-from evalstore.analysis_pipelines import latest_runs_pipeline, run_tests_pipeline
-from evalstore.analysis_types import MetricDelta, PerTestComparison, RunComparison, RunRef
+from evalstore.analysis.base import QueryBase
+from evalstore.analysis.pipelines import latest_runs_pipeline, run_tests_pipeline
+from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.models import Document
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from evalstore.cli_analysis import register_analysis_commands
-from evalstore.cli_common import (
+from evalstore.cli.analysis import register_analysis_commands
+from evalstore.cli.common import (
     DbOption,
     JsonOption,
     LimitOption,
@@ -21,12 +21,9 @@ from evalstore.cli_common import (
     run_command,
     with_service,
 )
-from evalstore.cli_durability import register_durability_commands
-from evalstore.client import EMBEDDED_SCHEME
-from evalstore.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
-from evalstore.errors import EvalstoreError
-from evalstore.redaction import redact_uri
-from evalstore.render import (
+from evalstore.cli.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
+from evalstore.cli.durability import register_durability_commands
+from evalstore.cli.render import (
     HISTORY_COLUMNS,
     RUN_COLUMNS,
     TEST_RUN_COLUMNS,
@@ -35,7 +32,10 @@ from evalstore.render import (
     print_json,
     table,
 )
+from evalstore.errors import EvalstoreError
+from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
+from evalstore.storage.client import EMBEDDED_SCHEME
 
 app = typer.Typer(
     name="evalstore",

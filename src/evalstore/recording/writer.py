@@ -7,8 +7,8 @@ import logging
 
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, utcnow
+from evalstore.recording.journal import Journal
 from evalstore.service import MetricsStorageService
-from evalstore.spool import Journal
 
 log = logging.getLogger("evalstore")
 

@@ -18,13 +18,13 @@ from datetime import timedelta
 
 from bson import ObjectId
 
-from evalstore.analysis_base import QueryBase
-from evalstore.analysis_pipelines import (
+from evalstore.analysis.base import QueryBase
+from evalstore.analysis.pipelines import (
     child_test_runs_filter,
     old_runs_filter,
     runs_by_oid_filter,
 )
-from evalstore.analysis_types import PruneResult
+from evalstore.analysis.types import PruneResult
 from evalstore.errors import InvalidDataError
 from evalstore.models import check_positive_int, utcnow
 

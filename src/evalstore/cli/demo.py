@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from evalstore.models import utcnow
-from evalstore.run import evaluation_run
+from evalstore.recording.run import evaluation_run
 from evalstore.service import MetricsStorageService
 
 DEMO_DATABASE = "evalstore_demo"

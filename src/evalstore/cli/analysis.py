@@ -13,7 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from evalstore.analysis_options import (
+from evalstore.analysis.stats import STATS_SORT_KEYS
+from evalstore.cli.common import (
+    DbOption,
+    JsonOption,
+    UrlOption,
+    err,
+    out,
+    run_command,
+    with_service,
+)
+from evalstore.cli.options import (
     BranchOption,
     DaysOption,
     EnvOption,
@@ -28,7 +38,8 @@ from evalstore.analysis_options import (
     usage_error,
     window_kwargs,
 )
-from evalstore.analysis_render import (
+from evalstore.cli.render import TREND_COLUMNS, fmt, print_json
+from evalstore.cli.tables import (
     COMPARE_TEST_COLUMNS,
     CONFIG_COLUMNS,
     DIFF_COLUMNS,
@@ -40,17 +51,6 @@ from evalstore.analysis_render import (
     TEST_TREND_COLUMNS,
     analysis_table,
 )
-from evalstore.analysis_stats import STATS_SORT_KEYS
-from evalstore.cli_common import (
-    DbOption,
-    JsonOption,
-    UrlOption,
-    err,
-    out,
-    run_command,
-    with_service,
-)
-from evalstore.render import TREND_COLUMNS, fmt, print_json
 from evalstore.service import MetricsStorageService
 
 REGRESSION_EXIT = 3

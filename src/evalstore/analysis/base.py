@@ -6,12 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from evalstore.analysis_pipelines import run_ids_pipeline
-from evalstore.client import MongoDBClient
+from evalstore.analysis.filters import RunFilters
+from evalstore.analysis.pipelines import Pipeline, run_ids_pipeline
 from evalstore.errors import RunNotFoundError
-from evalstore.filters import RunFilters
 from evalstore.models import Document, utcnow
-from evalstore.pipelines import Pipeline
+from evalstore.storage.client import MongoDBClient
 
 if TYPE_CHECKING:
     from bson import ObjectId

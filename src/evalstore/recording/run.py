@@ -14,7 +14,6 @@ from typing import Any
 from bson import ObjectId
 from pydantic import ValidationError
 
-from evalstore.client import MongoDBClient
 from evalstore.errors import DuplicateRunError, EvalstoreError, InvalidDataError
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
@@ -31,15 +30,16 @@ from evalstore.models import (
     to_utc,
     utcnow,
 )
-from evalstore.provenance import git_info, system_info_hash, system_information
-from evalstore.replay import replay_contents, replay_spool
-from evalstore.scoring import score_method
+from evalstore.recording.journal import Journal, read_journal, target_fingerprint
+from evalstore.recording.provenance import git_info, system_info_hash, system_information
+from evalstore.recording.replay import replay_contents, replay_spool
+from evalstore.recording.scoring import score_method
+from evalstore.recording.shutdown import TerminationGuard
+from evalstore.recording.totals import RunTotals
+from evalstore.recording.writer import BatchWriter
 from evalstore.service import MetricsStorageService
 from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
-from evalstore.shutdown import TerminationGuard
-from evalstore.spool import Journal, read_journal, target_fingerprint
-from evalstore.totals import RunTotals
-from evalstore.writer import BatchWriter
+from evalstore.storage.client import MongoDBClient
 
 log = logging.getLogger("evalstore")
 

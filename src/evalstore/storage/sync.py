@@ -16,10 +16,10 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.client import MongoDBClient
 from evalstore.errors import ConfigurationError
-from evalstore.localstore import database_names, store_path
 from evalstore.service import MetricsStorageService
+from evalstore.storage.client import MongoDBClient
+from evalstore.storage.localstore import database_names, store_path
 
 BATCH = 500
 # A local store's databases, by name.

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from evalstore.render import Column, metric_summary, table
+from evalstore.cli.render import Column, metric_summary, table
 
 _TEXT_HEADERS = {
     "test",
