@@ -1,30 +1,43 @@
-"""MetricsStorageService: store evaluation runs and test runs, and query their history."""
+"""MetricsStorageService: the one façade the CLI, the plugin and users call.
+
+It stores evaluation runs and test runs through the storage seam
+(`evalstore.storage.client.MongoDBClient`'s typed operations) and answers
+history questions by calling the analysis functions (`evalstore.analysis`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from typing_extensions import Unpack
 
-from evalstore.analysis import AnalysisQueries
-from evalstore.analysis.base import run_not_found
-from evalstore.analysis.filters import TagsMatch
-from evalstore.analysis.pipelines import (
-    run_aggregates_pipeline,
+from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
+from evalstore.analysis.base import History, run_not_found
+from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
+from evalstore.analysis.pipelines import Period, run_aggregates_pipeline
+from evalstore.analysis.types import (
+    ConfigDifference,
+    ConfigSummary,
+    ExperimentMetric,
+    FlakyTest,
+    HistoryPoint,
+    PerTestStats,
+    PruneResult,
+    RunComparison,
+    ScorePoint,
+    TrendPoint,
 )
-from evalstore.errors import DuplicateRunError, InvalidDataError
+from evalstore.errors import InvalidDataError
 from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, check_positive_int, utcnow
 from evalstore.storage.client import MongoDBClient
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 
 
-class MetricsStorageService(AnalysisQueries):
-    """CRUD and history queries over `evaluation_runs` and `test_runs`.
+class MetricsStorageService:
+    """Store `evaluation_runs` and `test_runs`, and query their history.
 
     Every method returns plain dicts as stored (with `_id`, datetimes in UTC).
 
@@ -34,10 +47,7 @@ class MetricsStorageService(AnalysisQueries):
 
     def __init__(self, client: MongoDBClient) -> None:
         self.client = client
-
-    async def _ready(self) -> MongoDBClient:
-        await self.client.ensure_indexes()
-        return self.client
+        self._history = History(client)
 
     async def create_evaluation_run(self, run: EvaluationRun) -> Document:
         """Insert a new evaluation run; return the stored document (with `_id`).
@@ -45,9 +55,10 @@ class MetricsStorageService(AnalysisQueries):
         Raises:
             DuplicateRunError: a run with the same `evaluation_run_id` exists.
         """
-        return await self._insert(
-            "evaluation_runs", run.to_document(), f"evaluation run {run.evaluation_run_id!r}"
-        )
+        document = run.to_document()
+        what = f"evaluation run {run.evaluation_run_id!r}"
+        document["_id"] = await self.client.insert("evaluation_runs", document, what=what)
+        return document
 
     async def save_test_run(self, test_run: TestRun) -> Document:
         """Insert one test run; return the stored document (with `_id`).
@@ -55,18 +66,9 @@ class MetricsStorageService(AnalysisQueries):
         Raises:
             DuplicateRunError: a test run with the same `test_run_id` exists.
         """
-        return await self._insert(
-            "test_runs", test_run.to_document(), f"test run {test_run.test_run_id!r}"
-        )
-
-    async def _insert(self, collection: str, document: Document, what: str) -> Document:
-        client = await self._ready()
-        with client.errors(f"store {what}"):
-            try:
-                result = await client.db[collection].insert_one(document)
-            except DuplicateKeyError:
-                raise DuplicateRunError(f"{what} already exists") from None
-        document["_id"] = result.inserted_id
+        document = test_run.to_document()
+        what = f"test run {test_run.test_run_id!r}"
+        document["_id"] = await self.client.insert("test_runs", document, what=what)
         return document
 
     async def upsert_evaluation_run(self, document: Document) -> bool:
@@ -81,24 +83,7 @@ class MetricsStorageService(AnalysisQueries):
         Raises:
             DuplicateRunError: another run already has this `evaluation_run_id`.
         """
-        client = await self._ready()
-        keys = ("_id", "evaluation_run_id", "last_seen_at")  # the first two come from the filter
-        fields = {k: v for k, v in document.items() if k not in keys}
-        update: Document = {"$setOnInsert": fields}
-        if document.get("last_seen_at") is not None:
-            update["$max"] = {"last_seen_at": document["last_seen_at"]}
-        with client.errors("store an evaluation run"):
-            try:
-                result = await client.evaluation_runs.update_one(
-                    {"_id": document["_id"], "evaluation_run_id": document["evaluation_run_id"]},
-                    update,
-                    upsert=True,
-                )
-            except DuplicateKeyError:
-                raise DuplicateRunError(
-                    f"evaluation run {document['evaluation_run_id']!r} already exists"
-                ) from None
-        return result.upserted_id is not None
+        return await self.client.upsert_run(document)
 
     async def upsert_test_runs(self, documents: Sequence[Document]) -> None:
         """Store test run documents not stored yet, in one unordered bulk write (none if empty).
@@ -106,23 +91,11 @@ class MetricsStorageService(AnalysisQueries):
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
         document, so writing one twice leaves exactly one, unchanged.
         """
-        if not documents:
-            return
-        client = await self._ready()
-        operations = [
-            UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
-            for doc in documents
-        ]
-        with client.errors("store test runs"):
-            await client.test_runs.bulk_write(operations, ordered=False)
+        await self.client.upsert_test_runs(documents)
 
     async def touch_evaluation_run(self, evaluation_run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""
-        client = await self._ready()
-        with client.errors("update a run's heartbeat"):
-            await client.evaluation_runs.update_one(
-                {"_id": evaluation_run_oid}, {"$max": {"last_seen_at": seen_at}}
-            )
+        await self.client.touch_run(evaluation_run_oid, seen_at)
 
     async def finalize_evaluation_run(
         self,
@@ -143,13 +116,13 @@ class MetricsStorageService(AnalysisQueries):
         if status not in _FINAL_STATUSES:
             raise InvalidDataError(f"status must be one of {_FINAL_STATUSES}, got {status!r}")
         if isinstance(evaluation_run_id, ObjectId):  # what the recorder, replay and reaper pass
-            run_oid, client = evaluation_run_id, await self._ready()
+            run_oid = evaluation_run_id
         else:
-            run_oid, client = (await self._resolve(evaluation_run_id))["_id"], self.client
-        with client.errors("finalize an evaluation run"):
-            [result] = await client.test_runs.aggregate(run_aggregates_pipeline(run_oid)).to_list(
-                None
-            )
+            run_oid = (await self._history.resolve(evaluation_run_id))["_id"]
+        action = "finalize an evaluation run"
+        [result] = await self.client.rows(
+            "test_runs", run_aggregates_pipeline(run_oid), action=action
+        )
         # Only string statuses count in a category, whatever else a document may hold
         # (True and 1 are one key in a dict but two groups on the server).
         tests = {row["_id"]: row["tests"] for row in result["counts"] if type(row["_id"]) is str}
@@ -165,32 +138,14 @@ class MetricsStorageService(AnalysisQueries):
             "score": score["score"],
             "metrics": {m["_id"]: m["mean"] for m in result["means"] if m["mean"] is not None},
         }
-        with client.errors("finalize an evaluation run"):
-            updated: Document | None = await client.evaluation_runs.find_one_and_update(
-                {"_id": run_oid}, {"$set": update}, return_document=ReturnDocument.AFTER
-            )
+        updated = await self.client.update_run({"_id": run_oid}, update, action=action)
         if updated is None:
             raise run_not_found(evaluation_run_id)
         return updated
 
     async def get_evaluation_run(self, evaluation_run_id: str | ObjectId) -> Document | None:
         """One evaluation run by its human-readable id or its ObjectId (as object or hex)."""
-        client = await self._ready()
-        query: dict[str, Any]
-        if isinstance(evaluation_run_id, ObjectId):
-            query = {"_id": evaluation_run_id}
-        elif ObjectId.is_valid(evaluation_run_id):
-            query = {
-                "$or": [
-                    {"_id": ObjectId(evaluation_run_id)},
-                    {"evaluation_run_id": evaluation_run_id},
-                ]
-            }
-        else:
-            query = {"evaluation_run_id": evaluation_run_id}
-        with client.errors("read an evaluation run"):
-            found: Document | None = await client.evaluation_runs.find_one(query)
-        return found
+        return await self._history.get_run(evaluation_run_id)
 
     async def get_test_runs(self, evaluation_run_id: str | ObjectId) -> list[Document]:
         """All test runs of one evaluation run, in the order they finished.
@@ -198,37 +153,33 @@ class MetricsStorageService(AnalysisQueries):
         Raises:
             RunNotFoundError: no evaluation run has that id.
         """
-        run = await self._resolve(evaluation_run_id)
-        with self.client.errors("read test runs"):
-            cursor = self.client.test_runs.find({"evaluation_run_id": run["_id"]}).sort(
-                [("finished_at", 1), ("test_id", 1)]
-            )
-            runs: list[Document] = await cursor.to_list(None)
-        return runs
+        run = await self._history.resolve(evaluation_run_id)
+        return await self.client.read(
+            "test_runs",
+            {"evaluation_run_id": run["_id"]},
+            sort=[("finished_at", 1), ("test_id", 1)],
+            action="read test runs",
+        )
 
     async def get_recent_evaluation_runs(self, limit: int = 10) -> list[Document]:
         """The `limit` most recently started evaluation runs, newest first."""
-        client = await self._ready()
-        with client.errors("read recent evaluation runs"):
-            cursor = (
-                client.evaluation_runs.find()
-                .sort("started_at", -1)
-                .limit(check_positive_int(limit, "limit"))
-            )
-            runs: list[Document] = await cursor.to_list(None)
-        return runs
+        return await self.client.read(
+            "evaluation_runs",
+            {},
+            sort=[("started_at", -1)],
+            limit=check_positive_int(limit, "limit"),
+            action="read recent evaluation runs",
+        )
 
     async def get_test_history(self, test_id: str, limit: int = 20) -> list[Document]:
         """The `limit` most recent runs of one test (by `test_id`), newest first."""
-        client = await self._ready()
-        with client.errors("read a test's history"):
-            cursor = (
-                client.test_runs.find({"test_id": test_id})
-                .sort("finished_at", -1)
-                .limit(check_positive_int(limit, "limit"))
-            )
-            runs: list[Document] = await cursor.to_list(None)
-        return runs
+        return await self.client.read(
+            "test_runs",
+            {"test_id": test_id},
+            sort=[("finished_at", -1)],
+            limit=check_positive_int(limit, "limit"),
+            action="read a test's history",
+        )
 
     async def get_evaluation_runs_by_tags(
         self, tags: Sequence[str], match: TagsMatch = "any", limit: int = 100
@@ -238,13 +189,100 @@ class MetricsStorageService(AnalysisQueries):
             raise InvalidDataError(f"match must be 'any' or 'all', got {match!r}")
         if isinstance(tags, str):
             tags = [tags]
-        client = await self._ready()
         operator = "$in" if match == "any" else "$all"
-        with client.errors("read evaluation runs by tags"):
-            cursor = (
-                client.evaluation_runs.find({"experiment_tags": {operator: list(tags)}})
-                .sort("started_at", -1)
-                .limit(check_positive_int(limit, "limit"))
-            )
-            runs: list[Document] = await cursor.to_list(None)
-        return runs
+        return await self.client.read(
+            "evaluation_runs",
+            {"experiment_tags": {operator: list(tags)}},
+            sort=[("started_at", -1)],
+            limit=check_positive_int(limit, "limit"),
+            action="read evaluation runs by tags",
+        )
+
+    # History analysis: each method is one function of `evalstore.analysis`, which
+    # documents its arguments and rows in full.
+
+    async def get_metric_trend(
+        self, metric: str, by: Period = "day", **filters: Unpack[FilterKwargs]
+    ) -> list[TrendPoint]:
+        """Mean of one run metric (or `score`) per day or ISO week; see `analysis.trends`."""
+        return await trends.get_metric_trend(self._history, metric, by, **filters)
+
+    async def get_score_trend(self, **filters: Unpack[FilterKwargs]) -> list[ScorePoint]:
+        """Score and tests passed of each finished run, oldest first; see `analysis.trends`."""
+        return await trends.get_score_trend(self._history, **filters)
+
+    async def get_test_trend(
+        self, test_id: str, **filters: Unpack[FilterKwargs]
+    ) -> list[HistoryPoint]:
+        """One test's score and outcome in each run, oldest first; see `analysis.trends`."""
+        return await trends.get_test_trend(self._history, test_id, **filters)
+
+    async def get_test_stats(
+        self,
+        *,
+        sort: stats.StatsSortKey = "test_id",
+        descending: bool = False,
+        test_id: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[PerTestStats]:
+        """Statistics of every test id that ran in the window; see `analysis.stats`."""
+        return await stats.get_test_stats(
+            self._history, sort=sort, descending=descending, test_id=test_id, **filters
+        )
+
+    async def get_flaky_tests(
+        self,
+        min_runs: int = 5,
+        *,
+        strip_length: int = stats.DEFAULT_STRIP_LENGTH,
+        test_id: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[FlakyTest]:
+        """Tests whose outcome flips between runs, most flaky first; see `analysis.stats`."""
+        return await stats.get_flaky_tests(
+            self._history, min_runs, strip_length=strip_length, test_id=test_id, **filters
+        )
+
+    async def compare_configurations(self, **filters: Unpack[FilterKwargs]) -> list[ConfigSummary]:
+        """The runs and mean score of each configuration hash; see `analysis.configs`."""
+        return await configs.compare_configurations(self._history, **filters)
+
+    async def diff_configurations(self, hash_a: str, hash_b: str) -> list[ConfigDifference]:
+        """What differs between two configuration snapshots; see `analysis.configs`."""
+        return await configs.diff_configurations(self._history, hash_a, hash_b)
+
+    async def compare_runs(
+        self,
+        base: str | ObjectId,
+        head: str | ObjectId,
+        *,
+        branch: str | None = None,
+        tolerance: float = 0.0,
+    ) -> RunComparison:
+        """Test by test, two runs (or `previous`/`latest`); see `analysis.comparison`."""
+        return await comparison.compare_runs(
+            self._history, base, head, branch=branch, tolerance=tolerance
+        )
+
+    async def compare_experiments(
+        self,
+        tags_a: Sequence[str],
+        tags_b: Sequence[str],
+        *,
+        tags_match: TagsMatch = "any",
+        **filters: Unpack[WindowKwargs],
+    ) -> list[ExperimentMetric]:
+        """Mean and spread of each metric for two groups of tags; see `analysis.experiments`."""
+        return await experiments.compare_experiments(
+            self._history, tags_a, tags_b, tags_match=tags_match, **filters
+        )
+
+    async def prune(
+        self,
+        older_than_days: float,
+        dry_run: bool = False,
+        *,
+        batch_size: int = retention.DEFAULT_BATCH_SIZE,
+    ) -> PruneResult:
+        """Delete runs older than the cutoff and their test runs; see `analysis.retention`."""
+        return await retention.prune(self._history, older_than_days, dry_run, batch_size=batch_size)

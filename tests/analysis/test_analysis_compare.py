@@ -177,13 +177,13 @@ async def test_previous_and_latest_come_from_one_query(
     service: MetricsStorageService, runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     actions: list[str] = []
-    aggregate = service._aggregate
+    rows = service.client.rows
 
-    async def counting(collection: Any, pipeline: Any, action: str) -> Any:
+    async def counting(collection: Any, pipeline: Any, *, action: str) -> Any:
         actions.append(action)
-        return await aggregate(collection, pipeline, action)
+        return await rows(collection, pipeline, action=action)
 
-    monkeypatch.setattr(service, "_aggregate", counting)
+    monkeypatch.setattr(service.client, "rows", counting)
     await service.compare_runs("previous", "latest", branch="main")
     assert actions == ["find the latest runs", "compare runs", "compare runs"]
 

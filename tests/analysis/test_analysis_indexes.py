@@ -4,7 +4,7 @@ Two checks: each query of the registry (`index_coverage`), built
 by the service's own pipeline builders with the filters off and on, against
 `INDEXES`; and every read and delete the public analysis methods really send,
 recorded on the way to the embedded backend. Both enumerate the public methods
-of `AnalysisQueries`, so a new query without an entry (or without an index)
+of the analysis modules (each also a method of `MetricsStorageService`), so a new query without an entry (or without an index)
 fails here.
 """
 
@@ -30,15 +30,16 @@ from index_coverage import (
 )
 
 from evalstore import MetricsStorageService, MongoDBClient
-from evalstore.analysis import AnalysisQueries
+from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
 from evalstore.analysis.filters import RunFilters
 from evalstore.analysis.pipelines import per_test_stats_pipeline
 from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 PUBLIC_METHODS = {
     name
-    for name, member in inspect.getmembers(AnalysisQueries, inspect.iscoroutinefunction)
-    if not name.startswith("_")
+    for module in (comparison, configs, experiments, retention, stats, trends)
+    for name, member in inspect.getmembers(module, inspect.iscoroutinefunction)
+    if not name.startswith("_") and member.__module__ == module.__name__
 }
 QUERIES = registered_queries()
 
@@ -46,6 +47,9 @@ QUERIES = registered_queries()
 def test_every_public_analysis_method_is_registered() -> None:
     assert {q.method for q in QUERIES} == PUBLIC_METHODS
     assert len(PUBLIC_METHODS) == 10
+    assert all(
+        inspect.iscoroutinefunction(getattr(MetricsStorageService, name)) for name in PUBLIC_METHODS
+    )
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: f"{q.method}: {q.label}")

@@ -1,19 +1,18 @@
-"""What the history-analysis mixins share: the client, running a pipeline, test-run filters."""
+"""What every history query needs: the store, a run by id, the rows of a pipeline."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from bson import ObjectId
 
 from evalstore.analysis.filters import RunFilters
 from evalstore.analysis.pipelines import Pipeline, run_ids_pipeline
 from evalstore.errors import RunNotFoundError
 from evalstore.models import Document, utcnow
-from evalstore.storage.client import MongoDBClient
-
-if TYPE_CHECKING:
-    from bson import ObjectId
+from evalstore.storage.client import Collection, MongoDBClient
 
 
 def run_not_found(evaluation_run_id: str | ObjectId) -> RunNotFoundError:
@@ -24,34 +23,45 @@ def run_not_found(evaluation_run_id: str | ObjectId) -> RunNotFoundError:
     )
 
 
-class QueryBase:
-    """Base of the analysis mixins; `MetricsStorageService` provides `client` and `_ready`."""
+def run_id_filter(evaluation_run_id: str | ObjectId) -> dict[str, Any]:
+    """The filter for a run named by its human-readable id or its ObjectId (object or hex)."""
+    if isinstance(evaluation_run_id, ObjectId):
+        return {"_id": evaluation_run_id}
+    if ObjectId.is_valid(evaluation_run_id):
+        return {
+            "$or": [{"_id": ObjectId(evaluation_run_id)}, {"evaluation_run_id": evaluation_run_id}]
+        }
+    return {"evaluation_run_id": evaluation_run_id}
 
-    client: MongoDBClient
 
-    async def _ready(self) -> MongoDBClient:
-        raise NotImplementedError
+class History:
+    """The stored history as the analysis queries read it: runs by id and pipeline rows.
 
-    if TYPE_CHECKING:  # provided by MetricsStorageService
+    Args:
+        client: the store; every read goes through its typed operations.
+    """
 
-        async def get_evaluation_run(
-            self, evaluation_run_id: str | ObjectId
-        ) -> Document | None: ...
+    def __init__(self, client: MongoDBClient) -> None:
+        self.client = client
 
-    async def _resolve(self, evaluation_run_id: str | ObjectId) -> Document:
+    async def get_run(self, evaluation_run_id: str | ObjectId) -> Document | None:
+        """One evaluation run by its human-readable id or its ObjectId, or None."""
+        return await self.client.read_one(
+            "evaluation_runs", run_id_filter(evaluation_run_id), action="read an evaluation run"
+        )
+
+    async def resolve(self, evaluation_run_id: str | ObjectId) -> Document:
         """The run with this id (human id, ObjectId or hex), or a clear RunNotFoundError."""
-        run = await self.get_evaluation_run(evaluation_run_id)
+        run = await self.get_run(evaluation_run_id)
         if run is None:
             raise run_not_found(evaluation_run_id)
         return run
 
-    async def _aggregate(self, collection: Any, pipeline: Pipeline, action: str) -> list[Document]:
-        """Run `pipeline` on `collection`; driver errors become one-line evalstore errors."""
-        with self.client.errors(action):
-            rows: list[Document] = await collection.aggregate(pipeline).to_list(None)
-        return rows
+    async def rows(self, collection: Collection, pipeline: Pipeline, action: str) -> list[Document]:
+        """The rows of `pipeline` on `collection`."""
+        return await self.client.rows(collection, pipeline, action=action)
 
-    async def _test_match(
+    async def test_match(
         self, filters: RunFilters, now: datetime, action: str
     ) -> dict[str, Any] | None:
         """The `$match` on `test_runs` for `filters`, or None when no evaluation run matches.
@@ -60,35 +70,32 @@ class QueryBase:
         are selected first (server-side, on `evaluation_runs`), because test
         runs do not carry those fields.
         """
-        client = await self._ready()
         if not filters.selects_runs:
             return filters.test_match(now=now)
-        runs = await self._aggregate(
-            client.evaluation_runs, run_ids_pipeline(filters.run_lookup_match(now)), action
+        runs = await self.rows(
+            "evaluation_runs", run_ids_pipeline(filters.run_lookup_match(now)), action
         )
         if not runs:
             return None
         return filters.test_match([run["_id"] for run in runs], now)
 
-    async def _test_rows(
+    async def test_rows(
         self,
         filters: RunFilters,
         build: Callable[[dict[str, Any]], Pipeline],
         action: str,
     ) -> list[Document]:
         """The rows of `build(match)` on `test_runs`, or [] when no evaluation run matches."""
-        client = await self._ready()
-        match = await self._test_match(filters, utcnow(), action)
+        match = await self.test_match(filters, utcnow(), action)
         if match is None:
             return []
-        return await self._aggregate(client.test_runs, build(match), action)
+        return await self.rows("test_runs", build(match), action)
 
-    async def _run_rows(
+    async def run_rows(
         self,
         filters: RunFilters,
         build: Callable[[dict[str, Any]], Pipeline],
         action: str,
     ) -> list[Document]:
         """The rows of `build(filters.match())` on `evaluation_runs`."""
-        client = await self._ready()
-        return await self._aggregate(client.evaluation_runs, build(filters.match()), action)
+        return await self.rows("evaluation_runs", build(filters.match()), action)

@@ -20,7 +20,7 @@ from typing import Literal
 
 from bson import ObjectId
 
-from evalstore.analysis.base import QueryBase
+from evalstore.analysis.base import History
 from evalstore.analysis.pipelines import latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
@@ -128,86 +128,82 @@ def run_ref(run: Document) -> RunRef:
     }
 
 
-class ComparisonQueries(QueryBase):
-    """Run comparison (mixed into `MetricsStorageService`)."""
+async def compare_runs(
+    history: History,
+    base: str | ObjectId,
+    head: str | ObjectId,
+    *,
+    branch: str | None = None,
+    tolerance: float = 0.0,
+) -> RunComparison:
+    """Compare a head run with a base run, test by test and aggregate by aggregate.
 
-    async def compare_runs(
-        self,
-        base: str | ObjectId,
-        head: str | ObjectId,
-        *,
-        branch: str | None = None,
-        tolerance: float = 0.0,
-    ) -> RunComparison:
-        """Compare a head run with a base run, test by test and aggregate by aggregate.
+    Args:
+        base: a run id, an ObjectId hex, or `latest` / `previous` (the newest /
+            second-newest completed run, of `branch` if given).
+        head: the same, for the run under judgement.
+        branch: where `latest` and `previous` look.
+        tolerance: how many score points a test may lose before it counts
+            as a regression (default 0: any drop).
 
-        Args:
-            base: a run id, an ObjectId hex, or `latest` / `previous` (the newest /
-                second-newest completed run, of `branch` if given).
-            head: the same, for the run under judgement.
-            branch: where `latest` and `previous` look.
-            tolerance: how many score points a test may lose before it counts
-                as a regression (default 0: any drop).
+    Returns:
+        `{base, head, tolerance, tests, newly_failing, newly_passing, added,
+        removed, score_drops, regressions, metric_deltas, regressed}`; see
+        the module documentation for what regressed means.
 
-        Returns:
-            `{base, head, tolerance, tests, newly_failing, newly_passing, added,
-            removed, score_drops, regressions, metric_deltas, regressed}`; see
-            the module documentation for what regressed means.
-
-        Raises:
-            RunNotFoundError: a run does not exist (or too few completed runs for
-                `latest`/`previous`).
-        """
-        tolerance = check_tolerance(tolerance)
-        client = await self._ready()
-        newest: list[Document] = []
-        if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
-            newest = await self._aggregate(
-                client.evaluation_runs, latest_runs_pipeline(branch), "find the latest runs"
-            )
-        base_run = await self._select_run(base, branch, newest)
-        head_run = await self._select_run(head, branch, newest)
-        action = "compare runs"
-        base_tests = last_per_test(
-            await self._aggregate(client.test_runs, run_tests_pipeline(base_run["_id"]), action)
+    Raises:
+        RunNotFoundError: a run does not exist (or too few completed runs for
+            `latest`/`previous`).
+    """
+    tolerance = check_tolerance(tolerance)
+    newest: list[Document] = []
+    if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
+        newest = await history.rows(
+            "evaluation_runs", latest_runs_pipeline(branch), "find the latest runs"
         )
-        head_tests = last_per_test(
-            await self._aggregate(client.test_runs, run_tests_pipeline(head_run["_id"]), action)
+    base_run = await _select_run(history, base, branch, newest)
+    head_run = await _select_run(history, head, branch, newest)
+    action = "compare runs"
+    base_tests = last_per_test(
+        await history.rows("test_runs", run_tests_pipeline(base_run["_id"]), action)
+    )
+    head_tests = last_per_test(
+        await history.rows("test_runs", run_tests_pipeline(head_run["_id"]), action)
+    )
+    tests = compare_tests(base_tests, head_tests, tolerance)
+
+    def ids(predicate: str) -> list[str]:
+        return [t["test_id"] for t in tests if t["change"] == predicate]
+
+    regressions = [t["test_id"] for t in tests if t["regressed"]]
+    return {
+        "base": run_ref(base_run),
+        "head": run_ref(head_run),
+        "tolerance": tolerance,
+        "tests": tests,
+        "newly_failing": ids("newly_failing"),
+        "newly_passing": ids("newly_passing"),
+        "added": ids("added"),
+        "removed": ids("removed"),
+        "score_drops": [
+            t["test_id"] for t in tests if t["delta"] is not None and t["delta"] < -tolerance
+        ],
+        "regressions": regressions,
+        "metric_deltas": metric_deltas(base_run, head_run),
+        "regressed": bool(regressions),
+    }
+
+
+async def _select_run(
+    history: History, selector: str | ObjectId, branch: str | None, newest: list[Document]
+) -> Document:
+    """The run `selector` names: an id, or `latest`/`previous` among `newest`."""
+    if not (isinstance(selector, str) and selector in SELECTORS):
+        return await history.resolve(selector)
+    index = SELECTORS.index(selector)
+    if len(newest) <= index:
+        where = f" on branch {branch!r}" if branch else ""
+        raise RunNotFoundError(
+            f"no {selector} completed evaluation run{where}: found {len(newest)} completed run(s)"
         )
-        tests = compare_tests(base_tests, head_tests, tolerance)
-
-        def ids(predicate: str) -> list[str]:
-            return [t["test_id"] for t in tests if t["change"] == predicate]
-
-        regressions = [t["test_id"] for t in tests if t["regressed"]]
-        return {
-            "base": run_ref(base_run),
-            "head": run_ref(head_run),
-            "tolerance": tolerance,
-            "tests": tests,
-            "newly_failing": ids("newly_failing"),
-            "newly_passing": ids("newly_passing"),
-            "added": ids("added"),
-            "removed": ids("removed"),
-            "score_drops": [
-                t["test_id"] for t in tests if t["delta"] is not None and t["delta"] < -tolerance
-            ],
-            "regressions": regressions,
-            "metric_deltas": metric_deltas(base_run, head_run),
-            "regressed": bool(regressions),
-        }
-
-    async def _select_run(
-        self, selector: str | ObjectId, branch: str | None, newest: list[Document]
-    ) -> Document:
-        """The run `selector` names: an id, or `latest`/`previous` among `newest`."""
-        if not (isinstance(selector, str) and selector in SELECTORS):
-            return await self._resolve(selector)
-        index = SELECTORS.index(selector)
-        if len(newest) <= index:
-            where = f" on branch {branch!r}" if branch else ""
-            raise RunNotFoundError(
-                f"no {selector} completed evaluation run{where}: "
-                f"found {len(newest)} completed run(s)"
-            )
-        return newest[index]
+    return newest[index]

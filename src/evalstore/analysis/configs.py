@@ -7,7 +7,7 @@ from typing import Any
 
 from typing_extensions import Unpack
 
-from evalstore.analysis.base import QueryBase
+from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
 from evalstore.analysis.pipelines import config_hash_filter, configurations_pipeline
 from evalstore.analysis.types import ConfigDifference, ConfigSummary
@@ -44,80 +44,85 @@ def diff_snapshots(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[ConfigDif
     return differences
 
 
-class ConfigQueries(QueryBase):
-    """Questions about configurations (mixed into `MetricsStorageService`)."""
+async def compare_configurations(
+    history: History, **filters: Unpack[FilterKwargs]
+) -> list[ConfigSummary]:
+    """Finished runs in the window grouped by configuration, most recently seen first.
 
-    async def compare_configurations(self, **filters: Unpack[FilterKwargs]) -> list[ConfigSummary]:
-        """Finished runs in the window grouped by configuration, most recently seen first.
+    Args:
+        **filters: `since`, `until`, `environment`, `branch`, `tags`,
+            `tags_match`, `window_days` (default 30).
 
-        Args:
-            **filters: `since`, `until`, `environment`, `branch`, `tags`,
-                `tags_match`, `window_days` (default 30).
+    Returns:
+        `[{system_info_hash, runs, mean_score, metrics, first_seen, last_seen}]`,
+        where `metrics` maps each run metric to its mean over the runs that
+        measured it.
+    """
+    run_filters = RunFilters.of(**filters)
+    rows = await history.run_rows(run_filters, configurations_pipeline, "compare configurations")
+    facets = rows[0] if rows else {"runs": [], "metrics": []}
+    metrics: dict[str, dict[str, float]] = {}
+    for row in facets["metrics"]:
+        metrics.setdefault(row["_id"]["hash"], {})[row["_id"]["metric"]] = row["mean"]
+    summaries: list[ConfigSummary] = [
+        {
+            "system_info_hash": row["_id"],
+            "runs": row["runs"],
+            "mean_score": row.get("mean_score"),
+            "metrics": metrics.get(row["_id"], {}),
+            "first_seen": row["first_seen"],
+            "last_seen": row["last_seen"],
+        }
+        for row in facets["runs"]
+    ]
+    summaries.sort(key=lambda s: s["system_info_hash"])
+    summaries.sort(key=lambda s: s["last_seen"], reverse=True)
+    return summaries
 
-        Returns:
-            `[{system_info_hash, runs, mean_score, metrics, first_seen, last_seen}]`,
-            where `metrics` maps each run metric to its mean over the runs that
-            measured it.
-        """
-        run_filters = RunFilters.of(**filters)
-        rows = await self._run_rows(run_filters, configurations_pipeline, "compare configurations")
-        facets = rows[0] if rows else {"runs": [], "metrics": []}
-        metrics: dict[str, dict[str, float]] = {}
-        for row in facets["metrics"]:
-            metrics.setdefault(row["_id"]["hash"], {})[row["_id"]["metric"]] = row["mean"]
-        summaries: list[ConfigSummary] = [
-            {
-                "system_info_hash": row["_id"],
-                "runs": row["runs"],
-                "mean_score": row.get("mean_score"),
-                "metrics": metrics.get(row["_id"], {}),
-                "first_seen": row["first_seen"],
-                "last_seen": row["last_seen"],
-            }
-            for row in facets["runs"]
-        ]
-        summaries.sort(key=lambda s: s["system_info_hash"])
-        summaries.sort(key=lambda s: s["last_seen"], reverse=True)
-        return summaries
 
-    async def diff_configurations(self, hash_a: str, hash_b: str) -> list[ConfigDifference]:
-        """Which keys of `system_information` differ between two configurations.
+async def diff_configurations(history: History, hash_a: str, hash_b: str) -> list[ConfigDifference]:
+    """Which keys of `system_information` differ between two configurations.
 
-        Args:
-            hash_a: a `system_info_hash`, or a unique prefix of one (as tables show).
-            hash_b: the other one.
+    Args:
+        hash_a: a `system_info_hash`, or a unique prefix of one (as tables show).
+        hash_b: the other one.
 
-        Returns:
-            `[{path, a, b, change}]` sorted by dotted path; `change` is
-            `changed`, `added` (only in b) or `removed` (only in a).
+    Returns:
+        `[{path, a, b, change}]` sorted by dotted path; `change` is
+        `changed`, `added` (only in b) or `removed` (only in a).
 
-        Raises:
-            RunNotFoundError: no evaluation run has that configuration.
-            InvalidDataError: a prefix is not hex, or matches several configurations.
-        """
-        snapshot_a = await self._snapshot(hash_a)
-        snapshot_b = await self._snapshot(hash_b)
-        return diff_snapshots(snapshot_a, snapshot_b)
+    Raises:
+        RunNotFoundError: no evaluation run has that configuration.
+        InvalidDataError: a prefix is not hex, or matches several configurations.
+    """
+    snapshot_a = await _snapshot(history, hash_a)
+    snapshot_b = await _snapshot(history, hash_b)
+    return diff_snapshots(snapshot_a, snapshot_b)
 
-    async def _snapshot(self, hash_or_prefix: str) -> Document:
-        query = config_hash_filter(hash_or_prefix)
-        client = await self._ready()
-        with client.errors("read a configuration"):
-            hashes: list[str] = await client.evaluation_runs.distinct("system_info_hash", query)
-            if len(hashes) > 1:
-                raise InvalidDataError(
-                    f"configuration prefix {hash_or_prefix!r} matches {len(hashes)} "
-                    "configurations: give more digits"
-                )
-            found: Document | None = None
-            if hashes:
-                found = await client.evaluation_runs.find_one(
-                    {"system_info_hash": hashes[0]}, {"system_information": 1}
-                )
-        if found is None:
-            raise RunNotFoundError(
-                f"no evaluation run has configuration {hash_or_prefix!r}: "
-                "list them with `evalstore configs list`"
-            )
-        snapshot: Document = found.get("system_information") or {}
-        return snapshot
+
+async def _snapshot(history: History, hash_or_prefix: str) -> Document:
+    query = config_hash_filter(hash_or_prefix)
+    action = "read a configuration"
+    hashes = await history.client.distinct_values(
+        "evaluation_runs", "system_info_hash", query, action=action
+    )
+    if len(hashes) > 1:
+        raise InvalidDataError(
+            f"configuration prefix {hash_or_prefix!r} matches {len(hashes)} "
+            "configurations: give more digits"
+        )
+    found: Document | None = None
+    if hashes:
+        found = await history.client.read_one(
+            "evaluation_runs",
+            {"system_info_hash": hashes[0]},
+            projection={"system_information": 1},
+            action=action,
+        )
+    if found is None:
+        raise RunNotFoundError(
+            f"no evaluation run has configuration {hash_or_prefix!r}: "
+            "list them with `evalstore configs list`"
+        )
+    snapshot: Document = found.get("system_information") or {}
+    return snapshot

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from bson import ObjectId
 
-from evalstore.analysis.base import QueryBase
+from evalstore.analysis.base import History
 from evalstore.analysis.pipelines import (
     child_test_runs_filter,
     old_runs_filter,
@@ -45,64 +45,57 @@ def check_days(older_than_days: float) -> float:
     return float(older_than_days)
 
 
-class RetentionQueries(QueryBase):
-    """Deleting old history (mixed into `MetricsStorageService`)."""
+async def prune(
+    history: History,
+    older_than_days: float,
+    dry_run: bool = False,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> PruneResult:
+    """Delete the evaluation runs started more than `older_than_days` ago, with their tests.
 
-    async def prune(
-        self,
-        older_than_days: float,
-        dry_run: bool = False,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> PruneResult:
-        """Delete the evaluation runs started more than `older_than_days` ago, with their tests.
+    Args:
+        older_than_days: the age (in days, fractions allowed) beyond which runs go.
+        dry_run: count what would be deleted, delete nothing.
+        batch_size: how many evaluation runs each round deletes.
 
-        Args:
-            older_than_days: the age (in days, fractions allowed) beyond which runs go.
-            dry_run: count what would be deleted, delete nothing.
-            batch_size: how many evaluation runs each round deletes.
-
-        Returns:
-            `{evaluation_runs, test_runs, cutoff, dry_run}`: the counts deleted
-            (or that would be), and the cutoff (runs started before it go).
-        """
-        days = check_days(older_than_days)
-        check_positive_int(batch_size, "batch_size")
-        cutoff = utcnow() - timedelta(days=days)
-        client = await self._ready()
-        runs = tests = 0
-        with client.errors("prune old evaluation runs"):
-            if dry_run:
-                oids = [
-                    doc["_id"]
-                    for doc in await client.evaluation_runs.find(
-                        old_runs_filter(cutoff), {"_id": 1}
-                    ).to_list(None)
-                ]
-                runs = len(oids)
-                for start in range(0, len(oids), batch_size):
-                    tests += await client.test_runs.count_documents(
-                        child_test_runs_filter(oids[start : start + batch_size])
-                    )
-            else:
-                while True:
-                    batch: list[ObjectId] = [
-                        doc["_id"]
-                        for doc in await client.evaluation_runs.find(
-                            old_runs_filter(cutoff), {"_id": 1}, limit=batch_size
-                        ).to_list(None)
-                    ]
-                    if not batch:
-                        break
-                    # Children first: an interruption here leaves childless runs, never orphans.
-                    deleted_tests = await client.test_runs.delete_many(
-                        child_test_runs_filter(batch)
-                    )
-                    deleted_runs = await client.evaluation_runs.delete_many(
-                        runs_by_oid_filter(batch)
-                    )
-                    tests += deleted_tests.deleted_count
-                    runs += deleted_runs.deleted_count
-                    if deleted_runs.deleted_count == 0:  # found but not deleted: never loop forever
-                        break
-        return {"evaluation_runs": runs, "test_runs": tests, "cutoff": cutoff, "dry_run": dry_run}
+    Returns:
+        `{evaluation_runs, test_runs, cutoff, dry_run}`: the counts deleted
+        (or that would be), and the cutoff (runs started before it go).
+    """
+    days = check_days(older_than_days)
+    check_positive_int(batch_size, "batch_size")
+    cutoff = utcnow() - timedelta(days=days)
+    client, action = history.client, "prune old evaluation runs"
+    runs = tests = 0
+    if dry_run:
+        old = await client.read(
+            "evaluation_runs", old_runs_filter(cutoff), projection={"_id": 1}, action=action
+        )
+        oids = [doc["_id"] for doc in old]
+        runs = len(oids)
+        for start in range(0, len(oids), batch_size):
+            tests += await client.count(
+                "test_runs", child_test_runs_filter(oids[start : start + batch_size]), action=action
+            )
+    else:
+        while True:
+            found = await client.read(
+                "evaluation_runs",
+                old_runs_filter(cutoff),
+                projection={"_id": 1},
+                limit=batch_size,
+                action=action,
+            )
+            batch: list[ObjectId] = [doc["_id"] for doc in found]
+            if not batch:
+                break
+            # Children first: an interruption here leaves childless runs, never orphans.
+            tests += await client.delete("test_runs", child_test_runs_filter(batch), action=action)
+            deleted_runs = await client.delete(
+                "evaluation_runs", runs_by_oid_filter(batch), action=action
+            )
+            runs += deleted_runs
+            if deleted_runs == 0:  # found but not deleted: never loop forever
+                break
+    return {"evaluation_runs": runs, "test_runs": tests, "cutoff": cutoff, "dry_run": dry_run}

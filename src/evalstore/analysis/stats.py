@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args
 
 from typing_extensions import Unpack
 
-from evalstore.analysis.base import QueryBase
+from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
 from evalstore.analysis.pipelines import flaky_tests_pipeline, per_test_stats_pipeline
 from evalstore.analysis.types import FlakyTest, PerTestStats
@@ -46,93 +46,89 @@ def flips(outcomes: Sequence[bool]) -> int:
     return sum(1 for before, after in pairwise(outcomes) if before != after)
 
 
-class PerTestQueries(QueryBase):
-    """Per-test questions over many runs (mixed into `MetricsStorageService`)."""
+async def get_test_stats(
+    history: History,
+    *,
+    sort: StatsSortKey = "test_id",
+    descending: bool = False,
+    test_id: str | None = None,
+    **filters: Unpack[FilterKwargs],
+) -> list[PerTestStats]:
+    """Statistics of every test id that ran in the window.
 
-    async def get_test_stats(
-        self,
-        *,
-        sort: StatsSortKey = "test_id",
-        descending: bool = False,
-        test_id: str | None = None,
-        **filters: Unpack[FilterKwargs],
-    ) -> list[PerTestStats]:
-        """Statistics of every test id that ran in the window.
+    Args:
+        sort: the key to sort on (ties by test id; None values last).
+        descending: largest first.
+        test_id: only this test.
+        **filters: `since`, `until` (on the test runs' `finished_at`),
+            `environment`, `branch`, `tags`, `tags_match` (of their
+            evaluation runs), `window_days` (default 30).
 
-        Args:
-            sort: the key to sort on (ties by test id; None values last).
-            descending: largest first.
-            test_id: only this test.
-            **filters: `since`, `until` (on the test runs' `finished_at`),
-                `environment`, `branch`, `tags`, `tags_match` (of their
-                evaluation runs), `window_days` (default 30).
+    Returns:
+        `[{test_id, runs, passed, mean_score, min_score, max_score, pass_rate,
+        last_status, last_seen}]`. `pass_rate` is passes over executed runs
+        (a skipped run counts in `runs` only); scores average the runs that
+        have one.
+    """
+    if sort not in STATS_SORT_KEYS:
+        raise InvalidDataError(f"sort must be one of {', '.join(STATS_SORT_KEYS)}, got {sort!r}")
+    run_filters = RunFilters.of(**filters, test_id=test_id)
+    rows = await history.test_rows(
+        run_filters, per_test_stats_pipeline, "compute per-test statistics"
+    )
+    stats: list[PerTestStats] = [
+        {
+            "test_id": r["_id"],
+            "runs": r["runs"],
+            "passed": r["passed"],
+            "mean_score": r.get("mean_score"),
+            "min_score": r.get("min_score"),
+            "max_score": r.get("max_score"),
+            "pass_rate": r.get("pass_rate"),
+            "last_status": r.get("last_status"),
+            "last_seen": r["last_seen"],
+        }
+        for r in rows
+    ]
+    return sort_rows(stats, sort, descending)
 
-        Returns:
-            `[{test_id, runs, passed, mean_score, min_score, max_score, pass_rate,
-            last_status, last_seen}]`. `pass_rate` is passes over executed runs
-            (a skipped run counts in `runs` only); scores average the runs that
-            have one.
-        """
-        if sort not in STATS_SORT_KEYS:
-            raise InvalidDataError(
-                f"sort must be one of {', '.join(STATS_SORT_KEYS)}, got {sort!r}"
-            )
-        run_filters = RunFilters.of(**filters, test_id=test_id)
-        rows = await self._test_rows(
-            run_filters, per_test_stats_pipeline, "compute per-test statistics"
-        )
-        stats: list[PerTestStats] = [
-            {
-                "test_id": r["_id"],
-                "runs": r["runs"],
-                "passed": r["passed"],
-                "mean_score": r.get("mean_score"),
-                "min_score": r.get("min_score"),
-                "max_score": r.get("max_score"),
-                "pass_rate": r.get("pass_rate"),
-                "last_status": r.get("last_status"),
-                "last_seen": r["last_seen"],
-            }
-            for r in rows
-        ]
-        return sort_rows(stats, sort, descending)
 
-    async def get_flaky_tests(
-        self,
-        min_runs: int = 5,
-        *,
-        strip_length: int = DEFAULT_STRIP_LENGTH,
-        test_id: str | None = None,
-        **filters: Unpack[FilterKwargs],
-    ) -> list[FlakyTest]:
-        """Tests that both passed and failed in the window, most flaky first.
+async def get_flaky_tests(
+    history: History,
+    min_runs: int = 5,
+    *,
+    strip_length: int = DEFAULT_STRIP_LENGTH,
+    test_id: str | None = None,
+    **filters: Unpack[FilterKwargs],
+) -> list[FlakyTest]:
+    """Tests that both passed and failed in the window, most flaky first.
 
-        A test is flaky when it has at least `min_runs` executed runs (skipped
-        runs do not count) and a pass rate strictly between 0 and 1. Its flip
-        rate is the number of outcome changes between consecutive runs, in
-        `finished_at` order, divided by runs minus one (an error counts as a
-        failure). Ranked by flip rate (highest first), then pass rate (lowest
-        first), then test id.
+    A test is flaky when it has at least `min_runs` executed runs (skipped
+    runs do not count) and a pass rate strictly between 0 and 1. Its flip
+    rate is the number of outcome changes between consecutive runs, in
+    `finished_at` order, divided by runs minus one (an error counts as a
+    failure). Ranked by flip rate (highest first), then pass rate (lowest
+    first), then test id.
 
-        Args:
-            min_runs: the fewest executed runs a test needs to be judged.
-            strip_length: how many of the last outcomes `recent` shows.
-            test_id: only this test.
-            **filters: as for `get_test_stats`.
+    Args:
+        min_runs: the fewest executed runs a test needs to be judged.
+        strip_length: how many of the last outcomes `recent` shows.
+        test_id: only this test.
+        **filters: as for `get_test_stats`.
 
-        Returns:
-            `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen}]`,
-            where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
-        """
-        check_positive_int(min_runs, "min_runs")
-        check_positive_int(strip_length, "strip_length")
-        run_filters = RunFilters.of(**filters, test_id=test_id)
-        rows = await self._test_rows(
-            run_filters, lambda match: flaky_tests_pipeline(match, min_runs), "find flaky tests"
-        )
-        flaky = [_flaky_row(row, strip_length) for row in rows]
-        flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
-        return flaky
+    Returns:
+        `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen}]`,
+        where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
+    """
+    check_positive_int(min_runs, "min_runs")
+    check_positive_int(strip_length, "strip_length")
+    run_filters = RunFilters.of(**filters, test_id=test_id)
+    rows = await history.test_rows(
+        run_filters, lambda match: flaky_tests_pipeline(match, min_runs), "find flaky tests"
+    )
+    flaky = [_flaky_row(row, strip_length) for row in rows]
+    flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
+    return flaky
 
 
 def _flaky_row(row: Document, strip_length: int) -> FlakyTest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing_extensions import Unpack
 
-from evalstore.analysis.base import QueryBase
+from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
 from evalstore.analysis.pipelines import (
     Period,
@@ -31,83 +31,82 @@ def metric_field(metric: str) -> str:
         raise InvalidDataError(str(exc)) from None
 
 
-class TrendQueries(QueryBase):
-    """Trends over the window (mixed into `MetricsStorageService`)."""
+async def get_metric_trend(
+    history: History, metric: str, by: Period = "day", **filters: Unpack[FilterKwargs]
+) -> list[TrendPoint]:
+    """Mean of one run metric per day or ISO week: `[{period, mean, runs}]`, oldest first.
 
-    async def get_metric_trend(
-        self, metric: str, by: Period = "day", **filters: Unpack[FilterKwargs]
-    ) -> list[TrendPoint]:
-        """Mean of one run metric per day or ISO week: `[{period, mean, runs}]`, oldest first.
+    Args:
+        metric: `score` follows the run score; any other name follows
+            `metrics.<name>`. Runs that did not measure it are left out.
+        by: `day` (`YYYY-MM-DD`) or `week` (ISO week, `YYYY-Www`), in UTC.
+        **filters: `since`, `until`, `environment`, `branch`, `tags`,
+            `tags_match`, `window_days` (default 30).
+    """
+    if by not in ("day", "week"):
+        raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
+    run_filters = RunFilters.of(**filters)
+    field = metric_field(metric)
+    rows = await history.run_rows(
+        run_filters,
+        lambda match: metric_trend_pipeline(field, match, by),
+        "compute a metric trend",
+    )
+    return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
 
-        Args:
-            metric: `score` follows the run score; any other name follows
-                `metrics.<name>`. Runs that did not measure it are left out.
-            by: `day` (`YYYY-MM-DD`) or `week` (ISO week, `YYYY-Www`), in UTC.
-            **filters: `since`, `until`, `environment`, `branch`, `tags`,
-                `tags_match`, `window_days` (default 30).
-        """
-        if by not in ("day", "week"):
-            raise InvalidDataError(f"by must be 'day' or 'week', got {by!r}")
-        run_filters = RunFilters.of(**filters)
-        field = metric_field(metric)
-        rows = await self._run_rows(
-            run_filters,
-            lambda match: metric_trend_pipeline(field, match, by),
-            "compute a metric trend",
-        )
-        return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
 
-    async def get_score_trend(self, **filters: Unpack[FilterKwargs]) -> list[ScorePoint]:
-        """Score, tests passed and tests run of each finished evaluation run, oldest first.
+async def get_score_trend(history: History, **filters: Unpack[FilterKwargs]) -> list[ScorePoint]:
+    """Score, tests passed and tests run of each finished evaluation run, oldest first.
 
-        Runs still `running` are left out (their aggregates are not computed yet).
+    Runs still `running` are left out (their aggregates are not computed yet).
 
-        Args:
-            **filters: `since`, `until`, `environment`, `branch`, `tags`,
-                `tags_match`, `window_days` (default 30).
+    Args:
+        **filters: `since`, `until`, `environment`, `branch`, `tags`,
+            `tags_match`, `window_days` (default 30).
 
-        Returns:
-            `[{evaluation_run_id, started_at, status, score, num_passed, num_tests}]`.
-        """
-        run_filters = RunFilters.of(**filters)
-        rows = await self._run_rows(run_filters, score_trend_pipeline, "compute the score trend")
-        return [
-            {
-                "evaluation_run_id": r["evaluation_run_id"],
-                "started_at": r["started_at"],
-                "status": r["status"],
-                "score": r.get("score"),
-                "num_passed": r.get("num_passed", 0),
-                "num_tests": r.get("num_tests", 0),
-            }
-            for r in rows
-        ]
+    Returns:
+        `[{evaluation_run_id, started_at, status, score, num_passed, num_tests}]`.
+    """
+    run_filters = RunFilters.of(**filters)
+    rows = await history.run_rows(run_filters, score_trend_pipeline, "compute the score trend")
+    return [
+        {
+            "evaluation_run_id": r["evaluation_run_id"],
+            "started_at": r["started_at"],
+            "status": r["status"],
+            "score": r.get("score"),
+            "num_passed": r.get("num_passed", 0),
+            "num_tests": r.get("num_tests", 0),
+        }
+        for r in rows
+    ]
 
-    async def get_test_trend(
-        self, test_id: str, **filters: Unpack[FilterKwargs]
-    ) -> list[HistoryPoint]:
-        """One test's score and outcome in each run that finished in the window, oldest first.
 
-        Args:
-            test_id: the test's stable id.
-            **filters: `since`, `until` (on the test runs' `finished_at`),
-                `environment`, `branch`, `tags`, `tags_match` (of their
-                evaluation runs), `window_days` (default 30).
+async def get_test_trend(
+    history: History, test_id: str, **filters: Unpack[FilterKwargs]
+) -> list[HistoryPoint]:
+    """One test's score and outcome in each run that finished in the window, oldest first.
 
-        Returns:
-            `[{test_run_id, finished_at, score, passed, status}]`.
-        """
-        run_filters = RunFilters.of(**filters, test_id=test_id)
-        rows = await self._test_rows(
-            run_filters, single_test_trend_pipeline, "compute a test's trend"
-        )
-        return [
-            {
-                "test_run_id": r["test_run_id"],
-                "finished_at": r["finished_at"],
-                "score": r.get("score"),
-                "passed": r["passed"],
-                "status": r["status"],
-            }
-            for r in rows
-        ]
+    Args:
+        test_id: the test's stable id.
+        **filters: `since`, `until` (on the test runs' `finished_at`),
+            `environment`, `branch`, `tags`, `tags_match` (of their
+            evaluation runs), `window_days` (default 30).
+
+    Returns:
+        `[{test_run_id, finished_at, score, passed, status}]`.
+    """
+    run_filters = RunFilters.of(**filters, test_id=test_id)
+    rows = await history.test_rows(
+        run_filters, single_test_trend_pipeline, "compute a test's trend"
+    )
+    return [
+        {
+            "test_run_id": r["test_run_id"],
+            "finished_at": r["finished_at"],
+            "score": r.get("score"),
+            "passed": r["passed"],
+            "status": r["status"],
+        }
+        for r in rows
+    ]

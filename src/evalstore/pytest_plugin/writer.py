@@ -148,11 +148,12 @@ async def previous_completed_run(client: MongoDBClient, run: Mapping[str, Any]) 
         "git_branch": run.get("git_branch"),
         "started_at": {"$lte": run["started_at"]},
     }
-    with client.errors("read the previous evaluation run"):
-        found: Document | None = await client.evaluation_runs.find_one(
-            query, sort=[("started_at", -1), ("_id", -1)]
-        )
-    return found
+    return await client.read_one(
+        "evaluation_runs",
+        query,
+        sort=[("started_at", -1), ("_id", -1)],
+        action="read the previous evaluation run",
+    )
 
 
 def describe(exc: BaseException) -> str:

@@ -41,8 +41,6 @@ async def reap_stale_runs(
         The finalized run documents, oldest first.
     """
     cutoff = to_utc(now or utcnow()) - stale_after
-    client = service.client
-    await client.ensure_indexes()
     query = {
         "status": "running",
         "$or": [
@@ -50,10 +48,9 @@ async def reap_stale_runs(
             {"last_seen_at": None, "started_at": {"$lt": cutoff}},
         ],
     }
-    with client.errors("find stale runs"):
-        stale: list[dict[str, Any]] = (
-            await client.evaluation_runs.find(query).sort("started_at", 1).to_list(None)
-        )
+    stale = await service.client.read(
+        "evaluation_runs", query, sort=[("started_at", 1)], action="find stale runs"
+    )
     return [
         await service.finalize_evaluation_run(
             run["_id"], "interrupted", finished_at=run.get("last_seen_at") or run["started_at"]

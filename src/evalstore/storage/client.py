@@ -1,42 +1,62 @@
-"""MongoDBClient: the connection to MongoDB or to the embedded backend.
+"""MongoDBClient: the connection to MongoDB or to the embedded backend, and the storage seam.
 
-This is the only module that imports Motor, so that a later move to PyMongo's
-own async client changes one file. The embedded backend (mongomock and
-mongomock-motor) lives in `evalstore.storage.embedded`, imported only for `mongomock://`,
-and its persisted form in `evalstore.storage.localstore`, imported only for `file://`.
+This is the only module that imports Motor and the only one that calls a
+collection method: everything above `evalstore.storage` (the service, the
+analysis queries, the recorder, sync) goes through the typed operations at the
+end of `MongoDBClient` (`insert`, `upsert_run`, `upsert_test_runs`, `touch_run`,
+`update_run`, `read`, `read_one`, `rows`, `count`, `distinct_values`, `delete`,
+`create_indexes`), so that a driver change touches one file, `mypy --strict`
+checks every database call, and a second engine can implement the same
+operations. The embedded backend (mongomock and mongomock-motor) lives in
+`evalstore.storage.embedded`, imported only for `mongomock://`, and its
+persisted form in `evalstore.storage.localstore`, imported only for `file://`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
+from bson import ObjectId
 from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import IndexModel
+from pymongo import IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import (
     ConfigurationError as PyMongoConfigurationError,
 )
 from pymongo.errors import (
     ConnectionFailure,
+    DuplicateKeyError,
     OperationFailure,
     PyMongoError,
 )
 
 from evalstore.errors import (
     ConfigurationError,
+    DuplicateRunError,
     EvalstoreError,
     IndexConflictError,
     StorageUnavailableError,
 )
+from evalstore.models import Document
 from evalstore.redaction import redact_uri
 from evalstore.settings import CONNECTION_SCHEMES, DEFAULT_DATABASE, Settings
 from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 log = logging.getLogger("evalstore")
+
+Collection = Literal["evaluation_runs", "test_runs"]
+"""The two collections evalstore keeps."""
+Filter = Mapping[str, Any]
+"""A MongoDB query filter."""
+Sort = Sequence[tuple[str, int]]
+"""Sort keys: `[(field, 1 or -1), ...]`."""
+Pipeline = Sequence[Mapping[str, Any]]
+"""An aggregation pipeline."""
 
 EMBEDDED_SCHEME = "mongomock://"
 LOCAL_SCHEME = "file://"
@@ -298,3 +318,159 @@ class MongoDBClient:
 
     def __repr__(self) -> str:
         return f"MongoDBClient({self.redacted_uri!r}, {self.database_name!r})"
+
+    # The storage seam: every read and write evalstore makes. Each operation creates
+    # the indexes on first use and turns driver errors into one-line evalstore errors
+    # that name `action`.
+
+    async def _ready(self) -> None:
+        await self.ensure_indexes()
+
+    def _collection(self, name: Collection) -> Any:
+        return self.evaluation_runs if name == EVALUATION_RUNS else self.test_runs
+
+    async def insert(self, collection: Collection, document: Document, *, what: str) -> Any:
+        """Insert one new document; return its `_id`.
+
+        Raises:
+            DuplicateRunError: `what` (e.g. "evaluation run 'x'") already exists.
+        """
+        await self._ready()
+        with self.errors(f"store {what}"):
+            try:
+                result = await self._collection(collection).insert_one(document)
+            except DuplicateKeyError:
+                raise DuplicateRunError(f"{what} already exists") from None
+        return result.inserted_id
+
+    async def upsert_run(self, document: Document) -> bool:
+        """Store a run document (with its `_id`) unless stored; True when this call stored it.
+
+        Keyed on `_id` and `evaluation_run_id` with `$setOnInsert`, so storing it
+        again never overwrites or duplicates; `last_seen_at` only moves forward.
+
+        Raises:
+            DuplicateRunError: another run already has this `evaluation_run_id`.
+        """
+        await self._ready()
+        keys = ("_id", "evaluation_run_id", "last_seen_at")  # the first two come from the filter
+        fields = {k: v for k, v in document.items() if k not in keys}
+        update: Document = {"$setOnInsert": fields}
+        if document.get("last_seen_at") is not None:
+            update["$max"] = {"last_seen_at": document["last_seen_at"]}
+        with self.errors("store an evaluation run"):
+            try:
+                result = await self.evaluation_runs.update_one(
+                    {"_id": document["_id"], "evaluation_run_id": document["evaluation_run_id"]},
+                    update,
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                raise DuplicateRunError(
+                    f"evaluation run {document['evaluation_run_id']!r} already exists"
+                ) from None
+        return result.upserted_id is not None
+
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> None:
+        """Store the test runs not stored yet, in one unordered bulk write (none if empty).
+
+        Each is upserted on `test_run_id` with `$setOnInsert` of the whole
+        document, so writing one twice leaves exactly one, unchanged.
+        """
+        if not documents:
+            return
+        await self._ready()
+        operations = [
+            UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
+            for doc in documents
+        ]
+        with self.errors("store test runs"):
+            await self.test_runs.bulk_write(operations, ordered=False)
+
+    async def touch_run(self, run_oid: ObjectId, seen_at: datetime) -> None:
+        """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""
+        await self._ready()
+        with self.errors("update a run's heartbeat"):
+            await self.evaluation_runs.update_one(
+                {"_id": run_oid}, {"$max": {"last_seen_at": seen_at}}
+            )
+
+    async def update_run(self, query: Filter, fields: Document, *, action: str) -> Document | None:
+        """Set `fields` on the first run matching `query`; the updated run, or None if none."""
+        await self._ready()
+        with self.errors(action):
+            updated: Document | None = await self.evaluation_runs.find_one_and_update(
+                dict(query), {"$set": fields}, return_document=ReturnDocument.AFTER
+            )
+        return updated
+
+    async def read(
+        self,
+        collection: Collection,
+        query: Filter,
+        *,
+        action: str,
+        projection: Mapping[str, Any] | None = None,
+        sort: Sort = (),
+        limit: int = 0,
+    ) -> list[Document]:
+        """The documents matching `query`, sorted, at most `limit` (0: all)."""
+        await self._ready()
+        with self.errors(action):
+            cursor = self._collection(collection).find(dict(query), projection)
+            if sort:
+                cursor = cursor.sort(list(sort))
+            if limit:
+                cursor = cursor.limit(limit)
+            found: list[Document] = await cursor.to_list(None)
+        return found
+
+    async def read_one(
+        self,
+        collection: Collection,
+        query: Filter,
+        *,
+        action: str,
+        projection: Mapping[str, Any] | None = None,
+        sort: Sort = (),
+    ) -> Document | None:
+        """The first document matching `query` in `sort` order, or None."""
+        await self._ready()
+        with self.errors(action):
+            found: Document | None = await self._collection(collection).find_one(
+                dict(query), projection, sort=list(sort) or None
+            )
+        return found
+
+    async def rows(
+        self, collection: Collection, pipeline: Pipeline, *, action: str
+    ) -> list[Document]:
+        """The plain rows an aggregation pipeline returns."""
+        await self._ready()
+        with self.errors(action):
+            found: list[Document] = (
+                await self._collection(collection).aggregate(list(pipeline)).to_list(None)
+            )
+        return found
+
+    async def count(self, collection: Collection, query: Filter, *, action: str) -> int:
+        """How many documents match `query`."""
+        await self._ready()
+        with self.errors(action):
+            return int(await self._collection(collection).count_documents(dict(query)))
+
+    async def distinct_values(
+        self, collection: Collection, field: str, query: Filter, *, action: str
+    ) -> list[Any]:
+        """The distinct values of `field` among the documents matching `query`."""
+        await self._ready()
+        with self.errors(action):
+            values: list[Any] = await self._collection(collection).distinct(field, dict(query))
+        return values
+
+    async def delete(self, collection: Collection, query: Filter, *, action: str) -> int:
+        """Delete the documents matching `query`; return how many were deleted."""
+        await self._ready()
+        with self.errors(action):
+            result = await self._collection(collection).delete_many(dict(query))
+        return int(result.deleted_count)

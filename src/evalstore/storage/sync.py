@@ -17,11 +17,11 @@ from typing import Any
 from bson import ObjectId
 
 from evalstore.errors import ConfigurationError
-from evalstore.service import MetricsStorageService
 from evalstore.storage.client import MongoDBClient
 from evalstore.storage.localstore import database_names, store_path
 
 BATCH = 500
+_READ = "read the local store"
 # A local store's databases, by name.
 LocalClients = Mapping[str, MongoDBClient]
 # The fields `finalize_evaluation_run` sets, copied onto a target copy still `running`.
@@ -67,7 +67,7 @@ async def count_test_runs(local: LocalClients) -> int:
     """How many test runs the local databases hold (for a progress bar)."""
     total = 0
     for client in local.values():
-        total += await client.test_runs.count_documents({})
+        total += await client.count("test_runs", {}, action="read the local store")
     return total
 
 
@@ -119,21 +119,18 @@ async def _push_database(
     report: LocalSyncReport,
     on_progress: Callable[[int], Any],
 ) -> None:
-    service = MetricsStorageService(dest)
-    with local.errors("read the local store"):
-        runs = await local.evaluation_runs.find({}).sort("started_at", 1).to_list(None)
-        tests_of = await _test_runs_by_run(local)
+    runs = await local.read("evaluation_runs", {}, sort=[("started_at", 1)], action=_READ)
+    tests_of = await _test_runs_by_run(local)
     for run in runs:
-        inserted = await service.upsert_evaluation_run(run)
+        inserted = await dest.upsert_run(run)
         report.evaluation_runs += 1
         if tests_of is not None and type(run["_id"]) in _GROUPED:
             tests = tests_of.get(run["_id"], [])
         else:
-            with local.errors("read the local store"):
-                tests = await local.test_runs.find({"evaluation_run_id": run["_id"]}).to_list(None)
+            tests = await local.read("test_runs", {"evaluation_run_id": run["_id"]}, action=_READ)
         for start in range(0, len(tests), BATCH):
             batch = tests[start : start + BATCH]
-            await service.upsert_test_runs(batch)
+            await dest.upsert_test_runs(batch)
             report.test_runs += len(batch)
             on_progress(len(batch))
         # Just inserted, the target copy has the local status already.
@@ -154,7 +151,7 @@ async def _test_runs_by_run(local: MongoDBClient) -> dict[Any, list[dict[str, An
     nothing: what such a value matches, only the database's own query knows.
     """
     grouped: dict[Any, list[dict[str, Any]]] = {}
-    for test in await local.test_runs.find({}).to_list(None):
+    for test in await local.read("test_runs", {}, action=_READ):
         value = test.get("evaluation_run_id")
         if type(value) in _GROUPED:
             grouped.setdefault(value, []).append(test)
@@ -166,8 +163,7 @@ async def _test_runs_by_run(local: MongoDBClient) -> dict[Any, list[dict[str, An
 async def _copy_outcome(target: MongoDBClient, run: dict[str, Any]) -> int:
     """Set the local run's final status and aggregates on a target copy still `running`."""
     outcome = {name: run[name] for name in OUTCOME_FIELDS if name in run}
-    with target.errors("finalize an evaluation run"):
-        result = await target.evaluation_runs.update_one(
-            {"_id": run["_id"], "status": "running"}, {"$set": outcome}
-        )
-    return int(result.modified_count)
+    updated = await target.update_run(
+        {"_id": run["_id"], "status": "running"}, outcome, action="finalize an evaluation run"
+    )
+    return 0 if updated is None else 1
