@@ -3,9 +3,9 @@
 Two checks: each query of the registry (`index_coverage`), built
 by the service's own pipeline builders with the filters off and on, against
 `INDEXES`; and every read and delete the public analysis methods really send,
-recorded on the way to the embedded backend. Both enumerate the public methods
-of the analysis modules (each also a method of `MetricsStorageService`), so a new query without an entry (or without an index)
-fails here.
+recorded on the way to the embedded backend. Both enumerate the public functions
+of the analysis modules (each also a method of `MetricsStorageService`), so a new
+query without an entry (or without an index) fails here.
 """
 
 from __future__ import annotations

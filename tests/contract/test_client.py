@@ -13,6 +13,7 @@ from evalstore import (
     ConfigurationError,
     MetricsStorageService,
     MongoDBClient,
+    Settings,
     StorageUnavailableError,
 )
 from evalstore.storage.embedded import _install_bulk_write_shim
@@ -105,3 +106,12 @@ def test_repr_hides_the_password() -> None:
     assert repr(MongoDBClient(DEAD_SERVER, "db")) == (
         "MongoDBClient('mongodb://evalstore:***@127.0.0.1:1/?authSource=admin', 'db')"
     )
+
+
+def test_the_client_and_the_settings_share_one_default() -> None:
+    client = MongoDBClient()
+    settings = Settings(_env_file=None)
+    assert client.connection_string == settings.mongodb_connection_string
+    assert client.connection_string == "mongodb://localhost:27017"
+    assert client.database_name == settings.mongodb_database
+    assert client.timeout_ms == settings.mongodb_timeout_ms

@@ -44,7 +44,12 @@ from evalstore.errors import (
 )
 from evalstore.models import Document
 from evalstore.redaction import redact_uri
-from evalstore.settings import CONNECTION_SCHEMES, DEFAULT_DATABASE, Settings
+from evalstore.settings import (
+    CONNECTION_SCHEMES,
+    DEFAULT_CONNECTION_STRING,
+    DEFAULT_DATABASE,
+    Settings,
+)
 from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 log = logging.getLogger("evalstore")
@@ -88,7 +93,8 @@ class MongoDBClient:
     Args:
         connection_string: `mongodb://…`, `mongodb+srv://…`, `mongomock://` for the
             embedded in-process backend, or `file:///absolute/dir` for the local store
-            (the embedded backend persisted in a directory, one process at a time).
+            (the embedded backend persisted in a directory, one process at a time);
+            the same default as the settings' `MONGODB_CONNECTION_STRING`.
         database: the database name.
         timeout_ms: how long to wait for a server before giving up.
 
@@ -98,7 +104,7 @@ class MongoDBClient:
 
     def __init__(
         self,
-        connection_string: str = EMBEDDED_SCHEME,
+        connection_string: str = DEFAULT_CONNECTION_STRING,
         database: str = DEFAULT_DATABASE,
         *,
         timeout_ms: int = 5000,
