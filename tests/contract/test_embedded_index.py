@@ -20,12 +20,13 @@ import mongomock.helpers
 import pytest
 from bson import SON, ObjectId
 from bson.errors import BSONError
+from embedded_originals import original_methods, original_walks
 from mongomock.filtering import filter_applies
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from evalstore import MongoDBClient
-from evalstore.storage import embedded, embedded_reads
+from evalstore.storage import embedded
 
 MISSING = object()
 
@@ -39,7 +40,7 @@ def patches() -> None:
 @contextmanager
 def unpatched() -> Iterator[None]:
     """mongomock's own methods, for the duration of the block."""
-    originals = embedded.original_methods()
+    originals = original_methods()
     patched = {(cls, name): cls.__dict__[name] for cls, name in originals}
     try:
         for (cls, name), method in originals.items():
@@ -119,7 +120,7 @@ def test_document_walks_return_what_mongomocks_own_return() -> None:
         {"at": moment, "nested": {"list": [moment, 1, "x", None, (moment,)]}, "n": 2.5}
         for moment in moments
     ]
-    walks = embedded_reads.original_walks()
+    walks = original_walks()
     walks.pop("_recursive_key_check_null_character")  # compared in its own test below
     assert walks, "the walks are replaced"
     for name, original in walks.items():
@@ -710,7 +711,7 @@ def _outcome(check: Callable[[Any], Any], document: Any) -> Any:
 
 
 def test_the_key_check_of_inserted_documents_answers_as_mongomocks_own() -> None:
-    original = embedded_reads.original_walks()["_recursive_key_check_null_character"]
+    original = original_walks()["_recursive_key_check_null_character"]
     replaced = vars(mongomock.collection)["_recursive_key_check_null_character"]
     assert replaced is not original
     documents: list[Any] = [

@@ -701,8 +701,3 @@ def install_index_patches() -> None:
         _ORIGINALS[name] = cls.__dict__[name]
     for cls, name, patched in _PATCHES:
         setattr(cls, name, patched)
-
-
-def original_methods() -> dict[tuple[type, str], Any]:
-    """mongomock's own methods the patches replaced (empty before installation), for tests."""
-    return {(cls, name): _ORIGINALS[name] for cls, name, _patched in _PATCHES if name in _ORIGINALS}

@@ -231,13 +231,3 @@ def cursor_next(cursor: Any, original: Any) -> Any:
         raise StopIteration
     cursor._emitted += 1
     return results[position]
-
-
-def original_walks() -> dict[str, Any]:
-    """mongomock's own document walks that the fast ones replaced (empty before), for tests."""
-    helpers, namespace = vars(mongomock.helpers), vars(mongomock.collection)
-    walks = {name: getattr(helpers[name], "_evalstore_original", None) for name in _DATETIME_STEPS}
-    walks["_recursive_key_check_null_character"] = getattr(
-        namespace["_recursive_key_check_null_character"], "_evalstore_original", None
-    )
-    return {name: walk for name, walk in walks.items() if walk is not None}
