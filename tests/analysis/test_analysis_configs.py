@@ -133,6 +133,30 @@ def test_flatten_and_diff_of_nested_values() -> None:
     ]
 
 
+def test_a_key_added_inside_an_empty_mapping_is_one_added_row() -> None:
+    assert diff_snapshots({"config": {}}, {"config": {"cache_size": 128}}) == [
+        {"path": "config.cache_size", "a": None, "b": 128, "change": "added"}
+    ]
+    assert diff_snapshots({"config": {"cache_size": 128}}, {"config": {}}) == [
+        {"path": "config.cache_size", "a": 128, "b": None, "change": "removed"}
+    ]
+    assert diff_snapshots({"config": {}}, {"config": {}}) == []
+
+
+def test_whole_mappings_added_removed_or_replaced() -> None:
+    assert diff_snapshots({}, {"cache": {"size": 1, "ttl": {"s": 5}}, "empty": {}}) == [
+        {"path": "cache.size", "a": None, "b": 1, "change": "added"},
+        {"path": "cache.ttl.s", "a": None, "b": 5, "change": "added"},
+        {"path": "empty", "a": None, "b": {}, "change": "added"},
+    ]
+    assert diff_snapshots({"cache": {"size": 1}}, {"cache": "off"}) == [
+        {"path": "cache", "a": {"size": 1}, "b": "off", "change": "changed"}
+    ]
+    assert diff_snapshots({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == [
+        {"path": "a.c", "a": 2, "b": 3, "change": "changed"}
+    ]
+
+
 async def test_configs_cli(service: MetricsStorageService, hashes: dict[str, str]) -> None:
     window = ("--since", "2025-03-01", "--until", "2025-04-01")
     result = await invoke(service, "configs", "list", *window, "--json")

@@ -30,18 +30,34 @@ def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def diff_snapshots(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[ConfigDifference]:
-    """The dotted paths whose values differ between two snapshots, sorted by path."""
-    flat_a, flat_b = flatten(a), flatten(b)
+    """The dotted paths whose values differ between two snapshots, sorted by path.
+
+    Mappings on both sides are compared key by key, so a key added inside a
+    mapping that was empty is one `added` row at its own path. A whole mapping
+    added or removed is one row per leaf; a mapping on one side and another
+    value on the other is one `changed` row at that path.
+    """
     differences: list[ConfigDifference] = []
-    for path in sorted(flat_a.keys() | flat_b.keys()):
-        old, new = flat_a.get(path, _MISSING), flat_b.get(path, _MISSING)
-        if old is _MISSING:
-            differences.append({"path": path, "a": None, "b": new, "change": "added"})
+    _diff(a, b, "", differences)
+    return sorted(differences, key=lambda row: row["path"])
+
+
+def _diff(
+    a: Mapping[str, Any], b: Mapping[str, Any], prefix: str, out: list[ConfigDifference]
+) -> None:
+    for key in a.keys() | b.keys():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        old, new = a.get(key, _MISSING), b.get(key, _MISSING)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            _diff(old, new, path, out)
+        elif old is _MISSING:
+            leaves = flatten(new, path) if isinstance(new, Mapping) and new else {path: new}
+            out += [{"path": p, "a": None, "b": v, "change": "added"} for p, v in leaves.items()]
         elif new is _MISSING:
-            differences.append({"path": path, "a": old, "b": None, "change": "removed"})
+            leaves = flatten(old, path) if isinstance(old, Mapping) and old else {path: old}
+            out += [{"path": p, "a": v, "b": None, "change": "removed"} for p, v in leaves.items()]
         elif old != new or type(old) is not type(new):
-            differences.append({"path": path, "a": old, "b": new, "change": "changed"})
-    return differences
+            out.append({"path": path, "a": old, "b": new, "change": "changed"})
 
 
 async def compare_configurations(
