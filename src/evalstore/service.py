@@ -23,6 +23,7 @@ from evalstore.analysis.types import (
     ExperimentMetric,
     FlakyTest,
     HistoryPoint,
+    OutcomeChange,
     PerTestStats,
     PruneResult,
     RunComparison,
@@ -238,8 +239,21 @@ class MetricsStorageService:
         test_id: str | None = None,
         **filters: Unpack[FilterKwargs],
     ) -> list[FlakyTest]:
-        """Tests whose outcome flips between runs, most flaky first; see `analysis.stats`."""
+        """Tests whose outcome alternates between runs, most flaky first; see `analysis.stats`."""
         return await stats.get_flaky_tests(
+            self._history, min_runs, strip_length=strip_length, test_id=test_id, **filters
+        )
+
+    async def get_outcome_changes(
+        self,
+        min_runs: int = 5,
+        *,
+        strip_length: int = stats.DEFAULT_STRIP_LENGTH,
+        test_id: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[OutcomeChange]:
+        """Tests that broke (or were fixed) once and stayed so; see `analysis.stats`."""
+        return await stats.get_outcome_changes(
             self._history, min_runs, strip_length=strip_length, test_id=test_id, **filters
         )
 

@@ -46,7 +46,7 @@ QUERIES = registered_queries()
 
 def test_every_public_analysis_method_is_registered() -> None:
     assert {q.method for q in QUERIES} == PUBLIC_METHODS
-    assert len(PUBLIC_METHODS) == 10
+    assert len(PUBLIC_METHODS) == 11
     assert all(
         inspect.iscoroutinefunction(getattr(MetricsStorageService, name)) for name in PUBLIC_METHODS
     )
@@ -179,6 +179,11 @@ CALLS: dict[str, list[Call]] = {
         lambda s, h: s.get_flaky_tests(1, **MARCH),
         lambda s, h: s.get_flaky_tests(1, environment="dev", **MARCH),
         lambda s, h: s.get_flaky_tests(1, test_id="a", **MARCH),
+    ],
+    "get_outcome_changes": [
+        lambda s, h: s.get_outcome_changes(1, **MARCH),
+        lambda s, h: s.get_outcome_changes(1, environment="dev", **MARCH),
+        lambda s, h: s.get_outcome_changes(1, test_id="a", **MARCH),
     ],
     "compare_configurations": [
         lambda s, h: s.compare_configurations(**MARCH),

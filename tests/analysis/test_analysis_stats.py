@@ -17,6 +17,7 @@ after their run starts, in the order listed.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -207,10 +208,40 @@ async def test_flaky_tests_ranked_by_flip_rate(
     service: MetricsStorageService, history: None
 ) -> None:
     # steady always passes, once ran once, fewflips has 4 runs (< 5), allskipped never ran.
+    # sometimes (PPPFFF) changed once and stayed: a regression, not a flake.
     assert await service.get_flaky_tests(**MARCH) == [
         flaky_row("flaky", 5, 0.6, 4, 1.0, "PFPFP", at(5, 10, 2)),
         flaky_row("erratic", 5, 0.4, 2, 0.5, "FEPPF", at(6, 10, 3)),
-        flaky_row("sometimes", 6, 0.5, 1, 0.2, "PPPFFF", at(6, 10, 2)),
+    ]
+
+
+async def test_a_lasting_change_is_told_from_a_flake(
+    service: MetricsStorageService, history: None
+) -> None:
+    # sometimes: passed in runs 1-3, failed from run 4 (its third result that day) on.
+    assert await service.get_outcome_changes(**MARCH) == [
+        {
+            "test_id": "sometimes",
+            "runs": 6,
+            "change": "broke",
+            "changed_at": at(4, 10, 3),
+            "pass_rate": 0.5,
+            "recent": "PPPFFF",
+            "last_seen": at(6, 10, 2),
+        }
+    ]
+    # Runs 3-5 with 3 runs at least: flaky went PFP (a flake), sometimes PFF (one change);
+    # erratic (PP, then skipped) and fewflips (PF) ran twice.
+    assert await service.get_outcome_changes(3, since=at(3, 0), until=at(6, 0)) == [
+        {
+            "test_id": "sometimes",
+            "runs": 3,
+            "change": "broke",
+            "changed_at": at(4, 10, 3),
+            "pass_rate": 1 / 3,
+            "recent": "PFF",
+            "last_seen": at(5, 10, 3),
+        }
     ]
 
 
@@ -221,20 +252,22 @@ async def test_flaky_min_runs_and_ties(service: MetricsStorageService, history: 
         ("fewflips", 1.0, 0.5),
         ("flaky", 1.0, 0.6),
         ("erratic", 0.5, 0.4),
-        ("sometimes", 0.2, 0.5),
     ]
     assert four[0]["recent"] == "PFPF"
-    # erratic has 6 runs but one was skipped: 5 executed runs.
-    assert [f["test_id"] for f in await service.get_flaky_tests(6, **MARCH)] == ["sometimes"]
+    # erratic has 6 runs but one was skipped: 5 executed runs; sometimes changed once.
+    assert await service.get_flaky_tests(6, **MARCH) == []
+    assert [c["test_id"] for c in await service.get_outcome_changes(6, **MARCH)] == ["sometimes"]
 
 
 async def test_flaky_strip_and_filters(service: MetricsStorageService, history: None) -> None:
     short = await service.get_flaky_tests(strip_length=3, **MARCH)
-    assert [f["recent"] for f in short] == ["PFP", "PPF", "FFF"]
-    prod = await service.get_flaky_tests(2, environment="prod", **MARCH)
-    assert prod == [
-        flaky_row("erratic", 2, 0.5, 1, 1.0, "PF", at(6, 10, 3)),
-        flaky_row("flaky", 2, 0.5, 1, 1.0, "FP", at(5, 10, 2)),
+    assert [f["recent"] for f in short] == ["PFP", "PPF"]
+    # In prod each of them changed once over two runs: no flake, two changes.
+    assert await service.get_flaky_tests(2, environment="prod", **MARCH) == []
+    prod = await service.get_outcome_changes(2, environment="prod", **MARCH)
+    assert [(c["test_id"], c["change"], c["recent"]) for c in prod] == [
+        ("erratic", "broke", "PF"),
+        ("flaky", "fixed", "FP"),
     ]
     assert await service.get_flaky_tests(2, tags=["nope"], **MARCH) == []
     only = await service.get_flaky_tests(test_id="erratic", **MARCH)
@@ -278,8 +311,23 @@ async def test_stats_and_flaky_cli(service: MetricsStorageService, history: None
 
     result = await invoke(service, "flaky", "--min-runs", "4", *window)
     assert result.exit_code == 0, result.output
-    assert "Flaky tests (4, 2025-03-01 to 2025-04-01)" in result.stdout
-    line = next(line for line in result.stdout.splitlines() if "fewflips" in line)
+    assert "Flaky tests (3, 2025-03-01 to 2025-04-01)" in result.stdout
+    flaky_part, changed_part = result.stdout.split("Changed once, not flaky (1, 2025-03-01")
+    assert "sometimes" not in flaky_part
+    line = next(line for line in changed_part.splitlines() if "sometimes" in line)
+    assert [cell.strip() for cell in line.split("│")[1:7]] == [
+        "sometimes",
+        "broke",
+        "2025-03-04 10:03",
+        "6",
+        "50%",
+        "PPPFFF",
+    ]
+    result = await invoke(service, "flaky", "--changed", "--json", *window)
+    assert [(r["test_id"], r["change"]) for r in json.loads(result.stdout)] == [
+        ("sometimes", "broke")
+    ]
+    line = next(line for line in flaky_part.splitlines() if "fewflips" in line)
     assert [cell.strip() for cell in line.split("│")[1:6]] == [
         "fewflips",
         "4",

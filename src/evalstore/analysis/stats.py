@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
 from evalstore.analysis.pipelines import flaky_tests_pipeline, per_test_stats_pipeline
-from evalstore.analysis.types import FlakyTest, PerTestStats
+from evalstore.analysis.types import FlakyTest, OutcomeChange, PerTestStats
 from evalstore.errors import InvalidDataError
 from evalstore.models import Document, check_positive_int
 
@@ -29,6 +29,8 @@ StatsSortKey = Literal[
 ]
 STATS_SORT_KEYS: tuple[str, ...] = get_args(StatsSortKey)
 DEFAULT_STRIP_LENGTH = 10
+FLAKY_FLIPS = 2
+"""A test is flaky from two outcome changes on; one change is a lasting regression or fix."""
 _STRIP_LETTERS = {"passed": "P", "failed": "F", "error": "E"}
 
 
@@ -101,13 +103,15 @@ async def get_flaky_tests(
     test_id: str | None = None,
     **filters: Unpack[FilterKwargs],
 ) -> list[FlakyTest]:
-    """Tests that both passed and failed in the window, most flaky first.
+    """Tests whose outcome alternated in the window, most flaky first.
 
     A test is flaky when it has at least `min_runs` executed runs (skipped
-    runs do not count) and a pass rate strictly between 0 and 1. Its flip
-    rate is the number of outcome changes between consecutive runs, in
-    `finished_at` order, divided by runs minus one (an error counts as a
-    failure). Ranked by flip rate (highest first), then pass rate (lowest
+    runs do not count) and its outcome changed at least twice between
+    consecutive runs, in `finished_at` order (an error counts as a failure).
+    A test whose outcome changed exactly once (`PPPPFFFF`: it broke and
+    stayed broken, or it was fixed) is not flaky: `get_outcome_changes`
+    lists those. The flip rate is the number of changes divided by runs
+    minus one. Ranked by flip rate (highest first), then pass rate (lowest
     first), then test id.
 
     Args:
@@ -120,24 +124,73 @@ async def get_flaky_tests(
         `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen}]`,
         where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
     """
+    rows = await _mixed_outcomes(history, min_runs, strip_length, test_id, filters)
+    flaky = [row for row, _changed_at in rows if row["flips"] >= FLAKY_FLIPS]
+    flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
+    return flaky
+
+
+async def get_outcome_changes(
+    history: History,
+    min_runs: int = 5,
+    *,
+    strip_length: int = DEFAULT_STRIP_LENGTH,
+    test_id: str | None = None,
+    **filters: Unpack[FilterKwargs],
+) -> list[OutcomeChange]:
+    """Tests whose outcome changed exactly once in the window: broke (or were fixed) and stayed.
+
+    `PPPPPFFFFF` is a regression that lasted, not a flake; these are the
+    tests `get_flaky_tests` leaves out. Same arguments as `get_flaky_tests`.
+
+    Returns:
+        `[{test_id, runs, change, changed_at, pass_rate, recent, last_seen}]`,
+        `change` being `broke` (passing, then failing) or `fixed`, newest change first.
+    """
+    rows = await _mixed_outcomes(history, min_runs, strip_length, test_id, filters)
+    changes: list[OutcomeChange] = [
+        {
+            "test_id": row["test_id"],
+            "runs": row["runs"],
+            "change": "fixed" if row["recent"][-1] == "P" else "broke",
+            "changed_at": changed_at,
+            "pass_rate": row["pass_rate"],
+            "recent": row["recent"],
+            "last_seen": row["last_seen"],
+        }
+        for row, changed_at in rows
+        if row["flips"] == 1
+    ]
+    changes.sort(key=lambda c: c["test_id"])
+    changes.sort(key=lambda c: c["changed_at"], reverse=True)
+    return changes
+
+
+async def _mixed_outcomes(
+    history: History,
+    min_runs: int,
+    strip_length: int,
+    test_id: str | None,
+    filters: FilterKwargs,
+) -> list[tuple[FlakyTest, datetime]]:
+    """Each test that both passed and failed, with when its outcome last changed."""
     check_positive_int(min_runs, "min_runs")
     check_positive_int(strip_length, "strip_length")
     run_filters = RunFilters.of(**filters, test_id=test_id)
     rows = await history.test_rows(
         run_filters, lambda match: flaky_tests_pipeline(match, min_runs), "find flaky tests"
     )
-    flaky = [_flaky_row(row, strip_length) for row in rows]
-    flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
-    return flaky
+    return [_flaky_row(row, strip_length) for row in rows]
 
 
-def _flaky_row(row: Document, strip_length: int) -> FlakyTest:
+def _flaky_row(row: Document, strip_length: int) -> tuple[FlakyTest, datetime]:
     # Time order is established here: $push order after $group is not specified by MongoDB.
     outcomes: list[Document] = sorted(row["outcomes"], key=lambda o: o["t"])
     passed = [o["s"] == "passed" for o in outcomes]
     count = flips(passed)
+    last_change = max(i for i in range(1, len(passed)) if passed[i] != passed[i - 1])
     last_seen: datetime = outcomes[-1]["t"]
-    return {
+    flaky: FlakyTest = {
         "test_id": row["_id"],
         "runs": row["runs"],
         "pass_rate": row["pass_rate"],
@@ -146,3 +199,4 @@ def _flaky_row(row: Document, strip_length: int) -> FlakyTest:
         "recent": "".join(_STRIP_LETTERS[o["s"]] for o in outcomes[-strip_length:]),
         "last_seen": last_seen,
     }
+    return flaky, outcomes[last_change]["t"]

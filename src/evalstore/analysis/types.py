@@ -6,7 +6,7 @@ Datetimes are UTC; scores are 0-100; rates are fractions from 0 to 1.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 
 class TrendPoint(TypedDict):
@@ -67,6 +67,19 @@ class FlakyTest(TypedDict):
     """Flips (a pass followed by a failure or the reverse) over runs minus one."""
     recent: str
     """The last outcomes, oldest to newest: P passed, F failed, E error."""
+    last_seen: datetime
+
+
+class OutcomeChange(TypedDict):
+    """A test whose outcome changed exactly once in the window, and stayed."""
+
+    test_id: str
+    runs: int
+    change: Literal["broke", "fixed"]
+    changed_at: datetime
+    """When the first run with the new outcome finished."""
+    pass_rate: float
+    recent: str
     last_seen: datetime
 
 

@@ -46,6 +46,7 @@ from evalstore.cli.tables import (
     EXPERIMENT_COLUMNS,
     FLAKY_COLUMNS,
     METRIC_DELTA_COLUMNS,
+    OUTCOME_CHANGE_COLUMNS,
     SCORE_TREND_COLUMNS,
     STATS_COLUMNS,
     TEST_TREND_COLUMNS,
@@ -181,17 +182,37 @@ def flaky(
     days: DaysOption = 30,
     url: UrlOption = None,
     db: DbOption = None,
+    changed: Annotated[
+        bool,
+        typer.Option(
+            "--changed",
+            help="Instead, the tests whose outcome changed once and stayed (broke or fixed).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Tests that both passed and failed in the window, most flaky (highest flip rate) first."""
+    """Tests whose outcome alternates, most flaky first; then those that changed once.
+
+    A test that broke and stayed broken (PPPPFFFF) is a regression, not a flake:
+    it is listed under "Changed once" (or alone with --changed).
+    """
     filters = filter_kwargs(since, until, env, branch, tag, match, days)
+    window = describe_window(since, until, days)
 
-    async def use(service: MetricsStorageService) -> Any:
-        return await service.get_flaky_tests(min_runs, strip_length=strip, test_id=test, **filters)
+    async def use(service: MetricsStorageService) -> tuple[Any, Any]:
+        kwargs: Any = {"strip_length": strip, "test_id": test, **filters}
+        flaky_rows = [] if changed else await service.get_flaky_tests(min_runs, **kwargs)
+        changes = await service.get_outcome_changes(min_runs, **kwargs)
+        return flaky_rows, changes
 
-    rows = run_command(lambda: with_service(url, db, use))
-    title = f"Flaky tests ({len(rows)}, {describe_window(since, until, days)})"
-    _show(as_json, rows, title, FLAKY_COLUMNS, rows)
+    rows, changes = run_command(lambda: with_service(url, db, use))
+    changes_title = f"Changed once, not flaky ({len(changes)}, {window})"
+    if changed:
+        _show(as_json, changes, changes_title, OUTCOME_CHANGE_COLUMNS, changes)
+        return
+    _show(as_json, rows, f"Flaky tests ({len(rows)}, {window})", FLAKY_COLUMNS, rows)
+    if changes and not as_json:
+        out.print(analysis_table(changes_title, OUTCOME_CHANGE_COLUMNS, changes))
 
 
 @configs_app.command("list")

@@ -94,6 +94,16 @@ FLAKY_COLUMNS: list[Column] = [
     ("last seen (UTC)", lambda r: r.get("last_seen")),
 ]
 
+OUTCOME_CHANGE_COLUMNS: list[Column] = [
+    ("test", lambda r: r.get("test_id")),
+    ("change", lambda r: r.get("change")),
+    ("since (UTC)", lambda r: r.get("changed_at")),
+    ("runs", lambda r: r.get("runs")),
+    ("pass rate", lambda r: percent(r.get("pass_rate"))),
+    ("recent (oldest → newest)", lambda r: r.get("recent")),
+    ("last seen (UTC)", lambda r: r.get("last_seen")),
+]
+
 CONFIG_COLUMNS: list[Column] = [
     ("configuration", lambda r: short_hash(r.get("system_info_hash"))),
     ("runs", lambda r: r.get("runs")),
