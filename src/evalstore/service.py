@@ -271,11 +271,12 @@ class MetricsStorageService:
         head: str | ObjectId,
         *,
         branch: str | None = None,
+        environment: str | None = None,
         tolerance: float = 0.0,
     ) -> RunComparison:
         """Test by test, two runs (or `previous`/`latest`); see `analysis.comparison`."""
         return await comparison.compare_runs(
-            self._history, base, head, branch=branch, tolerance=tolerance
+            self._history, base, head, branch=branch, environment=environment, tolerance=tolerance
         )
 
     async def compare_experiments(

@@ -16,7 +16,8 @@ F = failed, S = skipped, with the score; `wer` (and `latency`) where listed:
 Run aggregates: BASE score (80+90+40+70+60)/5 = 68, wer (80+90)/2 = 85;
 HEAD score (50+89.5+85+70+100+30)/6 = 70.75, wer (50+89.5)/2 = 69.75, latency 20.
 Later runs: OTHER (3rd, branch feature, completed, a P80), a running run on
-main (4th) and a failed run on main (5th); neither of the last two is `latest`.
+main (4th) and a run on main that failed before recording any test (5th);
+neither of the last two is `latest`.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ async def runs(service: MetricsStorageService, tmp_path: Path) -> dict[str, str]
     )
     other = await record_run(service, at(3), [Result("a", "passed", 80)], repo=feature)
     await record_running_run(service, at(4), branch="main")
-    await record_run(service, at(5), [Result("a", "failed", 10)], repo=main, status="failed")
+    await record_run(service, at(5), [], repo=main, status="failed")  # crashed before any test
     return {
         "base": base["evaluation_run_id"],
         "head": head["evaluation_run_id"],
@@ -160,7 +161,7 @@ async def test_latest_and_previous(service: MetricsStorageService, runs: dict[st
     assert on_main["base"]["evaluation_run_id"] == runs["base"]
     assert on_main["head"]["evaluation_run_id"] == runs["head"]
     assert on_main["regressions"] == ["a", "b"]
-    # Anywhere: the newest completed runs are OTHER (3rd) and HEAD (2nd).
+    # Anywhere: the newest finished runs with tests are OTHER (3rd) and HEAD (2nd).
     anywhere = await service.compare_runs("previous", "latest")
     assert anywhere["base"]["evaluation_run_id"] == runs["head"]
     assert anywhere["head"]["evaluation_run_id"] == runs["other"]
@@ -171,6 +172,58 @@ async def test_latest_and_previous(service: MetricsStorageService, runs: dict[st
     mixed = await service.compare_runs(runs["base_oid"], "latest", branch="main")
     assert mixed["base"]["evaluation_run_id"] == runs["base"]
     assert mixed["head"]["evaluation_run_id"] == runs["head"]
+
+
+async def test_latest_is_the_newest_finished_run_even_when_its_tests_failed(
+    service: MetricsStorageService, runs: dict[str, str], tmp_path: Path
+) -> None:
+    main = git_repo(tmp_path / "main6", "main")
+    broken = await record_run(
+        service,
+        at(6),
+        [Result("a", "failed", 50), Result("b", "passed", 89.5), Result("d", "failed", 0)],
+        repo=main,
+        status="failed",
+    )
+    gate = await service.compare_runs("previous", "latest", branch="main")
+    assert gate["base"]["evaluation_run_id"] == runs["head"]
+    assert (gate["head"]["evaluation_run_id"], gate["head"]["status"]) == (
+        broken["evaluation_run_id"],
+        "failed",
+    )
+    assert gate["newly_failing"] == ["d"]
+    assert gate["regressed"] is True
+    result = await invoke(
+        service, "compare", "previous", "latest", "--branch", "main", "--fail-on-regression"
+    )
+    assert result.exit_code == 3, result.output
+
+
+async def test_latest_per_environment(
+    service: MetricsStorageService, runs: dict[str, str], tmp_path: Path
+) -> None:
+    main = git_repo(tmp_path / "main6", "main")
+    staging = await record_run(
+        service, at(6), [Result("a", "passed", 80)], repo=main, environment="stage"
+    )
+    mixed = await service.compare_runs("previous", "latest", branch="main")
+    assert mixed["head"]["evaluation_run_id"] == staging["evaluation_run_id"]
+    dev = await service.compare_runs("previous", "latest", branch="main", environment="dev")
+    assert (dev["base"]["evaluation_run_id"], dev["head"]["evaluation_run_id"]) == (
+        runs["base"],
+        runs["head"],
+    )
+    with pytest.raises(
+        RunNotFoundError,
+        match=r"^no previous finished evaluation run on branch 'main' and environment 'stage': "
+        r"found 1 finished run\(s\) with tests$",
+    ):
+        await service.compare_runs("previous", "latest", branch="main", environment="stage")
+    result = await invoke(service, "compare", "previous", "latest", "--env", "dev", "--json")
+    assert json.loads(result.stdout)["head"]["evaluation_run_id"] == runs["other"]
+    result = await invoke(service, "compare", "previous", "latest", "--env", "stage")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no previous finished evaluation run on environment")
 
 
 async def test_previous_and_latest_come_from_one_query(
@@ -191,11 +244,11 @@ async def test_previous_and_latest_come_from_one_query(
 async def test_missing_runs(service: MetricsStorageService, runs: dict[str, str]) -> None:
     with pytest.raises(
         RunNotFoundError,
-        match=r"^no previous completed evaluation run on branch 'feature': "
-        r"found 1 completed run\(s\)$",
+        match=r"^no previous finished evaluation run on branch 'feature': "
+        r"found 1 finished run\(s\) with tests$",
     ):
         await service.compare_runs("previous", "latest", branch="feature")
-    with pytest.raises(RunNotFoundError, match=r"^no latest completed evaluation run on branch"):
+    with pytest.raises(RunNotFoundError, match=r"^no latest finished evaluation run on branch"):
         await service.compare_runs("latest", "latest", branch="nope")
     with pytest.raises(RunNotFoundError, match=r"^no evaluation run 'nope': list the recent"):
         await service.compare_runs("nope", runs["head"])

@@ -325,7 +325,13 @@ async def test_configurations_and_their_diff(service: MetricsStorageService, run
 
 async def test_latest_runs_and_their_tests(service: MetricsStorageService, runs: Any) -> None:
     latest = [
-        {"$match": {"status": "completed", "git_branch": "main"}},
+        {
+            "$match": {
+                "status": {"$in": ["completed", "failed"]},
+                "num_tests": {"$gt": 0},
+                "git_branch": "main",
+            }
+        },
         {"$sort": {"started_at": -1}},
         {"$limit": 2},
     ]

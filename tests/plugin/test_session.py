@@ -124,7 +124,7 @@ def _run_id(line: str) -> str:
     return match.group(1)
 
 
-def test_summary_compares_with_the_previous_completed_run(inner, run_recorded, stored):
+def test_summary_compares_with_the_previous_finished_run(inner, run_recorded, stored):
     def session(score: float, fail: bool = False) -> str:
         inner.makepyfile(
             test_scored=f"""
@@ -137,7 +137,7 @@ def test_summary_compares_with_the_previous_completed_run(inner, run_recorded, s
         return line
 
     first = session(80.0)
-    failed = session(10.0, fail=True)  # failed runs are not compared with
+    failed = session(10.0, fail=True)  # a run whose tests failed is the one to compare with
     third = session(92.5)
 
     first_id, failed_id, third_id = _run_id(first), _run_id(failed), _run_id(third)
@@ -149,7 +149,7 @@ def test_summary_compares_with_the_previous_completed_run(inner, run_recorded, s
         failed == f"evalstore: run {failed_id}  tests 1  passed 0  score 10.0 (-70.0 vs {first_id})"
     )
     assert (
-        third == f"evalstore: run {third_id}  tests 1  passed 1  score 92.5 (+12.5 vs {first_id})"
+        third == f"evalstore: run {third_id}  tests 1  passed 1  score 92.5 (+82.5 vs {failed_id})"
     )
     runs, _tests = stored()
     assert [r["status"] for r in runs] == ["completed", "failed", "completed"]

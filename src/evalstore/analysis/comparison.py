@@ -134,6 +134,7 @@ async def compare_runs(
     head: str | ObjectId,
     *,
     branch: str | None = None,
+    environment: str | None = None,
     tolerance: float = 0.0,
 ) -> RunComparison:
     """Compare a head run with a base run, test by test and aggregate by aggregate.
@@ -159,10 +160,15 @@ async def compare_runs(
     newest: list[Document] = []
     if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
         newest = await history.rows(
-            "evaluation_runs", latest_runs_pipeline(branch), "find the latest runs"
+            "evaluation_runs", latest_runs_pipeline(branch, environment), "find the latest runs"
         )
-    base_run = await _select_run(history, base, branch, newest)
-    head_run = await _select_run(history, head, branch, newest)
+    where = " and ".join(
+        f"{name} {value!r}"
+        for name, value in (("branch", branch), ("environment", environment))
+        if value
+    )
+    base_run = await _select_run(history, base, where, newest)
+    head_run = await _select_run(history, head, where, newest)
     action = "compare runs"
     base_tests = last_per_test(
         await history.rows("test_runs", run_tests_pipeline(base_run["_id"]), action)
@@ -195,15 +201,15 @@ async def compare_runs(
 
 
 async def _select_run(
-    history: History, selector: str | ObjectId, branch: str | None, newest: list[Document]
+    history: History, selector: str | ObjectId, where: str, newest: list[Document]
 ) -> Document:
     """The run `selector` names: an id, or `latest`/`previous` among `newest`."""
     if not (isinstance(selector, str) and selector in SELECTORS):
         return await history.resolve(selector)
     index = SELECTORS.index(selector)
     if len(newest) <= index:
-        where = f" on branch {branch!r}" if branch else ""
         raise RunNotFoundError(
-            f"no {selector} completed evaluation run{where}: found {len(newest)} completed run(s)"
+            f"no {selector} finished evaluation run{' on ' + where if where else ''}: "
+            f"found {len(newest)} finished run(s) with tests"
         )
     return newest[index]

@@ -210,11 +210,28 @@ def config_hash_filter(hash_or_prefix: str) -> Filter:
     return {"system_info_hash": {"$regex": f"^{text}"}}
 
 
-def latest_runs_pipeline(branch: str | None = None, count: int = 2) -> Pipeline:
-    """The `count` newest completed runs (of one branch, if given), newest first."""
-    match: Filter = {"status": "completed"}
+FINISHED = ("completed", "failed")
+"""The statuses of a run that ran to its end, whatever its tests' outcome.
+
+`failed` is a run whose tests (or whose block) failed: exactly what a CI gate
+must see. `running` and `interrupted` runs are not finished.
+"""
+
+
+def latest_runs_pipeline(
+    branch: str | None = None, environment: str | None = None, count: int = 2
+) -> Pipeline:
+    """The `count` newest finished runs with tests (of one branch and environment), newest first.
+
+    A run is finished when it is `completed` or `failed` (its tests failed);
+    runs still `running`, `interrupted` ones and runs that recorded no test
+    are left out.
+    """
+    match: Filter = {"status": {"$in": list(FINISHED)}, "num_tests": {"$gt": 0}}
     if branch:
         match["git_branch"] = branch
+    if environment:
+        match["environment"] = environment
     return [{"$match": match}, {"$sort": {"started_at": -1}}, {"$limit": count}]
 
 

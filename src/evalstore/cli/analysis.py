@@ -266,6 +266,12 @@ def compare(
         str | None,
         typer.Option("--branch", help="Where latest/previous look.", show_default=False),
     ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env", help="Only runs of this environment for latest/previous.", show_default=False
+        ),
+    ] = None,
     tolerance: Annotated[
         float,
         typer.Option("--tolerance", min=0.0, help="Score points a test may drop before it counts."),
@@ -285,7 +291,9 @@ def compare(
     """Compare two runs: per-test score and status changes, and the run aggregates."""
 
     async def use(service: MetricsStorageService) -> Any:
-        return await service.compare_runs(base, head, branch=branch, tolerance=tolerance)
+        return await service.compare_runs(
+            base, head, branch=branch, environment=env, tolerance=tolerance
+        )
 
     result = run_command(lambda: with_service(url, db, use))
     if as_json:

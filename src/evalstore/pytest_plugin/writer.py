@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from evalstore.analysis.pipelines import FINISHED
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, RunStatus
 from evalstore.pytest_plugin.outcome import one_line
@@ -139,11 +140,15 @@ class RunSummary:
         return f"{text} ({self.score - self.previous_score:+.1f} vs {self.previous_run_id})"
 
 
-async def previous_completed_run(client: MongoDBClient, run: Mapping[str, Any]) -> Document | None:
-    """The latest completed run before `run` on the same branch and environment."""
+async def previous_finished_run(client: MongoDBClient, run: Mapping[str, Any]) -> Document | None:
+    """The latest finished run with tests before `run` on the same branch and environment.
+
+    Finished as for `compare previous latest`: `completed` or `failed`.
+    """
     query = {
         "_id": {"$ne": run["_id"]},
-        "status": "completed",
+        "status": {"$in": list(FINISHED)},
+        "num_tests": {"$gt": 0},
         "environment": run.get("environment"),
         "git_branch": run.get("git_branch"),
         "started_at": {"$lte": run["started_at"]},
@@ -300,7 +305,7 @@ class StorageSession:
                 run = await self.recorder.finish(status)
                 if self.problems:  # not (all) stored: no comparison, and no more waiting
                     return None
-                previous = await previous_completed_run(self.client, run)
+                previous = await previous_finished_run(self.client, run)
             except Exception as exc:
                 self._fail(exc)
                 return None
