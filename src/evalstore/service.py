@@ -148,13 +148,27 @@ class MetricsStorageService:
         """One evaluation run by its human-readable id or its ObjectId (as object or hex)."""
         return await self._history.get_run(evaluation_run_id)
 
+    async def select_evaluation_run(self, selector: str | ObjectId) -> Document:
+        """The run a person names: an id, ObjectId (or hex), `latest`, `previous`, or a prefix.
+
+        `latest`/`previous` are the newest finished runs with tests (as for
+        `compare_runs`); a prefix of a run id must match exactly one run.
+
+        Raises:
+            RunNotFoundError: nothing matches.
+            InvalidDataError: the prefix matches several runs.
+        """
+        return await self._history.select(selector)
+
     async def get_test_runs(self, evaluation_run_id: str | ObjectId) -> list[Document]:
         """All test runs of one evaluation run, in the order they finished.
+
+        The run is named as for `select_evaluation_run`.
 
         Raises:
             RunNotFoundError: no evaluation run has that id.
         """
-        run = await self._history.resolve(evaluation_run_id)
+        run = await self._history.select(evaluation_run_id)
         return await self.client.read(
             "test_runs",
             {"evaluation_run_id": run["_id"]},

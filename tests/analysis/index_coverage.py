@@ -40,6 +40,7 @@ from evalstore.analysis.pipelines import (
     experiment_pipeline,
     flaky_tests_pipeline,
     latest_runs_pipeline,
+    run_id_prefix_filter,
     metric_trend_pipeline,
     old_runs_filter,
     per_test_stats_pipeline,
@@ -290,6 +291,12 @@ def registered_queries() -> list[RegisteredQuery]:
             EVALUATION_RUNS,
             "a run by id or ObjectId hex (get_evaluation_run)",
             [{"$match": {"$or": [{"_id": _OID}, {"evaluation_run_id": str(_OID)}]}}],
+        ),
+        RegisteredQuery(
+            "compare_runs",
+            EVALUATION_RUNS,
+            "a run by a prefix of its id",
+            [{"$match": run_id_prefix_filter("2025-03-01T10")}],
         ),
         RegisteredQuery("compare_runs", TEST_RUNS, "tests of a run", run_tests_pipeline(_OID)),
     ]

@@ -226,6 +226,35 @@ async def test_latest_per_environment(
     assert result.stderr.startswith("error: no previous finished evaluation run on environment")
 
 
+async def test_a_run_is_named_by_a_unique_prefix_or_latest(
+    service: MetricsStorageService, runs: dict[str, str]
+) -> None:
+    # Run ids start with their start time: 2025-03-01T10-00-00Z-main-xxxxxx.
+    prefix = runs["base"][: len("2025-03-01")]
+    assert (await service.select_evaluation_run(prefix))["evaluation_run_id"] == runs["base"]
+    by_prefix = await service.compare_runs(prefix, runs["head"][:13])
+    assert by_prefix["base"]["evaluation_run_id"] == runs["base"]
+    assert by_prefix["head"]["evaluation_run_id"] == runs["head"]
+    # The newest finished run with tests is OTHER (3rd); previous is HEAD.
+    assert (await service.select_evaluation_run("latest"))["evaluation_run_id"] == runs["other"]
+    assert (await service.select_evaluation_run("previous"))["evaluation_run_id"] == runs["head"]
+    tests = await service.get_test_runs("latest")
+    assert [(t["test_id"], t["status"]) for t in tests] == [("a", "passed")]
+    with pytest.raises(
+        InvalidDataError, match=r"^run id prefix '2025-03-0' matches several runs \("
+    ):
+        await service.select_evaluation_run("2025-03-0")
+    with pytest.raises(RunNotFoundError, match=r"^no evaluation run '2024': list the recent"):
+        await service.select_evaluation_run("2024")
+    # Regex characters in a prefix are literal.
+    with pytest.raises(RunNotFoundError):
+        await service.select_evaluation_run("2025.03")
+    with pytest.raises(InvalidDataError, match=r"^a run id must be a non-empty string"):
+        await service.select_evaluation_run({"$ne": None})  # type: ignore[arg-type]
+    result = await invoke(service, "compare", prefix, runs["head"][:13], "--json")
+    assert json.loads(result.stdout)["base"]["evaluation_run_id"] == runs["base"]
+
+
 async def test_previous_and_latest_come_from_one_query(
     service: MetricsStorageService, runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

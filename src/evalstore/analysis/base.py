@@ -9,10 +9,18 @@ from typing import Any
 from bson import ObjectId
 
 from evalstore.analysis.filters import RunFilters
-from evalstore.analysis.pipelines import Pipeline, run_ids_pipeline
-from evalstore.errors import RunNotFoundError
+from evalstore.analysis.pipelines import (
+    Pipeline,
+    latest_runs_pipeline,
+    run_id_prefix_filter,
+    run_ids_pipeline,
+)
+from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.models import Document, utcnow
 from evalstore.storage.client import Collection, MongoDBClient
+
+SELECTORS: tuple[str, ...] = ("latest", "previous")
+"""Names of runs by their place among the newest finished runs with tests."""
 
 
 def run_not_found(evaluation_run_id: str | ObjectId) -> RunNotFoundError:
@@ -56,6 +64,51 @@ class History:
         if run is None:
             raise run_not_found(evaluation_run_id)
         return run
+
+    async def select(self, selector: str | ObjectId) -> Document:
+        """The run a person names: an id, `latest`/`previous`, or a unique prefix of an id.
+
+        `latest` and `previous` are the newest and second-newest finished runs
+        with tests (as for `compare`); a prefix must match exactly one run id.
+
+        Raises:
+            RunNotFoundError: nothing matches.
+            InvalidDataError: the prefix matches several runs.
+        """
+        if isinstance(selector, ObjectId):
+            return await self.resolve(selector)
+        if not isinstance(selector, str) or not selector.strip():
+            raise InvalidDataError(f"a run id must be a non-empty string, got {selector!r}")
+        if selector in SELECTORS:
+            index = SELECTORS.index(selector)
+            newest = await self.rows(
+                "evaluation_runs", latest_runs_pipeline(count=index + 1), "find the latest runs"
+            )
+            if len(newest) <= index:
+                raise RunNotFoundError(
+                    f"no {selector} finished evaluation run: found {len(newest)} finished "
+                    "run(s) with tests"
+                )
+            return newest[index]
+        run = await self.get_run(selector)
+        if run is not None:
+            return run
+        found = await self.client.read(
+            "evaluation_runs",
+            run_id_prefix_filter(selector),
+            sort=[("evaluation_run_id", 1)],
+            limit=3,
+            action="read an evaluation run",
+        )
+        if not found:
+            raise run_not_found(selector)
+        if len(found) > 1:
+            names = ", ".join(run["evaluation_run_id"] for run in found[:2])
+            more = ", ..." if len(found) > 2 else ""
+            raise InvalidDataError(
+                f"run id prefix {selector!r} matches several runs ({names}{more}): give more of it"
+            )
+        return found[0]
 
     async def rows(self, collection: Collection, pipeline: Pipeline, action: str) -> list[Document]:
         """The rows of `pipeline` on `collection`."""

@@ -20,14 +20,13 @@ from typing import Literal
 
 from bson import ObjectId
 
-from evalstore.analysis.base import History
+from evalstore.analysis.base import SELECTORS, History
 from evalstore.analysis.pipelines import latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.models import Document
 
 RunSelector = Literal["latest", "previous"]
-SELECTORS: tuple[str, ...] = ("latest", "previous")
 FAILING = ("failed", "error")
 DELTA_DIGITS = 6
 """Deltas are rounded to this many decimals: 80.0 - 80.3 gives -0.3, not -0.30000000000000426."""
@@ -205,7 +204,7 @@ async def _select_run(
 ) -> Document:
     """The run `selector` names: an id, or `latest`/`previous` among `newest`."""
     if not (isinstance(selector, str) and selector in SELECTORS):
-        return await history.resolve(selector)
+        return await history.select(selector)
     index = SELECTORS.index(selector)
     if len(newest) <= index:
         raise RunNotFoundError(

@@ -210,6 +210,14 @@ def config_hash_filter(hash_or_prefix: str) -> Filter:
     return {"system_info_hash": {"$regex": f"^{text}"}}
 
 
+def run_id_prefix_filter(prefix: str) -> Filter:
+    """The filter on `evaluation_run_id` for the runs whose id starts with `prefix`.
+
+    An anchored prefix `$regex` uses the `evaluation_run_id` index as a range.
+    """
+    return {"evaluation_run_id": {"$regex": f"^{re.escape(prefix)}"}}
+
+
 FINISHED = ("completed", "failed")
 """The statuses of a run that ran to its end, whatever its tests' outcome.
 
