@@ -26,6 +26,7 @@ from evalstore.analysis.types import (
     OutcomeChange,
     PerTestStats,
     PruneResult,
+    RecordedMetrics,
     RunComparison,
     ScorePoint,
     TrendPoint,
@@ -231,6 +232,10 @@ class MetricsStorageService:
     ) -> list[HistoryPoint]:
         """One test's score and outcome in each run, oldest first; see `analysis.trends`."""
         return await trends.get_test_trend(self._history, test_id, **filters)
+
+    async def get_recorded_metrics(self, **filters: Unpack[FilterKwargs]) -> RecordedMetrics:
+        """How many finished runs match, and their metric names; see `analysis.trends`."""
+        return await trends.get_recorded_metrics(self._history, **filters)
 
     async def get_test_stats(
         self,

@@ -40,10 +40,11 @@ from evalstore.analysis.pipelines import (
     experiment_pipeline,
     flaky_tests_pipeline,
     latest_runs_pipeline,
-    run_id_prefix_filter,
     metric_trend_pipeline,
     old_runs_filter,
     per_test_stats_pipeline,
+    recorded_metrics_pipeline,
+    run_id_prefix_filter,
     run_ids_pipeline,
     run_tests_pipeline,
     runs_by_oid_filter,
@@ -270,6 +271,7 @@ def registered_queries() -> list[RegisteredQuery]:
             f"{metric}: ",
         )
     queries += _run_queries("get_score_trend", score_trend_pipeline)
+    queries += _run_queries("get_recorded_metrics", recorded_metrics_pipeline)
     queries += _test_queries("get_test_trend", single_test_trend_pipeline, ["t1"])
     queries += _test_queries("get_test_stats", per_test_stats_pipeline, [None, "t1"])
     for method in ("get_flaky_tests", "get_outcome_changes"):

@@ -46,7 +46,7 @@ QUERIES = registered_queries()
 
 def test_every_public_analysis_method_is_registered() -> None:
     assert {q.method for q in QUERIES} == PUBLIC_METHODS
-    assert len(PUBLIC_METHODS) == 11
+    assert len(PUBLIC_METHODS) == 12
     assert all(
         inspect.iscoroutinefunction(getattr(MetricsStorageService, name)) for name in PUBLIC_METHODS
     )
@@ -165,6 +165,10 @@ CALLS: dict[str, list[Call]] = {
     "get_score_trend": [
         lambda s, h: s.get_score_trend(),
         lambda s, h: s.get_score_trend(environment="dev", **MARCH),
+    ],
+    "get_recorded_metrics": [
+        lambda s, h: s.get_recorded_metrics(),
+        lambda s, h: s.get_recorded_metrics(branch="main", **MARCH),
     ],
     "get_test_trend": [
         lambda s, h: s.get_test_trend("a", **MARCH),

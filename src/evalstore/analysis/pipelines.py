@@ -74,6 +74,33 @@ def score_trend_pipeline(match: Filter) -> Pipeline:
     ]
 
 
+def recorded_metrics_pipeline(match: Filter) -> Pipeline:
+    """How many finished runs match, and the run metric names they hold (sorted).
+
+    One document `{runs: [{n}], metrics: [{_id: name}, ...]}`: what an empty
+    answer is explained with.
+    """
+    return [
+        {"$match": finished_runs(match)},
+        {
+            "$facet": {
+                "runs": [{"$group": {"_id": None, "n": {"$sum": 1}}}],
+                "metrics": [
+                    {
+                        "$project": {
+                            "_id": 0,
+                            "m": {"$objectToArray": {"$ifNull": ["$metrics", {}]}},
+                        }
+                    },
+                    {"$unwind": "$m"},
+                    {"$group": {"_id": "$m.k"}},
+                    {"$sort": {"_id": 1}},
+                ],
+            }
+        },
+    ]
+
+
 def single_test_trend_pipeline(match: Filter) -> Pipeline:
     """One test's runs (match on `test_id` and `finished_at`): score and outcome, oldest first."""
     return [

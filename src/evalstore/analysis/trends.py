@@ -9,10 +9,11 @@ from evalstore.analysis.filters import FilterKwargs, RunFilters
 from evalstore.analysis.pipelines import (
     Period,
     metric_trend_pipeline,
+    recorded_metrics_pipeline,
     score_trend_pipeline,
     single_test_trend_pipeline,
 )
-from evalstore.analysis.types import HistoryPoint, ScorePoint, TrendPoint
+from evalstore.analysis.types import HistoryPoint, RecordedMetrics, ScorePoint, TrendPoint
 from evalstore.errors import InvalidDataError
 from evalstore.models import check_key
 
@@ -110,3 +111,25 @@ async def get_test_trend(
         }
         for r in rows
     ]
+
+
+async def get_recorded_metrics(
+    history: History, **filters: Unpack[FilterKwargs]
+) -> RecordedMetrics:
+    """How many finished runs the filters select, and which run metrics they recorded.
+
+    What an empty trend is explained with: no run in the window, or runs that
+    measured other metrics.
+
+    Returns:
+        `{runs, metrics}`: the number of finished runs and their metric names, sorted.
+    """
+    run_filters = RunFilters.of(**filters)
+    rows = await history.run_rows(
+        run_filters, recorded_metrics_pipeline, "list the recorded metrics"
+    )
+    [row] = rows or [{"runs": [], "metrics": []}]
+    return {
+        "runs": row["runs"][0]["n"] if row["runs"] else 0,
+        "metrics": [m["_id"] for m in row["metrics"] if isinstance(m["_id"], str)],
+    }

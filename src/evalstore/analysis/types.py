@@ -70,6 +70,13 @@ class FlakyTest(TypedDict):
     last_seen: datetime
 
 
+class RecordedMetrics(TypedDict):
+    """The finished runs a filter selects, and the run metrics they recorded."""
+
+    runs: int
+    metrics: list[str]
+
+
 class OutcomeChange(TypedDict):
     """A test whose outcome changed exactly once in the window, and stayed."""
 

@@ -9,6 +9,7 @@ so a CI job can tell a regression from an error.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -74,11 +75,70 @@ def register_analysis_commands(app: typer.Typer) -> None:
     app.command("prune")(prune)
 
 
-def _show(as_json: bool, value: Any, title: str, columns: Any, rows: Any) -> None:
+def _show(as_json: bool, value: Any, title: str, columns: Any, rows: Any, hint: str = "") -> None:
     if as_json:
         print_json(out, value)
     else:
         out.print(analysis_table(title, columns, rows))
+    if hint:  # on stderr, so that --json output stays one JSON document
+        err.print(hint, markup=False, soft_wrap=True, highlight=False)
+
+
+def _explained(
+    use: Callable[[MetricsStorageService], Awaitable[Any]],
+    filters: dict[str, Any],
+    window: str,
+    *,
+    metric: str | None = None,
+    test: str | None = None,
+) -> Callable[[MetricsStorageService], Awaitable[tuple[Any, str]]]:
+    """`use`, returning with its rows one line saying why they are empty (or "")."""
+
+    async def run(service: MetricsStorageService) -> tuple[Any, str]:
+        rows = await use(service)
+        if rows:
+            return rows, ""
+        return rows, await why_empty(service, filters, window, metric=metric, test=test)
+
+    return run
+
+
+async def why_empty(
+    service: MetricsStorageService,
+    filters: dict[str, Any],
+    window: str,
+    *,
+    metric: str | None = None,
+    test: str | None = None,
+) -> str:
+    """One line on why a history query found nothing: no run, no such metric, or no such test."""
+    recorded = await service.get_recorded_metrics(**filters)
+    if recorded["runs"] == 0:
+        return (
+            f"note: no finished evaluation run in {window}{_filter_text(filters)}: "
+            "widen the window (--days, --since) or drop a filter"
+        )
+    if metric is not None and metric != "score" and metric not in recorded["metrics"]:
+        names = ", ".join(recorded["metrics"]) or "none"
+        return (
+            f"note: none of the {recorded['runs']} finished run(s) in {window} recorded the "
+            f"metric {metric!r}; metrics recorded there: {names}"
+        )
+    if test is not None:
+        return f"note: test {test!r} did not run in {window}{_filter_text(filters)}"
+    return ""
+
+
+def _filter_text(filters: dict[str, Any]) -> str:
+    parts = [
+        f"{name} {filters[key]!r}"
+        for name, key in (("environment", "environment"), ("branch", "branch"))
+        if filters.get(key)
+    ]
+    tags = filters.get("tags")
+    if tags:
+        parts.append(f"tags {', '.join(tags)} ({filters.get('tags_match', 'any')})")
+    return f" with {' and '.join(parts)}" if parts else ""
 
 
 def trend(
@@ -120,13 +180,14 @@ def trend(
             return await service.get_score_trend(**filters)
         return await service.get_metric_trend(metric, by, **filters)  # type: ignore[arg-type]
 
-    rows = run_command(lambda: with_service(url, db, use))
+    explained = _explained(use, filters, window, metric=None if by == "run" else metric, test=test)
+    rows, hint = run_command(lambda: with_service(url, db, explained))
     if test is not None:
-        _show(as_json, rows, f"{test} over time ({window})", TEST_TREND_COLUMNS, rows)
+        _show(as_json, rows, f"{test} over time ({window})", TEST_TREND_COLUMNS, rows, hint)
     elif by == "run":
-        _show(as_json, rows, f"Score of each run ({window})", SCORE_TREND_COLUMNS, rows)
+        _show(as_json, rows, f"Score of each run ({window})", SCORE_TREND_COLUMNS, rows, hint)
     else:
-        _show(as_json, rows, f"{metric} per {by} ({window})", TREND_COLUMNS, rows)
+        _show(as_json, rows, f"{metric} per {by} ({window})", TREND_COLUMNS, rows, hint)
 
 
 def stats(
@@ -160,9 +221,10 @@ def stats(
             **filters,
         )
 
-    rows = run_command(lambda: with_service(url, db, use))
-    title = f"Tests ({len(rows)}, {describe_window(since, until, days)})"
-    _show(as_json, rows, title, STATS_COLUMNS, rows)
+    window = describe_window(since, until, days)
+    explained = _explained(use, filters, window, test=test)
+    rows, hint = run_command(lambda: with_service(url, db, explained))
+    _show(as_json, rows, f"Tests ({len(rows)}, {window})", STATS_COLUMNS, rows, hint)
 
 
 def flaky(
@@ -199,18 +261,20 @@ def flaky(
     filters = filter_kwargs(since, until, env, branch, tag, match, days)
     window = describe_window(since, until, days)
 
-    async def use(service: MetricsStorageService) -> tuple[Any, Any]:
+    async def use(service: MetricsStorageService) -> tuple[Any, Any, str]:
         kwargs: Any = {"strip_length": strip, "test_id": test, **filters}
         flaky_rows = [] if changed else await service.get_flaky_tests(min_runs, **kwargs)
         changes = await service.get_outcome_changes(min_runs, **kwargs)
-        return flaky_rows, changes
+        empty = not (changes if changed else flaky_rows or changes)
+        hint = await why_empty(service, filters, window, test=test) if empty else ""
+        return flaky_rows, changes, hint
 
-    rows, changes = run_command(lambda: with_service(url, db, use))
+    rows, changes, hint = run_command(lambda: with_service(url, db, use))
     changes_title = f"Changed once, not flaky ({len(changes)}, {window})"
     if changed:
-        _show(as_json, changes, changes_title, OUTCOME_CHANGE_COLUMNS, changes)
+        _show(as_json, changes, changes_title, OUTCOME_CHANGE_COLUMNS, changes, hint)
         return
-    _show(as_json, rows, f"Flaky tests ({len(rows)}, {window})", FLAKY_COLUMNS, rows)
+    _show(as_json, rows, f"Flaky tests ({len(rows)}, {window})", FLAKY_COLUMNS, rows, hint)
     if changes and not as_json:
         out.print(analysis_table(changes_title, OUTCOME_CHANGE_COLUMNS, changes))
 
@@ -234,9 +298,9 @@ def configs_list(
     async def use(service: MetricsStorageService) -> Any:
         return await service.compare_configurations(**filters)
 
-    rows = run_command(lambda: with_service(url, db, use))
-    title = f"Configurations ({len(rows)}, {describe_window(since, until, days)})"
-    _show(as_json, rows, title, CONFIG_COLUMNS, rows)
+    window = describe_window(since, until, days)
+    rows, hint = run_command(lambda: with_service(url, db, _explained(use, filters, window)))
+    _show(as_json, rows, f"Configurations ({len(rows)}, {window})", CONFIG_COLUMNS, rows, hint)
 
 
 @configs_app.command("diff")
@@ -350,20 +414,32 @@ def experiments_compare(
     check_choice(match, ("any", "all"), "--match")
     filters = window_kwargs(since, until, env, branch, days)
 
-    async def use(service: MetricsStorageService) -> Any:
-        return await service.compare_experiments(
+    window = describe_window(since, until, days)
+
+    async def use(service: MetricsStorageService) -> tuple[Any, str]:
+        rows = await service.compare_experiments(
             tags_a,
             tags_b,
             tags_match=match,  # type: ignore[arg-type]
             **filters,
         )
+        runs = {"A": sum(r["a_runs"] for r in rows), "B": sum(r["b_runs"] for r in rows)}
+        unmatched = [
+            f"{side} ({', '.join(tags)})"
+            for side, tags in (("A", tags_a), ("B", tags_b))
+            if runs[side] == 0
+        ]
+        if not unmatched:
+            return rows, ""
+        hint = (
+            f"note: the tags of {' and '.join(unmatched)} matched no finished run in {window}"
+            f"{_filter_text(filters)}: check them with `evalstore runs list`"
+        )
+        return rows, hint
 
-    rows = run_command(lambda: with_service(url, db, use))
-    title = (
-        f"A = {', '.join(tags_a)}  vs  B = {', '.join(tags_b)} "
-        f"({describe_window(since, until, days)})"
-    )
-    _show(as_json, rows, title, EXPERIMENT_COLUMNS, rows)
+    rows, hint = run_command(lambda: with_service(url, db, use))
+    title = f"A = {', '.join(tags_a)}  vs  B = {', '.join(tags_b)} ({window})"
+    _show(as_json, rows, title, EXPERIMENT_COLUMNS, rows, hint)
 
 
 def prune(

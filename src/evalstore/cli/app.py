@@ -74,7 +74,7 @@ def demo(
             "score_trend": await service.get_metric_trend("score", by="day"),
         }
 
-    result = run_command(lambda: with_service(url, db, go))
+    result = run_command(lambda: with_service(url, db, go, create=True))
     if as_json:
         print_json(out, result)
         return
