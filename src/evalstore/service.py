@@ -15,7 +15,13 @@ from typing_extensions import Unpack
 
 from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
 from evalstore.analysis.base import History, run_not_found
-from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
+from evalstore.analysis.filters import (
+    FilterKwargs,
+    TagsMatch,
+    WindowKwargs,
+    check_tags,
+    check_text,
+)
 from evalstore.analysis.pipelines import Period, run_aggregates_pipeline
 from evalstore.analysis.types import (
     ConfigDifference,
@@ -117,7 +123,7 @@ class MetricsStorageService:
         """
         if status not in _FINAL_STATUSES:
             raise InvalidDataError(f"status must be one of {_FINAL_STATUSES}, got {status!r}")
-        if isinstance(evaluation_run_id, ObjectId):  # what the recorder, replay and reaper pass
+        if type(evaluation_run_id) is ObjectId:  # what the recorder, replay and reaper pass
             run_oid = evaluation_run_id
         else:
             run_oid = (await self._history.resolve(evaluation_run_id))["_id"]
@@ -191,7 +197,7 @@ class MetricsStorageService:
         """The `limit` most recent runs of one test (by `test_id`), newest first."""
         return await self.client.read(
             "test_runs",
-            {"test_id": test_id},
+            {"test_id": check_text(test_id, "test_id")},
             sort=[("finished_at", -1)],
             limit=check_positive_int(limit, "limit"),
             action="read a test's history",
@@ -203,12 +209,10 @@ class MetricsStorageService:
         """Evaluation runs carrying any (or all) of `tags`, newest first."""
         if match not in ("any", "all"):
             raise InvalidDataError(f"match must be 'any' or 'all', got {match!r}")
-        if isinstance(tags, str):
-            tags = [tags]
         operator = "$in" if match == "any" else "$all"
         return await self.client.read(
             "evaluation_runs",
-            {"experiment_tags": {operator: list(tags)}},
+            {"experiment_tags": {operator: list(check_tags(tags, "tags"))}},
             sort=[("started_at", -1)],
             limit=check_positive_int(limit, "limit"),
             action="read evaluation runs by tags",

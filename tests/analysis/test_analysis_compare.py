@@ -249,7 +249,7 @@ async def test_a_run_is_named_by_a_unique_prefix_or_latest(
     # Regex characters in a prefix are literal.
     with pytest.raises(RunNotFoundError):
         await service.select_evaluation_run("2025.03")
-    with pytest.raises(InvalidDataError, match=r"^a run id must be a non-empty string"):
+    with pytest.raises(InvalidDataError, match=r"^evaluation_run_id must be a non-empty string"):
         await service.select_evaluation_run({"$ne": None})  # type: ignore[arg-type]
     result = await invoke(service, "compare", prefix, runs["head"][:13], "--json")
     assert json.loads(result.stdout)["base"]["evaluation_run_id"] == runs["base"]

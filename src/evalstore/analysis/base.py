@@ -8,7 +8,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.analysis.filters import RunFilters
+from evalstore.analysis.filters import RunFilters, check_text
 from evalstore.analysis.pipelines import (
     Pipeline,
     latest_runs_pipeline,
@@ -32,9 +32,14 @@ def run_not_found(evaluation_run_id: str | ObjectId) -> RunNotFoundError:
 
 
 def run_id_filter(evaluation_run_id: str | ObjectId) -> dict[str, Any]:
-    """The filter for a run named by its human-readable id or its ObjectId (object or hex)."""
+    """The filter for a run named by its human-readable id or its ObjectId (object or hex).
+
+    Raises:
+        InvalidDataError: the id is neither (a query operator is not an id).
+    """
     if isinstance(evaluation_run_id, ObjectId):
         return {"_id": evaluation_run_id}
+    check_text(evaluation_run_id, "evaluation_run_id")
     if ObjectId.is_valid(evaluation_run_id):
         return {
             "$or": [{"_id": ObjectId(evaluation_run_id)}, {"evaluation_run_id": evaluation_run_id}]
@@ -77,8 +82,7 @@ class History:
         """
         if isinstance(selector, ObjectId):
             return await self.resolve(selector)
-        if not isinstance(selector, str) or not selector.strip():
-            raise InvalidDataError(f"a run id must be a non-empty string, got {selector!r}")
+        check_text(selector, "evaluation_run_id")
         if selector in SELECTORS:
             index = SELECTORS.index(selector)
             newest = await self.rows(

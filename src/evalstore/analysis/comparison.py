@@ -21,6 +21,7 @@ from typing import Literal
 from bson import ObjectId
 
 from evalstore.analysis.base import SELECTORS, History
+from evalstore.analysis.filters import check_text
 from evalstore.analysis.pipelines import latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
@@ -156,6 +157,9 @@ async def compare_runs(
             `latest`/`previous`).
     """
     tolerance = check_tolerance(tolerance)
+    for name, value in (("branch", branch), ("environment", environment)):
+        if value is not None:
+            check_text(value, name)
     newest: list[Document] = []
     if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
         newest = await history.rows(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing_extensions import Unpack
 
 from evalstore.analysis.base import History
-from evalstore.analysis.filters import RunFilters, TagsMatch, WindowKwargs
+from evalstore.analysis.filters import RunFilters, TagsMatch, WindowKwargs, check_tags
 from evalstore.analysis.pipelines import experiment_pipeline
 from evalstore.analysis.types import ExperimentMetric
 from evalstore.errors import InvalidDataError
@@ -26,11 +26,10 @@ def mean_and_std(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def _tags(tags: Sequence[str], name: str) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        tags = [tags]
-    if not tags:
+    checked = check_tags(tags, name)
+    if not checked:
         raise InvalidDataError(f"{name} must name at least one experiment tag")
-    return tuple(tags)
+    return checked
 
 
 def _values_by_name(facets: Document) -> dict[str, list[float]]:

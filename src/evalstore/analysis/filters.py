@@ -47,6 +47,33 @@ class FilterKwargs(WindowKwargs, total=False):
     tags_match: TagsMatch
 
 
+def check_text(value: object, name: str) -> str:
+    """A non-empty string, as every id, name and filter value is.
+
+    A query operator (`{"$ne": None}`) or any other type where a string is
+    documented would change what a filter selects, so it is refused here.
+
+    Raises:
+        InvalidDataError: the value is not a non-empty string.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidDataError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def check_tags(tags: object, name: str) -> tuple[str, ...]:
+    """Tags as a tuple: a list or tuple of non-empty strings, or one tag as a bare string.
+
+    Raises:
+        InvalidDataError: anything else (a mapping, a number, an empty or non-string tag).
+    """
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list | tuple | set | frozenset):
+        raise InvalidDataError(f"{name} must be a list of strings, got {tags!r}")
+    return tuple(check_text(tag, f"each of {name}") for tag in tags)
+
+
 @dataclass(frozen=True)
 class RunFilters:
     """Which evaluation runs (and test runs) a history query looks at.
@@ -82,8 +109,10 @@ class RunFilters:
             raise InvalidDataError("since is after until")
         if any(not isinstance(tag, str) or not tag for tag in self.tags):
             raise InvalidDataError(f"tags must be non-empty strings, got {list(self.tags)!r}")
-        if self.test_id is not None and (not isinstance(self.test_id, str) or not self.test_id):
-            raise InvalidDataError(f"test_id must be a non-empty string, got {self.test_id!r}")
+        for name in ("environment", "branch", "test_id"):
+            value = getattr(self, name)
+            if value is not None:
+                check_text(value, name)
 
     @classmethod
     def of(
@@ -99,8 +128,7 @@ class RunFilters:
         test_id: str | None = None,
     ) -> RunFilters:
         """Filters from the keyword arguments of a service method (a lone tag string is a tag)."""
-        if isinstance(tags, str):
-            tags = [tags]
+        tags = check_tags(tags, "tags")
         return cls(
             since=since,
             until=until,
