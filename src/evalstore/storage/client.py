@@ -123,7 +123,7 @@ class MongoDBClient:
         self.timeout_ms = timeout_ms
         self._motor: Any = None
         self._indexes_ready = False
-        self._index_lock: asyncio.Lock | None = None
+        self._index_attempt: asyncio.Future[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MongoDBClient:
@@ -268,22 +268,34 @@ class MongoDBClient:
         return names
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes once per client, on first use."""
+        """Create the indexes once per client, on first use.
+
+        Concurrent callers share one attempt rather than queueing behind a lock:
+        with the server down, fifty runs starting together wait one timeout, not
+        fifty. A failed attempt is not kept, so the next call tries again.
+        """
         if self._indexes_ready:
             return
-        if self._index_lock is None:
-            self._index_lock = asyncio.Lock()
-        async with self._index_lock:
-            if not self._indexes_ready:
-                try:
-                    await self.create_indexes()
-                except StorageUnavailableError as exc:
-                    cause = exc.__context__
-                    if not (isinstance(cause, OperationFailure) and cause.code == _UNAUTHORIZED):
-                        raise
-                    # A read-only user can still query: say so once and go on.
-                    log.warning("evalstore could not create its indexes: %s", exc)
-                    self._indexes_ready = True
+        attempt = self._index_attempt
+        if attempt is None or attempt.get_loop() is not asyncio.get_running_loop():
+            attempt = self._index_attempt = asyncio.ensure_future(self._create_indexes_once())
+            attempt.add_done_callback(self._forget_failed_attempt)
+        await asyncio.shield(attempt)
+
+    def _forget_failed_attempt(self, attempt: asyncio.Future[None]) -> None:
+        if self._index_attempt is attempt and (attempt.cancelled() or attempt.exception()):
+            self._index_attempt = None
+
+    async def _create_indexes_once(self) -> None:
+        try:
+            await self.create_indexes()
+        except StorageUnavailableError as exc:
+            cause = exc.__context__
+            if not (isinstance(cause, OperationFailure) and cause.code == _UNAUTHORIZED):
+                raise
+            # A read-only user can still query: say so once and go on.
+            log.warning("evalstore could not create its indexes: %s", exc)
+            self._indexes_ready = True
 
     async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
         """The indexes that exist on both collections: name, keys and uniqueness."""
@@ -310,6 +322,7 @@ class MongoDBClient:
             self._motor.close()
             self._motor = None
             self._indexes_ready = False
+            self._index_attempt = None
 
     async def __aenter__(self) -> MongoDBClient:
         return self
