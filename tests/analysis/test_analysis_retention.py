@@ -154,5 +154,6 @@ async def test_prune_cli_bad_age(service: MetricsStorageService) -> None:
         result = await invoke(service, "prune", "--older-than", age, "--yes")
         assert result.exit_code == 2
         assert result.stderr == (
-            f"error: --older-than: expected a positive age such as 90d, 12w or 36h, got {age!r}\n"
+            "error: --older-than: expected a positive duration such as 90s, 30m, 36h, 2d or 12w, "
+            f"got {age!r}\n"
         )

@@ -227,7 +227,9 @@ async def test_bad_arguments_are_one_line_errors(service: MetricsStorageService)
         await service.get_score_trend(since=at(5), until=at(4))
     with pytest.raises(InvalidDataError, match=r"^tags_match must be 'any' or 'all'"):
         await service.get_score_trend(tags=["x"], tags_match="some")  # type: ignore[typeddict-item]
-    with pytest.raises(InvalidDataError, match=r"^window_days must be positive, got 0$"):
+    with pytest.raises(
+        InvalidDataError, match=r"^window_days must be positive and at most 36525, got 0$"
+    ):
         await service.get_test_trend("t", window_days=0)
 
 

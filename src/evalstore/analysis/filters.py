@@ -19,6 +19,8 @@ from evalstore.models import to_utc, utcnow
 
 TagsMatch = Literal["any", "all"]
 DEFAULT_WINDOW_DAYS = 30
+MAX_WINDOW_DAYS = 36525
+"""A century: the longest window or age evalstore accepts (longer ones overflow dates)."""
 
 RUN_LOOKUP_SLACK = timedelta(days=1)
 """How far before the window a run may have started and still count for test-run queries.
@@ -98,9 +100,12 @@ class RunFilters:
         if (
             isinstance(self.window_days, bool)
             or not isinstance(self.window_days, int | float)
-            or not self.window_days > 0
+            or not 0 < self.window_days <= MAX_WINDOW_DAYS
         ):
-            raise InvalidDataError(f"window_days must be positive, got {self.window_days!r}")
+            raise InvalidDataError(
+                f"window_days must be positive and at most {MAX_WINDOW_DAYS}, "
+                f"got {self.window_days!r}"
+            )
         for name in ("since", "until"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, datetime):

@@ -19,6 +19,7 @@ from datetime import timedelta
 from bson import ObjectId
 
 from evalstore.analysis.base import History
+from evalstore.analysis.filters import MAX_WINDOW_DAYS
 from evalstore.analysis.pipelines import (
     child_test_runs_filter,
     old_runs_filter,
@@ -32,15 +33,16 @@ DEFAULT_BATCH_SIZE = 500
 
 
 def check_days(older_than_days: float) -> float:
-    """A finite, positive number of days."""
+    """A finite, positive number of days, at most a century."""
     if (
         isinstance(older_than_days, bool)
         or not isinstance(older_than_days, int | float)
         or not math.isfinite(older_than_days)
-        or older_than_days <= 0
+        or not 0 < older_than_days <= MAX_WINDOW_DAYS
     ):
         raise InvalidDataError(
-            f"older_than_days must be a positive number, got {older_than_days!r}"
+            f"older_than_days must be a positive number of days, at most {MAX_WINDOW_DAYS}, "
+            f"got {older_than_days!r}"
         )
     return float(older_than_days)
 

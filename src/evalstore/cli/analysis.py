@@ -10,6 +10,7 @@ so a CI job can tell a regression from an error.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -35,7 +36,7 @@ from evalstore.cli.options import (
     check_choice,
     describe_window,
     filter_kwargs,
-    parse_age,
+    parse_duration,
     usage_error,
     window_kwargs,
 )
@@ -444,7 +445,11 @@ def experiments_compare(
 
 def prune(
     older_than: Annotated[
-        str, typer.Option("--older-than", help="Age of the runs to delete: 90d, 12w or 36h.")
+        str,
+        typer.Option(
+            "--older-than",
+            help="Age of the runs to delete: 90d, 12w, 36h (also s, m; at most 36525d).",
+        ),
     ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
@@ -455,7 +460,7 @@ def prune(
     as_json: JsonOption = False,
 ) -> None:
     """Delete evaluation runs older than an age together with all their test runs."""
-    days = parse_age(older_than)
+    days = parse_duration(older_than, "--older-than") / timedelta(days=1)
 
     async def count(service: MetricsStorageService) -> Any:
         return await service.prune(days, dry_run=True)

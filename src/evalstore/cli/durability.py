@@ -17,9 +17,10 @@ from evalstore.cli.common import (
     run_command,
     with_service,
 )
+from evalstore.cli.options import parse_duration
 from evalstore.cli.render import RUN_COLUMNS, print_json, table
 from evalstore.errors import ConfigurationError
-from evalstore.recording.reaper import parse_duration, reap_stale_runs
+from evalstore.recording.reaper import reap_stale_runs
 from evalstore.recording.replay import ReplayReport, replay_spool
 from evalstore.service import MetricsStorageService
 from evalstore.settings import load_settings
@@ -152,8 +153,9 @@ def reap(
 ) -> None:
     """Mark running runs with an old heartbeat `interrupted` and finalize their aggregates."""
 
+    age = parse_duration(stale_after, "--stale-after")
+
     async def go() -> list[dict[str, Any]]:
-        age = parse_duration(stale_after)  # a bad duration is a one-line error too
         return await with_service(url, db, lambda service: reap_stale_runs(service, age))
 
     reaped = run_command(go)

@@ -6,11 +6,12 @@ Bad values give one line on stderr and exit code 2, like a usage error.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from evalstore.analysis.filters import MAX_WINDOW_DAYS
 from evalstore.cli.common import err
 
 USAGE_EXIT = 2
@@ -47,11 +48,15 @@ TagOption = Annotated[
 ]
 MatchOption = Annotated[str, typer.Option("--match", help="With --tag: any or all.")]
 DaysOption = Annotated[
-    int, typer.Option("--days", min=1, help="Window: the last N days (without --since).")
+    int,
+    typer.Option(
+        "--days", min=1, max=MAX_WINDOW_DAYS, help="Window: the last N days (without --since)."
+    ),
 ]
 
-_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([hdw])")
-_DAYS_PER_UNIT = {"h": 1 / 24, "d": 1.0, "w": 7.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION = timedelta(days=MAX_WINDOW_DAYS)
 
 
 def usage_error(message: str) -> NoReturn:
@@ -74,12 +79,20 @@ def parse_when(text: str | None, option: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def parse_age(text: str, option: str = "--older-than") -> float:
-    """An age such as `90d`, `12w` or `36h`, in days."""
-    found = _AGE.fullmatch(text.strip().lower())
+def parse_duration(text: str, option: str) -> timedelta:
+    """A duration such as `90s`, `30m`, `36h`, `2d`, `12w` or `1.5d` (for every option of ages).
+
+    At most a century: a longer one can only be a typo, and it would overflow dates.
+    """
+    found = _DURATION.fullmatch(text.strip().lower())
     if not found or float(found.group(1)) <= 0:
-        usage_error(f"{option}: expected a positive age such as 90d, 12w or 36h, got {text!r}")
-    return float(found.group(1)) * _DAYS_PER_UNIT[found.group(2)]
+        usage_error(
+            f"{option}: expected a positive duration such as 90s, 30m, 36h, 2d or 12w, got {text!r}"
+        )
+    seconds = float(found.group(1)) * _SECONDS_PER_UNIT[found.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        usage_error(f"{option}: at most {MAX_DURATION.days}d (a century), got {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def check_choice(value: str, choices: tuple[str, ...], option: str) -> str:

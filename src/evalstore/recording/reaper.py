@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from evalstore.errors import InvalidDataError
 from evalstore.models import to_utc, utcnow
 from evalstore.service import MetricsStorageService
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """A duration like `90s`, `30m`, `1h` or `2d`.
-
-    Raises:
-        InvalidDataError: the text is not a positive number followed by s, m, h or d.
-    """
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise InvalidDataError(
-            f"invalid duration {text!r}: use a positive number and a unit, e.g. 90s, 30m, 1h, 2d"
-        )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 async def reap_stale_runs(
