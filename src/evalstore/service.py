@@ -39,7 +39,7 @@ from evalstore.analysis.types import (
 )
 from evalstore.errors import InvalidDataError
 from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, check_positive_int, utcnow
-from evalstore.storage.client import MongoDBClient
+from evalstore.storage.client import MongoDBClient, RefusedDocument
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 
@@ -93,13 +93,16 @@ class MetricsStorageService:
         """
         return await self.client.upsert_run(document)
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> None:
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
         """Store test run documents not stored yet, in one unordered bulk write (none if empty).
 
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
         document, so writing one twice leaves exactly one, unchanged.
+
+        Returns:
+            The documents the store refused, with the reason; the others are stored.
         """
-        await self.client.upsert_test_runs(documents)
+        return await self.client.upsert_test_runs(documents)
 
     async def touch_evaluation_run(self, evaluation_run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""

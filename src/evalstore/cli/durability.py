@@ -138,6 +138,13 @@ def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool)
             f"{report.evaluation_runs} run(s), {report.test_runs} test run(s), "
             f"{report.finalized} run(s) finalized on the target"
         )
+        if report.refused:
+            err.print(
+                f"warning: the target refused {len(report.refused)} test run(s), which stay in "
+                f"the local store; the first: {report.refused[0]}",
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 def reap(

@@ -17,6 +17,7 @@ from evalstore.recording.journal import (
     remove_journal,
     target_fingerprint,
 )
+from evalstore.recording.rejected import keep_refused
 from evalstore.service import MetricsStorageService
 
 log = logging.getLogger("evalstore")
@@ -60,9 +61,10 @@ async def replay_contents(
         on_pending(len(pending))
     for start in range(0, len(pending), REPLAY_BATCH):
         chunk = pending[start : start + REPLAY_BATCH]
-        await service.upsert_test_runs(chunk)
+        refused = await service.upsert_test_runs(chunk)
+        keep_refused(contents.path, refused, contents.run.get("evaluation_run_id", "?"))
         if on_progress is not None:
-            on_progress(len(chunk))
+            on_progress(len(chunk) - len(refused))
     if contents.finish is None:
         return None
     return await service.finalize_evaluation_run(

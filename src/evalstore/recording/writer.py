@@ -8,6 +8,7 @@ import logging
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, utcnow
 from evalstore.recording.journal import Journal
+from evalstore.recording.rejected import keep_refused
 from evalstore.service import MetricsStorageService
 
 log = logging.getLogger("evalstore")
@@ -163,13 +164,15 @@ class BatchWriter:
                 if not self._run_stored:
                     await self._service.upsert_evaluation_run(self._run)
                     self._run_stored = True
-                await self._service.upsert_test_runs(batch)
+                refused = await self._service.upsert_test_runs(batch)
             except EvalstoreError as exc:
                 if attempt == ATTEMPTS - 1:
                     self.back_off(exc)
                     return
                 await asyncio.sleep(RETRY_DELAY_S)
                 continue
+            # A refused result is kept in the rejected file, so it is done with too.
+            keep_refused(self._journal.path, refused, self._run["evaluation_run_id"])
             self._journal.append({"kind": "acked", "ids": [doc["test_run_id"] for doc in batch]})
             self._backoff = 1.0
             return

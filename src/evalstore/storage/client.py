@@ -18,21 +18,26 @@ import asyncio
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
+import bson
 from bson import ObjectId
+from bson.errors import InvalidDocument
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import (
-    ConfigurationError as PyMongoConfigurationError,
-)
-from pymongo.errors import (
+    BulkWriteError,
     ConnectionFailure,
+    DocumentTooLarge,
     DuplicateKeyError,
     OperationFailure,
     PyMongoError,
+)
+from pymongo.errors import (
+    ConfigurationError as PyMongoConfigurationError,
 )
 
 from evalstore.errors import (
@@ -40,6 +45,7 @@ from evalstore.errors import (
     DuplicateRunError,
     EvalstoreError,
     IndexConflictError,
+    InvalidDataError,
     StorageUnavailableError,
 )
 from evalstore.models import Document
@@ -69,6 +75,12 @@ _START_HINT = (
     "start MongoDB with `docker compose up -d`, or set MONGODB_CONNECTION_STRING "
     "(use mongomock:// for the embedded backend)"
 )
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's limit on one BSON document (16 MiB)."""
+_DUPLICATE_KEY = 11000
+# What encoding a document to BSON raises for a value MongoDB cannot hold (a NUL byte in a
+# key, a lone surrogate, an integer beyond 64 bits, a document over the size limit).
+_DATA_ERRORS = (InvalidDocument, DocumentTooLarge, UnicodeEncodeError, OverflowError)
 # Error codes MongoDB uses when an index exists with the same name or keys but other options.
 _INDEX_CONFLICT_CODES = {85, 86}
 _UNAUTHORIZED = 13
@@ -85,6 +97,42 @@ def _is_index_conflict(exc: OperationFailure) -> bool:
     return exc.code in _INDEX_CONFLICT_CODES or (
         exc.code is None and "already exists with different options" in str(exc)
     )
+
+
+@dataclass(frozen=True)
+class RefusedDocument:
+    """A document the store would not take, and why (the others of its batch were stored)."""
+
+    document: Document
+    reason: str
+
+
+def bson_problem(document: Document) -> str | None:
+    """Why MongoDB would refuse `document` (it cannot be encoded, or it is too large), or None."""
+    try:
+        size = len(bson.encode(document))
+    except _DATA_ERRORS as exc:
+        return _first_line(exc)
+    if size > MAX_DOCUMENT_BYTES:
+        return f"the document is {size:,} bytes; MongoDB's limit is {MAX_DOCUMENT_BYTES:,}"
+    return None
+
+
+def _upserts(documents: Sequence[Document]) -> list[UpdateOne]:
+    return [
+        UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
+        for doc in documents
+    ]
+
+
+def _refused_by_server(documents: Sequence[Document], exc: BulkWriteError) -> list[RefusedDocument]:
+    """The documents an unordered bulk write refused (the others were written)."""
+    refused = []
+    for error in exc.details.get("writeErrors", []):
+        if error.get("code") == _DUPLICATE_KEY:  # a concurrent upsert of the same test run won
+            continue
+        refused.append(RefusedDocument(documents[error["index"]], str(error.get("errmsg"))))
+    return refused
 
 
 class MongoDBClient:
@@ -388,23 +436,48 @@ class MongoDBClient:
                 raise DuplicateRunError(
                     f"evaluation run {document['evaluation_run_id']!r} already exists"
                 ) from None
+            except _DATA_ERRORS as exc:
+                raise InvalidDataError(
+                    f"the store refused evaluation run {document.get('evaluation_run_id')!r}: "
+                    f"{_first_line(exc)}"
+                ) from None
         return result.upserted_id is not None
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> None:
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
         """Store the test runs not stored yet, in one unordered bulk write (none if empty).
 
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
-        document, so writing one twice leaves exactly one, unchanged.
+        document, so writing one twice leaves exactly one, unchanged. A document
+        the store refuses (it cannot be encoded, it is too large, the server
+        rejects it) does not hold the others back: they are stored, and it is
+        returned with the reason. A data problem is never reported as the store
+        being unavailable.
+
+        Returns:
+            The refused documents (usually none).
         """
         if not documents:
-            return
+            return []
         await self._ready()
-        operations = [
-            UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
-            for doc in documents
-        ]
-        with self.errors("store test runs"):
-            await self.test_runs.bulk_write(operations, ordered=False)
+        try:
+            with self.errors("store test runs"):
+                try:
+                    await self.test_runs.bulk_write(_upserts(documents), ordered=False)
+                except BulkWriteError as exc:
+                    return _refused_by_server(documents, exc)
+            return []
+        except _DATA_ERRORS:
+            pass  # one document of the batch cannot be stored: find it, store the others
+        refused, good = [], []
+        for document in documents:
+            problem = bson_problem(document)
+            if problem is None:
+                good.append(document)
+            else:
+                refused.append(RefusedDocument(document, problem))
+        if len(good) == len(documents):  # nothing to isolate: a problem of the whole write
+            raise InvalidDataError("the store refused a batch of test runs for no one document")
+        return refused + await self.upsert_test_runs(good)
 
     async def touch_run(self, run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""

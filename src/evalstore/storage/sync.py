@@ -46,6 +46,8 @@ class LocalSyncReport:
     evaluation_runs: int = 0
     test_runs: int = 0
     finalized: int = 0
+    refused: list[str] = field(default_factory=list)
+    """The test runs the target refused (`'test id': reason`); they stay in the local store."""
 
 
 @asynccontextmanager
@@ -130,8 +132,11 @@ async def _push_database(
             tests = await local.read("test_runs", {"evaluation_run_id": run["_id"]}, action=_READ)
         for start in range(0, len(tests), BATCH):
             batch = tests[start : start + BATCH]
-            await dest.upsert_test_runs(batch)
-            report.test_runs += len(batch)
+            refused = await dest.upsert_test_runs(batch)
+            report.refused += [
+                f"{item.document.get('test_id')!r}: {item.reason}" for item in refused
+            ]
+            report.test_runs += len(batch) - len(refused)
             on_progress(len(batch))
         # Just inserted, the target copy has the local status already.
         if not inserted and run.get("status") != "running":
