@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import subprocess
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -225,7 +226,18 @@ async def test_a_service_passed_in_records_even_when_disabled(
         ({"metrics": {"wer": {"score": 1, "details": {"f": {1}}}}}, "metrics.wer.details"),
         ({"status": "flaky"}, "status must be one of passed, failed, skipped, error"),
         ({"passed": True, "status": "failed"}, "passed=True contradicts status='failed'"),
-        ({"duration_ms": -5}, "duration_ms must be a finite, non-negative number"),
+        ({"duration_ms": -5}, "duration_ms must be a non-negative number of milliseconds"),
+        ({"duration_ms": "5"}, "duration_ms must be a non-negative number of milliseconds"),
+        ({"duration_ms": 1e300}, "duration_ms must be a non-negative number of milliseconds"),
+        ({"duration_ms": math.nan}, "duration_ms must be a non-negative number of milliseconds"),
+        ({"started_at": "2024-01-01"}, "started_at must be a datetime, got str '2024-01-01'"),
+        ({"finished_at": 5}, "finished_at must be a datetime, got int 5"),
+        ({"details": [1, 2]}, "details must be a mapping (dict), got list [1, 2]"),
+        ({"message": 5}, "message must be a string, got int 5"),
+        ({"test_name": ["x"]}, "test_name must be a string, got list ['x']"),
+        ({"tags": {"a": 1}}, "tags must be a list of strings, got {'a': 1}"),
+        ({"tags": [1]}, "each of tags must be a non-empty string, got 1"),
+        ({"participants": {"doctor": 1}}, "participants must be a list of strings"),
         ({"score_method": "nope"}, "score_method: unknown method 'nope'"),
     ],
 )
@@ -234,10 +246,43 @@ async def test_bad_input_names_the_field_and_stores_nothing(
 ) -> None:
     async with evaluation_run(service, environment="dev") as run:
         await run.record_test("good", metrics={"wer": 50})
-        with pytest.raises(ValueError, match="^" + message.replace("$", r"\$").replace(".", r"\.")):
+        with pytest.raises(ValueError, match="^" + re.escape(message)):
             await run.record_test("bad", **kwargs)
     assert [t["test_id"] for t in await service.get_test_runs(run.evaluation_run_id)] == ["good"]
     assert run.document["num_tests"] == 1
+
+
+@pytest.mark.parametrize("bad_id", [123, None, "", {"$ne": None}, b"t"])
+async def test_a_test_id_that_is_no_string_is_refused(
+    service: MetricsStorageService, bad_id: Any
+) -> None:
+    async with evaluation_run(service, environment="dev") as run:
+        with pytest.raises(InvalidDataError, match=r"^test_id must be a non-empty string, got "):
+            await run.record_test(bad_id)
+    assert run.document["num_tests"] == 0
+
+
+async def test_a_bare_string_is_one_tag_never_its_letters(service: MetricsStorageService) -> None:
+    async with evaluation_run(service, environment="dev", tags="baseline") as run:
+        stored = await run.record_test("t", tags="medical", participants="doctor")
+    assert run.document["experiment_tags"] == ["baseline"]
+    assert (stored["tags"], stored["participants"]) == (["medical"], ["doctor"])
+    with pytest.raises(InvalidDataError, match=r"^tags must be a list of strings"):
+        evaluation_run(service, environment="dev", tags={"baseline": True})
+
+
+async def test_a_clock_going_backwards_never_ends_a_run_before_it_began(
+    service: MetricsStorageService,
+) -> None:
+    readings = iter([datetime(2025, 3, 1, 10, tzinfo=timezone.utc)])
+
+    def clock() -> datetime:  # the first reading, then an hour earlier (NTP stepped back)
+        return next(readings, datetime(2025, 3, 1, 9, tzinfo=timezone.utc))
+
+    async with evaluation_run(service, environment="dev", clock=clock) as run:
+        await run.record_test("t", passed=True)
+    assert run.document["finished_at"] >= run.document["started_at"]
+    assert run.document["finished_at"] == datetime(2025, 3, 1, 10, tzinfo=timezone.utc)
 
 
 async def test_unstorable_config_is_refused_before_anything_is_written(

@@ -7,7 +7,7 @@ the window applies to `started_at`; on `test_runs` to `finished_at`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict
@@ -64,14 +64,14 @@ def check_text(value: object, name: str) -> str:
 
 
 def check_tags(tags: object, name: str) -> tuple[str, ...]:
-    """Tags as a tuple: a list or tuple of non-empty strings, or one tag as a bare string.
+    """Tags as a tuple: an iterable of non-empty strings, or one tag as a bare string.
 
     Raises:
         InvalidDataError: anything else (a mapping, a number, an empty or non-string tag).
     """
     if isinstance(tags, str):
         tags = [tags]
-    if not isinstance(tags, list | tuple | set | frozenset):
+    if isinstance(tags, Mapping | bytes | bytearray) or not isinstance(tags, Iterable):
         raise InvalidDataError(f"{name} must be a list of strings, got {tags!r}")
     return tuple(check_text(tag, f"each of {name}") for tag in tags)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from bson import ObjectId
 from pydantic import ValidationError
 
+from evalstore.analysis.filters import check_tags, check_text
 from evalstore.errors import DuplicateRunError, EvalstoreError, InvalidDataError
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
@@ -75,7 +75,7 @@ class RunRecorder:
             )
         self.service = service
         self._config = dict(config or {})
-        self._tags = parse_tags(list(tags))
+        self._tags = parse_tags(list(check_tags(tags, "tags")))
         self._environment = environment
         self._repo_path = repo_path
         self._packages = tuple(packages)
@@ -231,6 +231,11 @@ class RunRecorder:
         run = self.document
         if self._finishing:
             raise EvalstoreError("the evaluation run is finished: record tests before finish()")
+        check_text(test_id, "test_id")
+        _check_optional(test_name, str, "test_name", "a string")
+        _check_optional(message, str, "message", "a string")
+        _check_optional(details, Mapping, "details", "a mapping (dict)")
+        tags, participants = check_tags(tags, "tags"), check_tags(participants, "participants")
         metric_models = _metrics(metrics)
         passed, status = _outcome(passed, status, metric_models)
         method = score_method or ("manual" if score is not None else "average")
@@ -272,11 +277,16 @@ class RunRecorder:
         self, started_at: datetime | None, finished_at: datetime | None, duration_ms: float | None
     ) -> tuple[datetime, datetime, float]:
         if duration_ms is not None and (
-            isinstance(duration_ms, bool) or not math.isfinite(duration_ms) or duration_ms < 0
+            isinstance(duration_ms, bool)
+            or not isinstance(duration_ms, int | float)
+            or not 0 <= duration_ms <= MAX_DURATION_MS
         ):
             raise InvalidDataError(
-                f"duration_ms must be a finite, non-negative number, got {duration_ms!r}"
+                "duration_ms must be a non-negative number of milliseconds, at most a century, "
+                f"got {duration_ms!r}"
             )
+        _check_optional(started_at, datetime, "started_at", "a datetime")
+        _check_optional(finished_at, datetime, "finished_at", "a datetime")
         if finished_at is None:
             if started_at is not None and duration_ms is not None:
                 finished_at = _exact_utc(started_at) + timedelta(milliseconds=duration_ms)
@@ -303,7 +313,8 @@ class RunRecorder:
         # Set before the first await: a record_test racing with finish() is refused,
         # never acknowledged and then left behind.
         self._finishing = True
-        finished_at = to_utc(self._clock())
+        # A clock that went backwards (NTP, a VM resumed) must not end a run before it began.
+        finished_at = max(to_utc(self._clock()), self.document["started_at"])
         try:
             if self.service is None:
                 self._finished = self._local_result(status, finished_at)
@@ -438,6 +449,16 @@ def _outcome(
     if passed is not None and passed != (status == "passed"):
         raise InvalidDataError(f"passed={passed} contradicts status={status!r}")
     return status == "passed", status
+
+
+MAX_DURATION_MS = 100 * 365.25 * 24 * 3600 * 1000
+"""A century: a longer duration is a unit mistake, and would overflow dates."""
+
+
+def _check_optional(value: object, kind: type | Any, name: str, what: str) -> None:
+    """Refuse a value of another type than documented (None is always allowed)."""
+    if value is not None and not isinstance(value, kind):
+        raise InvalidDataError(f"{name} must be {what}, got {type(value).__name__} {value!r:.80}")
 
 
 def evaluation_run(
