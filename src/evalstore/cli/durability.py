@@ -45,7 +45,8 @@ def sync(
         str | None,
         typer.Option(
             "--to",
-            help="Server to replay into (default: MONGODB_CONNECTION_STRING).",
+            "--url",
+            help="Store to replay into (default: MONGODB_CONNECTION_STRING).",
             show_default=False,
         ),
     ] = None,

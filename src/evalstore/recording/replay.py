@@ -18,12 +18,28 @@ from evalstore.recording.journal import (
     target_fingerprint,
 )
 from evalstore.recording.rejected import keep_refused
+from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
 
 log = logging.getLogger("evalstore")
 
 REPLAY_BATCH = 500
 Progress = Callable[[int], None]
+
+
+def sync_command(connection_string: str, default_connection_string: str | None) -> str:
+    """The exact `evalstore sync` command that stores a journal's results in their store.
+
+    A password never appears: a connection string holding one is shown redacted,
+    and the user puts it back (or sets MONGODB_CONNECTION_STRING and runs it bare).
+    """
+    if connection_string == default_connection_string:
+        return "evalstore sync"
+    redacted = redact_uri(connection_string)
+    command = f"evalstore sync --to '{redacted}'"
+    if redacted != connection_string:
+        command += " (with the password in place of ***)"
+    return command
 
 
 @dataclass

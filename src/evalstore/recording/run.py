@@ -14,7 +14,12 @@ from bson import ObjectId
 from pydantic import ValidationError
 
 from evalstore.analysis.filters import check_tags, check_text
-from evalstore.errors import DuplicateRunError, EvalstoreError, InvalidDataError
+from evalstore.errors import (
+    ConfigurationError,
+    DuplicateRunError,
+    EvalstoreError,
+    InvalidDataError,
+)
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
     TEST_STATUSES,
@@ -32,7 +37,7 @@ from evalstore.models import (
 )
 from evalstore.recording.journal import Journal, read_journal, target_fingerprint
 from evalstore.recording.provenance import git_info, system_info_hash, system_information
-from evalstore.recording.replay import replay_contents, replay_spool
+from evalstore.recording.replay import replay_contents, replay_spool, sync_command
 from evalstore.recording.scoring import score_method
 from evalstore.recording.shutdown import TerminationGuard
 from evalstore.recording.totals import RunTotals
@@ -174,6 +179,7 @@ class RunRecorder:
             batch_size=settings.evalstore_batch_size,
             flush_interval_s=settings.evalstore_flush_interval_ms / 1000,
             queue_size=settings.evalstore_queue_size,
+            sync_hint=sync_command(client.connection_string, _shell_connection_string()),
         )
         self._writer.start()
         if unavailable is not None:
@@ -449,6 +455,14 @@ def _outcome(
     if passed is not None and passed != (status == "passed"):
         raise InvalidDataError(f"passed={passed} contradicts status={status!r}")
     return status == "passed", status
+
+
+def _shell_connection_string() -> str | None:
+    """What a bare `evalstore sync` in this environment would connect to (None: unknown)."""
+    try:
+        return load_settings().mongodb_connection_string
+    except ConfigurationError:
+        return None
 
 
 MAX_DURATION_MS = 100 * 365.25 * 24 * 3600 * 1000

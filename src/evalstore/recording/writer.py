@@ -36,6 +36,7 @@ class BatchWriter:
         run_stored: whether `run` is already on the server.
         batch_size, flush_interval_s, queue_size: batching and back-pressure.
         heartbeat_s: how often `last_seen_at` moves forward while recording.
+        sync_hint: the command that stores the journal's results, for the warning.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class BatchWriter:
         flush_interval_s: float,
         queue_size: int,
         heartbeat_s: float = HEARTBEAT_S,
+        sync_hint: str = "evalstore sync",
     ) -> None:
         self._service = service
         self._journal = journal
@@ -57,6 +59,7 @@ class BatchWriter:
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._heartbeat_s = heartbeat_s
+        self._sync_hint = sync_hint
         self._queue: asyncio.Queue[Document | None] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -102,9 +105,10 @@ class BatchWriter:
             self._warned = True
             log.warning(
                 "evalstore: MongoDB is unavailable (%s); results are kept in %s and will be "
-                "stored when it is back (or run `evalstore sync`)",
+                "stored when it is back (or run `%s`)",
                 exc,
                 self._journal.path,
+                self._sync_hint,
             )
 
     async def _run_loop(self) -> None:
