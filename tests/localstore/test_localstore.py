@@ -393,9 +393,11 @@ def test_a_second_recorder_is_told_and_spools_until_sync(store: str) -> None:
     assert recorded.returncode == 0, recorded.stderr
     path = store.removeprefix("file://")
     assert (
+        "evalstore: the local store is unavailable "
         f"(the local store at {path} is in use by another process (pid {os.getpid()}); "
         "close it or use MongoDB for concurrent writers)" in recorded.stderr
     )
+    assert "MongoDB is unavailable" not in recorded.stderr
     assert asyncio.run(_counts(store, "local")) == (0, 0)
     synced = runner.invoke(app, ["sync", "--to", store, "--json"])
     assert synced.exit_code == 0, synced.output

@@ -19,6 +19,16 @@ RETRY_DELAY_S = 0.05
 MAX_BACKOFF_S = 30.0
 
 
+def _store_name(service: MetricsStorageService) -> str:
+    """What to call the store in a warning: a local store is not MongoDB."""
+    client = service.client
+    if client.is_local:
+        return "the local store"
+    if client.is_embedded:
+        return "the embedded backend"
+    return "MongoDB"
+
+
 class BatchWriter:
     """Sends queued test runs in batches; on failure they stay in the journal for replay.
 
@@ -99,13 +109,14 @@ class BatchWriter:
             self.degraded = True
 
     def warn_unavailable(self, exc: BaseException) -> None:
-        """Say once that MongoDB is unavailable and results go to the spool."""
+        """Say once that the store is unavailable and results go to the spool."""
         self.degraded = True
         if not self._warned:
             self._warned = True
             log.warning(
-                "evalstore: MongoDB is unavailable (%s); results are kept in %s and will be "
+                "evalstore: %s is unavailable (%s); results are kept in %s and will be "
                 "stored when it is back (or run `%s`)",
+                _store_name(self._service),
                 exc,
                 self._journal.path,
                 self._sync_hint,
