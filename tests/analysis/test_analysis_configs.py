@@ -21,7 +21,7 @@ import pytest
 from analysis_helpers import Result, at, invoke, record_run, record_running_run
 
 from evalstore import EvaluationRun, InvalidDataError, MetricsStorageService, RunNotFoundError
-from evalstore.analysis.configs import diff_snapshots, flatten
+from evalstore.analysis.configs import config_labels, diff_snapshots, flatten
 
 MARCH = {"since": at(1, 0), "until": at(1, 0, month=4)}
 CONFIG_A = {"asr": {"model": "small", "beam": 1}, "vad": "silero"}
@@ -59,6 +59,8 @@ async def test_runs_per_configuration(
     assert await service.compare_configurations(**MARCH) == [
         {
             "system_info_hash": hashes["b"],
+            # What sets it apart from A: the keys whose values differ (A has no lang, B no vad).
+            "label": "config.asr.beam=5, config.lang=es, config.vad=-",
             "runs": 1,
             "mean_score": 90.0,
             "metrics": {"completeness": 96.0, "wer": 88.0},
@@ -67,6 +69,7 @@ async def test_runs_per_configuration(
         },
         {
             "system_info_hash": hashes["a"],
+            "label": "config.asr.beam=1, config.lang=-, config.vad=silero",
             "runs": 2,
             "mean_score": 70.0,
             "metrics": {"completeness": 80.0, "wer": 60.0},
@@ -88,7 +91,23 @@ async def test_configuration_filters(
         (1, 80.0, {"wer": 70.0})
     ]
     assert await service.compare_configurations(tags=["nope"], **MARCH) == []
+    # Alone, a configuration has nothing to be told apart from.
+    assert [c["label"] for c in baseline] == [""]
+
     assert await service.compare_configurations() == []
+
+
+def test_config_labels_show_at_most_three_differing_keys() -> None:
+    labels = config_labels(
+        {
+            "h1": {"m": "gpt-4o", "t": 0.2, "k": [1], "z": 1, "same": True},
+            "h2": {"m": "gpt-4o-mini", "t": 0.7, "k": [2], "z": 2, "same": True},
+        }
+    )
+    assert labels == {
+        "h1": "k=[1], m=gpt-4o, t=0.2, +1 more",
+        "h2": "k=[2], m=gpt-4o-mini, t=0.7, +1 more",
+    }
 
 
 async def test_diff_configurations(service: MetricsStorageService, hashes: dict[str, str]) -> None:

@@ -271,6 +271,7 @@ async def test_configurations_and_their_diff(service: MetricsStorageService, run
                             "mean_score": {"$avg": "$score"},
                             "first_seen": {"$min": "$started_at"},
                             "last_seen": {"$max": "$started_at"},
+                            "snapshot": {"$first": "$system_information"},
                         }
                     },
                     {"$sort": {"_id": 1}},

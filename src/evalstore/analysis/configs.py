@@ -29,6 +29,39 @@ def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return leaves
 
 
+LABEL_KEYS = 3
+"""How many differing keys a configuration's label shows before `+N more`."""
+
+
+def config_labels(snapshots: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """A short readable label per configuration hash: its values of the keys that differ.
+
+    `config.model=gpt-4o, config.temperature=0.2` says more than a hash. Only
+    keys whose value differs among the given snapshots are shown (a key one
+    snapshot lacks shows as `-`), sorted, at most `LABEL_KEYS` of them. With a
+    single configuration there is nothing to tell apart: its label is empty.
+    """
+    flat = {name: flatten(snapshot) for name, snapshot in snapshots.items()}
+    paths = sorted({path for leaves in flat.values() for path in leaves})
+    differing = [
+        path
+        for path in paths
+        if len({_label_value(leaves.get(path, _MISSING)) for leaves in flat.values()}) > 1
+    ]
+    labels = {}
+    for name, leaves in flat.items():
+        parts = [f"{path}={_label_value(leaves.get(path, _MISSING))}" for path in differing]
+        more = len(parts) - LABEL_KEYS
+        labels[name] = ", ".join(parts[:LABEL_KEYS]) + (f", +{more} more" if more > 0 else "")
+    return labels
+
+
+def _label_value(value: Any) -> str:
+    if value is _MISSING:
+        return "-"
+    return value if isinstance(value, str) else repr(value)
+
+
 def diff_snapshots(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[ConfigDifference]:
     """The dotted paths whose values differ between two snapshots, sorted by path.
 
@@ -70,9 +103,10 @@ async def compare_configurations(
             `tags_match`, `window_days` (default 30).
 
     Returns:
-        `[{system_info_hash, runs, mean_score, metrics, first_seen, last_seen}]`,
+        `[{system_info_hash, label, runs, mean_score, metrics, first_seen, last_seen}]`,
         where `metrics` maps each run metric to its mean over the runs that
-        measured it.
+        measured it, and `label` names what sets the configuration apart from
+        the others listed (see `config_labels`).
     """
     run_filters = RunFilters.of(**filters)
     rows = await history.run_rows(run_filters, configurations_pipeline, "compare configurations")
@@ -80,9 +114,11 @@ async def compare_configurations(
     metrics: dict[str, dict[str, float]] = {}
     for row in facets["metrics"]:
         metrics.setdefault(row["_id"]["hash"], {})[row["_id"]["metric"]] = row["mean"]
+    labels = config_labels({row["_id"]: row.get("snapshot") or {} for row in facets["runs"]})
     summaries: list[ConfigSummary] = [
         {
             "system_info_hash": row["_id"],
+            "label": labels[row["_id"]],
             "runs": row["runs"],
             "mean_score": row.get("mean_score"),
             "metrics": metrics.get(row["_id"], {}),

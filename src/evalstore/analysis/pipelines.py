@@ -198,6 +198,8 @@ def configurations_pipeline(match: Filter) -> Pipeline:
                             "mean_score": {"$avg": "$score"},
                             "first_seen": {"$min": "$started_at"},
                             "last_seen": {"$max": "$started_at"},
+                            # One hash, one snapshot: any run's will do.
+                            "snapshot": {"$first": "$system_information"},
                         }
                     },
                     {"$sort": {"_id": 1}},

@@ -94,6 +94,8 @@ class ConfigSummary(TypedDict):
     """The finished runs of one configuration (`system_info_hash`)."""
 
     system_info_hash: str
+    label: str
+    """The values of the snapshot keys that set it apart from the other configurations listed."""
     runs: int
     mean_score: float | None
     metrics: dict[str, float]

@@ -106,6 +106,7 @@ OUTCOME_CHANGE_COLUMNS: list[Column] = [
 
 CONFIG_COLUMNS: list[Column] = [
     ("configuration", lambda r: short_hash(r.get("system_info_hash"))),
+    ("differs in", lambda r: r.get("label")),
     ("runs", lambda r: r.get("runs")),
     ("score", lambda r: r.get("mean_score")),
     ("metrics (mean)", lambda r: metric_summary(r.get("metrics") or {})),
