@@ -22,6 +22,7 @@ _TEXT_HEADERS = {
     "a",
     "b",
     "configuration",
+    "differs in",
     "period",
     "last status",
     "test run",
