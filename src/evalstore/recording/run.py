@@ -35,9 +35,12 @@ from evalstore.models import (
     to_utc,
     utcnow,
 )
-from evalstore.recording.journal import Journal, read_journal, target_fingerprint
+from evalstore.recording.journal import read_journal, target_fingerprint
 from evalstore.recording.provenance import git_info, system_info_hash, system_information
-from evalstore.recording.replay import replay_contents, replay_spool, sync_command
+from evalstore.recording.rejected import keep_refused
+from evalstore.recording.replay import REPLAY_BATCH as _REPLAY_BATCH
+from evalstore.recording.replay import replay_spool, sync_command
+from evalstore.recording.safety_net import SafetyNet
 from evalstore.recording.scoring import score_method
 from evalstore.recording.shutdown import TerminationGuard
 from evalstore.recording.totals import RunTotals
@@ -90,7 +93,7 @@ class RunRecorder:
         self._document: dict[str, Any] | None = None
         self._finished: dict[str, Any] | None = None
         self._finishing = False
-        self._journal: Journal | None = None
+        self._journal: SafetyNet | None = None
         self._writer: BatchWriter | None = None
         self._replay: asyncio.Task[Any] | None = None
         self._guard = TerminationGuard()
@@ -164,7 +167,7 @@ class RunRecorder:
         settings = self._settings or load_settings()
         client = service.client
         target = target_fingerprint(client.connection_string)
-        self._journal = Journal.create(
+        self._journal = SafetyNet.open(
             settings.evalstore_spool_dir,
             document,
             database=client.database_name,
@@ -274,9 +277,9 @@ class RunRecorder:
             self._totals.add(test_run)
             return test_run
         document = {"_id": ObjectId(), **test_run}
-        self._journal.append({"kind": "test", "doc": document})
+        journaled = self._journal.append({"kind": "test", "doc": document})
         self._totals.add(document)
-        await self._writer.put(document)
+        await self._writer.put(document, journaled=journaled)
         return dict(document)
 
     def _timing(
@@ -350,10 +353,8 @@ class RunRecorder:
                 log.warning("evalstore: could not replay older journals: %s", exc)
         stored: dict[str, Any] | None = None
         try:
-            if writer.degraded:
-                contents = read_journal(journal.path)
-                if contents is not None:
-                    stored = await replay_contents(service, contents)
+            if writer.degraded or writer.unjournaled:
+                stored = await self._store_the_rest(service, status, finished_at)
             else:
                 stored = await service.finalize_evaluation_run(
                     self.document["_id"], status, finished_at=finished_at
@@ -362,7 +363,47 @@ class RunRecorder:
             writer.warn_unavailable(exc)
         finally:
             journal.close(remove=stored is not None)
+            if not journal.intact:
+                self._warn_journal_failed(journal, writer, stored is not None)
         return stored or self._local_result(status, finished_at)
+
+    async def _store_the_rest(
+        self, service: MetricsStorageService, status: RunStatus, finished_at: datetime
+    ) -> dict[str, Any]:
+        """Store what the writer could not (from the journal and from memory), then finalize."""
+        writer, journal = self._writer, self._journal
+        assert writer is not None
+        assert journal is not None
+        await service.upsert_evaluation_run(self.document)
+        pending = dict(writer.unjournaled)
+        contents = read_journal(journal.path) if journal.journaled else None
+        if contents is not None:
+            target = target_fingerprint(service.client.connection_string)
+            for doc in contents.tests_to_replay(target):
+                pending.setdefault(doc["test_run_id"], doc)
+        documents = list(pending.values())
+        for start in range(0, len(documents), _REPLAY_BATCH):
+            batch = documents[start : start + _REPLAY_BATCH]
+            refused = await service.upsert_test_runs(batch)
+            keep_refused(journal.path, refused, self.evaluation_run_id)
+            writer.mark_stored(batch, refused)
+        return await service.finalize_evaluation_run(
+            self.document["_id"], status, finished_at=finished_at
+        )
+
+    def _warn_journal_failed(self, journal: SafetyNet, writer: BatchWriter, final: bool) -> None:
+        """One line on a run whose journal failed: what is stored, what waits, what is lost."""
+        total, stored = self._totals.num_tests, len(writer.stored)
+        lost = len(writer.unjournaled)
+        in_journal = total - stored - lost
+        if final and not lost and stored == total:
+            where = f"all {total} results of run {self.evaluation_run_id} are stored"
+        else:
+            where = (
+                f"run {self.evaluation_run_id}: {stored} of {total} results stored, "
+                f"{in_journal} kept in the journal (run `{writer.sync_hint}`), {lost} lost"
+            )
+        log.warning("evalstore: %s; %s", journal.describe_error(), where)
 
     def _local_result(self, status: RunStatus, finished_at: datetime) -> dict[str, Any]:
         """The finalised run as computed here, where no server computed it."""

@@ -7,9 +7,10 @@ import logging
 
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, utcnow
-from evalstore.recording.journal import Journal
 from evalstore.recording.rejected import keep_refused
+from evalstore.recording.safety_net import SafetyNet
 from evalstore.service import MetricsStorageService
+from evalstore.storage.client import RefusedDocument
 
 log = logging.getLogger("evalstore")
 
@@ -32,6 +33,9 @@ def _store_name(service: MetricsStorageService) -> str:
 class BatchWriter:
     """Sends queued test runs in batches; on failure they stay in the journal for replay.
 
+    A result the journal could not take (a full disk) is held here until the
+    store has it: `unjournaled` maps its `test_run_id` to the document.
+
     A batch goes out when it reaches `batch_size` or `flush_interval_s` after
     collection started, and on `close()`. A failed batch is retried once; if
     that fails too, MongoDB counts as unavailable: one warning, and no write is
@@ -52,7 +56,7 @@ class BatchWriter:
     def __init__(
         self,
         service: MetricsStorageService,
-        journal: Journal,
+        journal: SafetyNet,
         run: Document,
         *,
         run_stored: bool,
@@ -69,7 +73,7 @@ class BatchWriter:
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._heartbeat_s = heartbeat_s
-        self._sync_hint = sync_hint
+        self.sync_hint = sync_hint
         self._queue: asyncio.Queue[Document | None] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -77,6 +81,9 @@ class BatchWriter:
         self._backoff = 1.0
         self._last_heartbeat = self._loop.time()
         self._warned = False
+        self.stored: set[str] = set()
+        """The `test_run_id`s the store acknowledged (refused ones not counted)."""
+        self.unjournaled: dict[str, Document] = {}
         self.degraded = not run_stored
         """True once anything (the run, a batch) is only in the journal."""
 
@@ -84,12 +91,19 @@ class BatchWriter:
         """Start the background task."""
         self._task = asyncio.create_task(self._run_loop())
 
-    async def put(self, document: Document) -> None:
-        """Queue one journaled test run; waits while the queue is full.
+    async def put(self, document: Document, *, journaled: bool = True) -> None:
+        """Queue one test run; waits while the queue is full.
 
         Once a batch is waiting, it also yields to the event loop so that the
         writer can send it even when the caller records in a tight loop.
+
+        Args:
+            document: the test run.
+            journaled: False when the journal could not take it: it is then held
+                in memory (`unjournaled`) until the store acknowledges it.
         """
+        if not journaled:
+            self.unjournaled[document["test_run_id"]] = document
         queue = self._queue
         if queue.full():
             await queue.put(document)
@@ -109,17 +123,27 @@ class BatchWriter:
             self.degraded = True
 
     def warn_unavailable(self, exc: BaseException) -> None:
-        """Say once that the store is unavailable and results go to the spool."""
+        """Say once that the store is unavailable and where results wait for it."""
         self.degraded = True
-        if not self._warned:
-            self._warned = True
+        if self._warned:
+            return
+        self._warned = True
+        if self._journal.intact:
             log.warning(
                 "evalstore: %s is unavailable (%s); results are kept in %s and will be "
                 "stored when it is back (or run `%s`)",
                 _store_name(self._service),
                 exc,
                 self._journal.path,
-                self._sync_hint,
+                self.sync_hint,
+            )
+        else:  # the counts come at the end of the run, when they are known
+            log.warning(
+                "evalstore: %s is unavailable (%s) and evalstore %s: results are held in "
+                "memory until the end of the run",
+                _store_name(self._service),
+                exc,
+                self._journal.describe_error(),
             )
 
     async def _run_loop(self) -> None:
@@ -188,9 +212,20 @@ class BatchWriter:
                 continue
             # A refused result is kept in the rejected file, so it is done with too.
             keep_refused(self._journal.path, refused, self._run["evaluation_run_id"])
-            self._journal.append({"kind": "acked", "ids": [doc["test_run_id"] for doc in batch]})
+            ids = [doc["test_run_id"] for doc in batch]
+            self._journal.append({"kind": "acked", "ids": ids})
+            self.mark_stored(batch, refused)
             self._backoff = 1.0
             return
+
+    def mark_stored(self, batch: list[Document], refused: list[RefusedDocument]) -> None:
+        """Count a batch the store took (its refused documents are kept aside, not stored)."""
+        not_stored = {item.document["test_run_id"] for item in refused}
+        for doc in batch:
+            test_run_id = doc["test_run_id"]
+            self.unjournaled.pop(test_run_id, None)
+            if test_run_id not in not_stored:
+                self.stored.add(test_run_id)
 
     async def _heartbeat(self) -> None:
         if not self._run_stored or not self._available():

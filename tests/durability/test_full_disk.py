@@ -1,0 +1,122 @@
+"""Faults of the recording machine itself: a full disk under the spool, an unusable spool folder.
+
+The journal is a safety net, not a gate (issue 16): when it cannot be written the
+results still go to the store, the caller is never raised at, and one warning
+counts what is stored, what waits in the journal and what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
+from evalstore.recording.replay import replay_spool
+
+DEAD = "mongodb://127.0.0.1:1"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, mounted for the test and unmounted after it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "evalstore"]
+
+
+async def test_a_full_spool_disk_loses_nothing_when_the_store_answers(
+    tiny_disk: Path,
+    embedded: MetricsStorageService,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clean_env.setenv("EVALSTORE_SPOOL_DIR", str(tiny_disk / "spool"))
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    async with evaluation_run(embedded, environment="dev") as run:
+        for i in range(3000):
+            await run.record_test(f"test_{i:04d}", passed=True)
+    assert run.document["status"] == "completed"
+    assert run.document["num_tests"] == 3000
+    assert await embedded.client.test_runs.count_documents({}) == 3000
+    [warning] = warnings_of(caplog)
+    assert warning == (
+        f"evalstore: cannot write the journal {tiny_disk / 'spool' / run.evaluation_run_id}"
+        f".ndjson (No space left on device); all 3000 results of run {run.evaluation_run_id} "
+        "are stored"
+    )
+    assert list((tiny_disk / "spool").glob("*.ndjson")) == []  # all stored: journal removed
+
+
+async def test_a_full_disk_and_a_dead_server_count_what_is_lost(
+    tiny_disk: Path,
+    database: str,
+    embedded: MetricsStorageService,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spool = tiny_disk / "spool"
+    clean_env.setenv("EVALSTORE_SPOOL_DIR", str(spool))
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    async with MongoDBClient(DEAD, database, timeout_ms=100) as client:
+        run = evaluation_run(MetricsStorageService(client), environment="dev")
+        async with run:
+            for i in range(1000):
+                await run.record_test(f"test_{i:04d}", passed=True)
+    # The server failed first, while the journal still took results; the disk filled later.
+    unavailable, summary = warnings_of(caplog)
+    assert unavailable.startswith("evalstore: MongoDB is unavailable (cannot reach MongoDB")
+    prefix = (
+        f"evalstore: cannot write the journal {spool / run.evaluation_run_id}.ndjson "
+        f"(No space left on device); run {run.evaluation_run_id}: 0 of 1000 results stored, "
+    )
+    assert summary.startswith(prefix)
+    kept_text, lost_text = summary.removeprefix(prefix).split(" kept in the journal ")
+    kept, lost = int(kept_text), int(lost_text.split(", ")[-1].removesuffix(" lost"))
+    assert kept + lost == 1000
+    assert kept > 0
+    assert lost > 0
+    # What the warning says is in the journal is what `evalstore sync` stores.
+    report = await replay_spool(spool, lambda db: MetricsStorageService(embedded.client))
+    assert (report.journals, report.failed) == (1, [])
+    assert await embedded.client.test_runs.count_documents({}) == kept
+
+
+async def test_an_unusable_spool_folder_is_a_warning_and_results_go_to_the_store(
+    tmp_path: Path,
+    embedded: MetricsStorageService,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    clean_env.setenv("EVALSTORE_SPOOL_DIR", str(a_file / "spool"))
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    async with evaluation_run(embedded, environment="dev") as run:
+        for i in range(10):
+            await run.record_test(f"t{i}", passed=True)
+    assert run.document["num_tests"] == 10
+    assert await embedded.client.test_runs.count_documents({}) == 10
+    [warning] = warnings_of(caplog)
+    assert warning == (
+        f"evalstore: cannot write the journal {a_file / 'spool' / run.evaluation_run_id}.ndjson "
+        f"(Not a directory); all 10 results of run {run.evaluation_run_id} are stored"
+    )
