@@ -23,8 +23,21 @@ CORE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("passed", R),
         ("score", R),
     ],
-    "TEST_RUN_COLUMNS": [("test", L), ("status", L), ("score", R), ("metrics", L), ("ms", R)],
-    "HISTORY_COLUMNS": [("finished (UTC)", L), ("status", L), ("score", R), ("metrics", L)],
+    "TEST_RUN_COLUMNS": [
+        ("test", L),
+        ("status", L),
+        ("score", R),
+        ("metrics", L),
+        ("ms", R),
+        ("message", L),
+    ],
+    "HISTORY_COLUMNS": [
+        ("finished (UTC)", L),
+        ("status", L),
+        ("score", R),
+        ("metrics", L),
+        ("message", L),
+    ],
     "TREND_COLUMNS": [("period", L), ("mean", R), ("runs", R)],
 }
 
@@ -59,6 +72,7 @@ ANALYSIS_TABLES: dict[str, list[tuple[str, str]]] = {
     ],
     "CONFIG_COLUMNS": [
         ("configuration", L),
+        ("differs in", L),
         ("runs", R),
         ("score", R),
         ("metrics (mean)", L),

@@ -8,9 +8,6 @@ counts what is stored, what waits in the journal and what was lost.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,24 +16,6 @@ from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
 from evalstore.recording.replay import replay_spool
 
 DEAD = "mongodb://127.0.0.1:1"
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs, mounted for the test and unmounted after it."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from evalstore.analysis.stats import STATS_SORT_KEYS
 from evalstore.cli.common import (
@@ -319,7 +320,9 @@ def configs_diff(
 
     rows = run_command(lambda: with_service(url, db, use))
     if not as_json and not rows:
-        out.print(f"{hash_a} and {hash_b} have the same system information", soft_wrap=True)
+        out.print(
+            f"{hash_a} and {hash_b} have the same system information", markup=False, soft_wrap=True
+        )
         return
     _show(as_json, rows, f"{hash_a} (a) vs {hash_b} (b)", DIFF_COLUMNS, rows)
 
@@ -373,8 +376,11 @@ def _print_comparison(result: Any, show_all: bool) -> None:
     for side in ("base", "head"):
         run = result[side]
         out.print(
-            f"{side}: [bold]{run['evaluation_run_id']}[/bold]  started {fmt(run['started_at'])}  "
-            f"score {fmt(run['score'])}",
+            Text.assemble(
+                f"{side}: ",
+                (str(run["evaluation_run_id"]), "bold"),
+                f"  started {fmt(run['started_at'])}  score {fmt(run['score'])}",
+            ),
             soft_wrap=True,
         )
     tests = [t for t in result["tests"] if show_all or t["change"] != "same" or t["delta"]]
@@ -382,11 +388,16 @@ def _print_comparison(result: Any, show_all: bool) -> None:
     out.print(analysis_table("Run aggregates", METRIC_DELTA_COLUMNS, result["metric_deltas"]))
     for key in ("newly_failing", "newly_passing", "added", "removed"):
         if result[key]:
-            out.print(f"{key.replace('_', ' ')}: {', '.join(result[key])}", soft_wrap=True)
+            out.print(
+                f"{key.replace('_', ' ')}: {', '.join(result[key])}", markup=False, soft_wrap=True
+            )
     if result["regressed"]:
         out.print(
-            f"[red]regressed[/red]: {', '.join(result['regressions'])} "
-            f"(tolerance {fmt(result['tolerance'])} points)",
+            Text.assemble(
+                ("regressed", "red"),
+                f": {', '.join(result['regressions'])} "
+                f"(tolerance {fmt(result['tolerance'])} points)",
+            ),
             soft_wrap=True,
         )
     else:

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from evalstore.cli.analysis import register_analysis_commands
 from evalstore.cli.common import (
@@ -28,6 +29,7 @@ from evalstore.cli.render import (
     RUN_COLUMNS,
     TEST_RUN_COLUMNS,
     TREND_COLUMNS,
+    error_line,
     fmt,
     print_json,
     table,
@@ -94,7 +96,7 @@ def demo(
         if url == EMBEDDED_SCHEME
         else f"{redact_uri(url)}, database {db}"
     )
-    out.print(f"Recorded {runs} evaluation runs of {len(TESTS)} tests in {where}.")
+    out.print(Text(f"Recorded {runs} evaluation runs of {len(TESTS)} tests in {where}."))
 
 
 @app.command()
@@ -109,7 +111,7 @@ def ping(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False
     if as_json:
         print_json(out, {"ok": True, "uri": target, "round_trip_ms": millis})
     else:
-        out.print(f"MongoDB at {target} answered in {millis:.1f} ms")
+        out.print(Text(f"MongoDB at {target} answered in {millis:.1f} ms"))
 
 
 @app.command()
@@ -184,23 +186,32 @@ def runs_show(
         print_json(out, found)
         return
     run = found["evaluation_run"]
+    # Text, not markup: tags, branch and metric names are shown as they were recorded.
     out.print(
-        f"[bold]{run['evaluation_run_id']}[/bold]  status={run['status']}  "
-        f"score={fmt(run.get('score'))}"
+        Text.assemble(
+            (str(run["evaluation_run_id"]), "bold"),
+            f"  status={run['status']}  score={fmt(run.get('score'))}",
+        )
     )
     out.print(
-        f"started {fmt(run['started_at'])}  finished {fmt(run.get('finished_at'))}  "
-        f"env={run['environment']}  tags={fmt(run.get('experiment_tags'))}"
+        Text(
+            f"started {fmt(run['started_at'])}  finished {fmt(run.get('finished_at'))}  "
+            f"env={run['environment']}  tags={fmt(run.get('experiment_tags'))}"
+        )
     )
     out.print(
-        f"git {fmt(run.get('git_branch'))} @ {fmt(run.get('git_commit'))}"
-        f"{' (dirty)' if run.get('git_dirty') else ''}  "
-        f"config {run['system_info_hash'][:12]}"
+        Text(
+            f"git {fmt(run.get('git_branch'))} @ {fmt(run.get('git_commit'))}"
+            f"{' (dirty)' if run.get('git_dirty') else ''}  "
+            f"config {run['system_info_hash'][:12]}"
+        )
     )
     out.print(
-        f"tests {run['num_tests']}: {run['num_passed']} passed, {run['num_failed']} failed, "
-        f"{run.get('num_skipped', 0)} skipped  metrics: "
-        + (" ".join(f"{k}={fmt(v)}" for k, v in sorted(run["metrics"].items())) or "-")
+        Text(
+            f"tests {run['num_tests']}: {run['num_passed']} passed, {run['num_failed']} failed, "
+            f"{run.get('num_skipped', 0)} skipped  metrics: "
+            + (" ".join(f"{k}={fmt(v)}" for k, v in sorted(run["metrics"].items())) or "-")
+        )
     )
     out.print(table("Test runs", TEST_RUN_COLUMNS, found["test_runs"]))
 
@@ -218,7 +229,7 @@ def show_test_history(
     if as_json:
         print_json(out, found)
     elif not found:
-        err.print(f"no results stored for test {test_id!r}")
+        err.print(Text(f"no results stored for test {test_id!r}"))
         raise typer.Exit(1)
     else:
         out.print(table(f"History of {test_id} (newest first)", HISTORY_COLUMNS, found))
@@ -235,7 +246,7 @@ def main() -> None:
     try:
         app()
     except EvalstoreError as exc:  # raised while parsing options, before _run
-        err.print(f"[red]error:[/red] {redact_uri(str(exc))}", soft_wrap=True)
+        err.print(error_line(redact_uri(str(exc))), soft_wrap=True)
         sys.exit(1)
 
 

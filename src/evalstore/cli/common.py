@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from evalstore.cli.render import error_line
 from evalstore.errors import ConfigurationError, EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
@@ -22,8 +23,11 @@ from evalstore.storage.localstore import database_names, store_path
 T = TypeVar("T")
 
 # Piped output (CI logs, files) gets room for full run ids; a terminal keeps its own width.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
+# No markup: what is printed holds recorded text (`test_wer[es-en]`) that must stay literal.
+out = Console(
+    highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160
+)
+err = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 UrlOption = Annotated[
     str | None,
@@ -53,7 +57,7 @@ def run_command(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(make())
     except EvalstoreError as exc:
-        err.print(f"[red]error:[/red] {redact_uri(str(exc))}", soft_wrap=True)
+        err.print(error_line(redact_uri(str(exc))), soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -64,8 +68,10 @@ def run_command(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         if os.environ.get("EVALSTORE_DEBUG"):
             raise
         err.print(
-            f"[red]error:[/red] unexpected {type(exc).__name__}: {redact_uri(str(exc))} "
-            "(set EVALSTORE_DEBUG=1 to see the traceback)",
+            error_line(
+                f"unexpected {type(exc).__name__}: {redact_uri(str(exc))} "
+                "(set EVALSTORE_DEBUG=1 to see the traceback)"
+            ),
             soft_wrap=True,
         )
         raise typer.Exit(1) from None

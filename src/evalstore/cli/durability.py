@@ -18,7 +18,7 @@ from evalstore.cli.common import (
     with_service,
 )
 from evalstore.cli.options import parse_duration
-from evalstore.cli.render import RUN_COLUMNS, print_json, table
+from evalstore.cli.render import RUN_COLUMNS, error_line, print_json, table
 from evalstore.errors import ConfigurationError
 from evalstore.recording.reaper import reap_stale_runs
 from evalstore.recording.replay import ReplayReport, replay_spool
@@ -107,7 +107,7 @@ def sync(
             + (f", {report.skipped_lines} corrupt line(s) skipped" if report.skipped_lines else "")
         )
     if report.failed:
-        err.print(f"[red]error:[/red] {len(report.failed)} journal(s) could not be replayed")
+        err.print(error_line(f"{len(report.failed)} journal(s) could not be replayed"))
         raise typer.Exit(1)
 
 

@@ -13,6 +13,7 @@ import typer
 
 from evalstore.analysis.filters import MAX_WINDOW_DAYS
 from evalstore.cli.common import err
+from evalstore.cli.render import error_line
 
 USAGE_EXIT = 2
 
@@ -61,7 +62,7 @@ MAX_DURATION = timedelta(days=MAX_WINDOW_DAYS)
 
 def usage_error(message: str) -> NoReturn:
     """Print `error: message` on stderr and exit with code 2."""
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    err.print(error_line(message), soft_wrap=True)
     raise typer.Exit(USAGE_EXIT)
 
 

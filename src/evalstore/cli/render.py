@@ -1,4 +1,10 @@
-"""How the CLI shows documents: Rich tables for people, JSON for scripts."""
+"""How the CLI shows documents: Rich tables for people, JSON for scripts.
+
+Everything shown comes from stored documents (test ids such as `test_wer[es-en]`,
+messages, tags, configuration values) or from the command line, so it is shown
+literally: tables are built from `rich.text.Text` cells, never from strings that
+Rich would read as markup (`[es-en]` would vanish, `[/x]` would raise).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 from bson import ObjectId
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 Column = tuple[str, Callable[[Mapping[str, Any]], Any]]
 
@@ -30,6 +37,11 @@ def to_jsonable(value: Any) -> Any:
 def print_json(console: Console, value: Any) -> None:
     """Print `value` as indented JSON (no colour codes, safe to pipe)."""
     console.file.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
+
+
+def error_line(message: str) -> Text:
+    """`error: <message>` with a red `error:`, the message shown literally."""
+    return Text.assemble(("error:", "red"), " ", message)
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -64,12 +76,15 @@ def table(
     """A Rich table with one column per (header, getter) pair.
 
     A column is right-aligned when `right_aligned(header)` is true, left-aligned otherwise.
+    The title and the cells are shown literally (no Rich markup, no emoji codes).
     """
-    result = Table(title=title, title_justify="left", header_style="bold")
+    result = Table(
+        title=Text(title, style="table.title"), title_justify="left", header_style="bold"
+    )
     for header, _ in columns:
         result.add_column(header, justify="right" if right_aligned(header) else "left")
     for row in rows:
-        result.add_row(*(fmt(getter(row)) for _, getter in columns))
+        result.add_row(*(Text(fmt(getter(row))) for _, getter in columns))
     return result
 
 
@@ -91,6 +106,7 @@ TEST_RUN_COLUMNS: list[Column] = [
     ("score", lambda r: r.get("score")),
     ("metrics", lambda r: metric_summary(r.get("metrics") or {})),
     ("ms", lambda r: r.get("duration_ms")),
+    ("message", lambda r: r.get("message")),
 ]
 
 HISTORY_COLUMNS: list[Column] = [
@@ -98,6 +114,7 @@ HISTORY_COLUMNS: list[Column] = [
     ("status", lambda r: r.get("status")),
     ("score", lambda r: r.get("score")),
     ("metrics", lambda r: metric_summary(r.get("metrics") or {})),
+    ("message", lambda r: r.get("message")),
 ]
 
 TREND_COLUMNS: list[Column] = [

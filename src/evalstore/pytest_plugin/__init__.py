@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings
 from evalstore.errors import ConfigurationError
 from evalstore.pytest_plugin import hookspecs
 from evalstore.pytest_plugin.metrics import EvalstoreMetrics, item_data
-from evalstore.pytest_plugin.outcome import REPORT_ATTR
+from evalstore.pytest_plugin.outcome import REPORT_ATTR, SUBTEST_ATTR, subtest_context
 from evalstore.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -52,7 +52,11 @@ def _enabled_despite_invalid_settings() -> bool:
 
 
 class ReportAnnotator:
-    """Attaches a test's name, marker tags and metrics to its teardown report."""
+    """Attaches a test's name, marker tags and metrics to its teardown report.
+
+    It also attaches to each subtest report the subtest's msg and params as they are
+    here, before xdist serialises the report (xdist's copy repr()s the params again).
+    """
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -64,6 +68,16 @@ class ReportAnnotator:
             with contextlib.suppress(Exception):  # never let bookkeeping break a test
                 setattr(report, REPORT_ATTR, item_data(item))
         return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Runs before xdist's worker sends the report (and before the recorder reads it)."""
+        if getattr(report, SUBTEST_ATTR, None) is not None:
+            return  # annotated by the worker that ran it
+        with contextlib.suppress(Exception):
+            context = subtest_context(report)
+            if context is not None:
+                setattr(report, SUBTEST_ATTR, context)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -16,6 +16,11 @@ Outcome mapping (pytest's name on the left):
 | xpassed (non-strict)       | passed    | `{"xfail": "xpassed", "xfail_reason": …}` |
 | xpassed with strict=True   | failed    | `{"xfail": "xpassed"}`                    |
 | collection error           | error     | `{"phase": "collect"}`                    |
+
+Subtests (pytest's `subtests` fixture, unittest's `self.subTest`) arrive as extra
+"call" reports before the test's own call report. They are counted in
+`details["subtests"]` (see `SubtestTally.document`), and a test with a failing
+subtest is `failed` even though pytest reports its own call as passed.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ from evalstore.models import TestStatus
 
 # The attribute the plugin sets on teardown reports (it survives xdist's serialisation).
 REPORT_ATTR = "evalstore"
+# The attribute the plugin sets on subtest reports: their msg and params as the worker saw
+# them (xdist rebuilds a subtest's context with its params repr()'d a second time).
+SUBTEST_ATTR = "evalstore_subtest"
+# How many failing subtests of one test `details["subtests"]["failures"]` keeps.
+SUBTEST_FAILURES_KEPT = 50
 _XPASS_STRICT = "[XPASS(strict)]"
 _MESSAGE_LIMIT = 500
 
@@ -63,6 +73,99 @@ def report_message(report: pytest.TestReport | pytest.CollectReport) -> str | No
     return one_line(errors[-1] if errors else text)
 
 
+def subtest_context(report: pytest.TestReport) -> dict[str, Any] | None:
+    """`{"msg": str | None, "params": {name: repr}}` for a subtest's report, None otherwise.
+
+    Works for pytest 9's built-in subtests and the pytest-subtests plugin, whose
+    reports both carry a `context` with `msg` and `kwargs`.
+    """
+    data = getattr(report, SUBTEST_ATTR, None)
+    if isinstance(data, Mapping):
+        return {"msg": data.get("msg"), "params": dict(data.get("params") or {})}
+    context = getattr(report, "context", None)
+    kwargs = getattr(context, "kwargs", None)
+    if not isinstance(kwargs, Mapping):
+        return None
+    msg = getattr(context, "msg", None)
+    return {
+        "msg": None if msg is None else str(msg),
+        # pytest 9 already gives repr()s; the pytest-subtests plugin gives the values.
+        "params": {_param_key(k): v if isinstance(v, str) else repr(v) for k, v in kwargs.items()},
+    }
+
+
+def _param_key(name: object) -> str:
+    # Keyword names are identifiers unless passed as **{...}: keep them storable.
+    return str(name).replace("$", "_").replace(".", "_") or "_"
+
+
+def subtest_label(context: Mapping[str, Any]) -> str:
+    """How pytest names a subtest: `[msg] (i=1, lang='es')`, or `(<subtest>)`."""
+    parts = []
+    if context.get("msg") is not None:
+        parts.append(f"[{context['msg']}]")
+    params = context.get("params") or {}
+    if params:
+        parts.append("(" + ", ".join(f"{k}={v}" for k, v in params.items()) + ")")
+    return " ".join(parts) or "(<subtest>)"
+
+
+@dataclass
+class SubtestTally:
+    """The subtests of one test: counts, and the first failures with their one-line messages."""
+
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, report: pytest.TestReport, context: Mapping[str, Any]) -> None:
+        """Count one subtest report (an xfail inside a subtest counts as skipped)."""
+        self.total += 1
+        if report.failed:
+            self.failed += 1
+            if len(self.failures) < SUBTEST_FAILURES_KEPT:
+                self.failures.append(
+                    {
+                        "msg": context.get("msg"),
+                        "params": dict(context.get("params") or {}),
+                        "message": report_message(report),
+                    }
+                )
+        elif report.skipped:
+            self.skipped += 1
+        else:
+            self.passed += 1
+
+    def message(self) -> str:
+        """`2 of 3 subtests failed; first (i=1): AssertionError: 1 not less than 1`."""
+        text = f"{self.failed} of {self.total} subtests failed"
+        if not self.failures:
+            return text
+        first = self.failures[0]
+        return one_line(f"{text}; first {subtest_label(first)}: {first['message'] or '-'}") or text
+
+    def document(self) -> dict[str, Any]:
+        """What goes into `details["subtests"]`: counts and the first 50 failures."""
+        return {
+            "total": self.total,
+            "passed": self.passed,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "failures": [dict(failure) for failure in self.failures],
+        }
+
+
+def _is_subtest_summary(message: str | None) -> bool:
+    """pytest's own call failure for a test whose only fault is failed subtests."""
+    return bool(
+        message
+        and message.startswith("contains ")
+        and message.rstrip("s").endswith("failed subtest")
+    )
+
+
 @dataclass
 class TestOutcome:
     """The reports of one test seen so far, folded into what evalstore stores."""
@@ -77,9 +180,16 @@ class TestOutcome:
     message: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] | None = None
+    subtests: SubtestTally | None = None
 
     def add(self, report: pytest.TestReport) -> bool:
         """Fold in one report; return True when the test is complete (its teardown was seen)."""
+        context = subtest_context(report)
+        if context is not None:  # inside the call: its time is the call's time
+            if self.subtests is None:
+                self.subtests = SubtestTally()
+            self.subtests.add(report, context)
+            return False
         when: str = report.when
         self.duration_s += report.duration or 0.0
         if report.start and (self.started is None or report.start < self.started):
@@ -108,6 +218,7 @@ class TestOutcome:
                 self._set("failed", message)
                 if message and message.startswith(_XPASS_STRICT):
                     self.details["xfail"] = "xpassed"
+            self._fail_on_subtests()
             return False
         if when == "teardown":
             if report.failed:
@@ -122,6 +233,18 @@ class TestOutcome:
         # pytest-xdist reports a crashed worker's test with when="???": it is over.
         self._set("failed" if report.failed else "passed", report_message(report))
         return True
+
+    def _fail_on_subtests(self) -> None:
+        """A failed subtest fails its test, which pytest may still report as passed."""
+        tally = self.subtests
+        if tally is None or not tally.failed:
+            return
+        # pytest's own verdict on such a test, for the `subtests` fixture, is only
+        # "contains N failed subtests"; a real failure of the body keeps its message.
+        if self.status in ("passed", "skipped") or _is_subtest_summary(self.message):
+            self.details.pop("xfail", None)
+            self.details.pop("xfail_reason", None)
+            self._set("failed", tally.message())
 
     def _set(self, status: TestStatus, message: str | None, *, phase: str | None = None) -> None:
         self.status = status
@@ -147,12 +270,15 @@ class TestOutcome:
         finished = _utc(self.finished)
         if started is not None and finished is not None and finished < started:
             finished = started
+        details = dict(self.details)
+        if self.subtests is not None:
+            details["subtests"] = self.subtests.document()
         return {
             "test_id": self.nodeid,
             "test_name": data.get("name") or self.nodeid.rsplit("::", 1)[-1],
             "status": self.status or "passed",
             "message": self.message,
-            "details": dict(self.details) or None,
+            "details": details or None,
             "tags": list(data.get("tags") or ()),
             "metrics": dict(data.get("metrics") or {}),
             "duration_ms": duration_ms,

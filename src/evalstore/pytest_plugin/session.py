@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from evalstore.models import RunStatus
-from evalstore.pytest_plugin.outcome import TestOutcome, collect_result
+from evalstore.pytest_plugin.outcome import TestOutcome, collect_result, subtest_context
 from evalstore.pytest_plugin.writer import RunSummary, StorageSession, describe
 from evalstore.settings import Settings, parse_tags
 
@@ -29,6 +29,15 @@ _NO_RUN_OPTIONS = (
     "setuponly",
     "setupplan",
 )
+
+
+def with_subtests(line: str, total: int, failed: int) -> str:
+    """The summary line with `subtests 6 (2 failed)` after the test counts (when there were any)."""
+    if not total:
+        return line
+    counts = f"subtests {total} ({failed} failed)"
+    head, sep, tail = line.partition("  score ")
+    return f"{head}  {counts}{sep}{tail}" if sep else f"{line}  {counts}"
 
 
 def plugin_packages(config: pytest.Config) -> list[str]:
@@ -71,6 +80,8 @@ class EvalstorePlugin:
         self.summary: RunSummary | None = None
         self._open: dict[str, TestOutcome] = {}
         self._collect_errors: set[str] = set()
+        self._subtests_total = 0
+        self._subtests_failed = 0
         self._closed = False
 
     def _record(self, result: dict[str, Any]) -> None:
@@ -122,6 +133,9 @@ class EvalstorePlugin:
         if self.storage is None:
             return
         try:
+            if subtest_context(report) is not None:
+                self._subtests_total += 1
+                self._subtests_failed += bool(report.failed)
             outcome = self._open.get(report.nodeid)
             if outcome is None:
                 outcome = self._open[report.nodeid] = TestOutcome(report.nodeid)
@@ -151,12 +165,13 @@ class EvalstorePlugin:
             self._close()
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """One line: the run, its counts and score change; or one warning."""
+        """One line: the run, its test (and subtest) counts and score change; or one warning."""
         problems = [self.problem] if self.problem else []
         if self.storage is not None:
             problems += self.storage.problems
         if self.summary is not None:
-            terminalreporter.write_line(self.summary.line())
+            line = with_subtests(self.summary.line(), self._subtests_total, self._subtests_failed)
+            terminalreporter.write_line(line)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             terminalreporter.write_line(f"evalstore: WARNING: {problems[0]}{more}", yellow=True)
