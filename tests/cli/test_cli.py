@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import evalstore
 from evalstore.cli.app import app
 from evalstore.cli.demo import FLAKY_TEST, TESTS
 
@@ -122,10 +124,47 @@ def test_indexes_command(demo_db: str) -> None:
     ]
 
 
-def test_ping_embedded() -> None:
+def test_ping_names_the_store_it_reached(tmp_path: Path) -> None:
     code, out, _ = invoke("ping", "--url", "mongomock://")
     assert code == 0
-    assert out.startswith("MongoDB at mongomock:// answered in ")
+    assert out.startswith("The embedded backend answered in ")
+    store = tmp_path / "store"
+    code, out, err = invoke("ping", "--url", f"file://{store}")
+    assert code == 1
+    assert err.startswith(f"error: no local store at {store}: ")
+    assert invoke("demo", "--url", f"file://{store}", "--db", "local", "--runs", "2")[0] == 0
+    code, out, _ = invoke("ping", "--url", f"file://{store}", "--db", "local")
+    assert code == 0
+    assert out.startswith(f"The local store at {store} answered in ")
+    assert "MongoDB" not in out
+
+
+def test_version() -> None:
+    code, out, _ = invoke("--version")
+    assert code == 0
+    assert out == f"evalstore {evalstore.__version__}\n"
+
+
+def test_runs_show_puts_failures_first_and_limits_the_rows(demo_db: str) -> None:
+    where = ("--db", demo_db, "--url", "mongomock://")
+    code, out, _ = invoke("runs", "show", "latest", "--json", *where)
+    assert code == 0
+    full = json.loads(out)
+    statuses = [t["status"] for t in full["test_runs"]]
+    failing = [s for s in statuses if s in ("error", "failed")]
+    assert failing  # the demo's latest run has a failing test
+    assert statuses[: len(failing)] == sorted(failing)  # errors, then failures, first
+    assert "passed" in statuses[len(failing) :]
+    code, out, err = invoke("runs", "show", "latest", "--limit", "2", *where)
+    assert code == 0
+    assert f"Test runs (2 of {len(statuses)}, failures first)" in out
+    assert err == f"note: {len(statuses) - 2} more test run(s): --all or --limit N shows them\n"
+    code, out, _ = invoke("runs", "show", "latest", "--failed", "--json", *where)
+    assert [t["status"] for t in json.loads(out)["test_runs"]] == sorted(failing)
+    # A unique prefix of the id names the run too.
+    run_id = full["evaluation_run"]["evaluation_run_id"]
+    code, out, _ = invoke("runs", "show", run_id[:-3], "--json", *where)
+    assert json.loads(out)["evaluation_run"]["evaluation_run_id"] == run_id
 
 
 def test_unknown_run_id_is_one_line_and_exit_1(demo_db: str) -> None:

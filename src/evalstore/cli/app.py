@@ -9,12 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from evalstore import __version__
 from evalstore.cli.analysis import register_analysis_commands
 from evalstore.cli.common import (
     DbOption,
     JsonOption,
     LimitOption,
     UrlOption,
+    check_local_store,
     err,
     make_client,
     out,
@@ -37,7 +39,8 @@ from evalstore.cli.render import (
 from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
-from evalstore.storage.client import EMBEDDED_SCHEME
+from evalstore.storage.client import EMBEDDED_SCHEME, MongoDBClient
+from evalstore.storage.localstore import store_path
 
 app = typer.Typer(
     name="evalstore",
@@ -50,6 +53,35 @@ runs_app = typer.Typer(help="Evaluation runs: list them, show one.", no_args_is_
 tests_app = typer.Typer(help="Tests: one test's history across runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(tests_app, name="tests")
+FAILING = ("error", "failed")
+SHOWN_TESTS = 50
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"evalstore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep the history of test and evaluation results in MongoDB, and query it."""
+
+
+def store_name(client: MongoDBClient) -> str:
+    """How a message names the store: the local store, the embedded backend, or MongoDB."""
+    if client.is_local:
+        return f"the local store at {store_path(client.connection_string)}"
+    if client.is_embedded:
+        return "the embedded backend"
+    return f"MongoDB at {client.redacted_uri}"
 
 
 @app.command()
@@ -101,17 +133,19 @@ def demo(
 
 @app.command()
 def ping(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Check that MongoDB answers."""
+    """Check that the store answers (MongoDB, a local store, the embedded backend)."""
 
-    async def go() -> tuple[str, float]:
+    async def go() -> tuple[str, str, float]:
         async with make_client(url, db) as client:
-            return client.redacted_uri, await client.ping()
+            if client.is_local:
+                check_local_store(client.connection_string, client.database_name)
+            return client.redacted_uri, store_name(client), await client.ping()
 
-    target, millis = run_command(go)
+    target, name, millis = run_command(go)
     if as_json:
         print_json(out, {"ok": True, "uri": target, "round_trip_ms": millis})
     else:
-        out.print(Text(f"MongoDB at {target} answered in {millis:.1f} ms"))
+        out.print(Text(f"{name[0].upper()}{name[1:]} answered in {millis:.1f} ms"))
 
 
 @app.command()
@@ -169,21 +203,37 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id or ObjectId.")],
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="Run id, a unique prefix of it, ObjectId, latest or previous."
+        ),
+    ],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only the tests that failed or errored.")
+    ] = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", min=1, help="Test runs shown, failures first."),
+    ] = SHOWN_TESTS,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every test run.")] = False,
     url: UrlOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one evaluation run with its aggregates and its test runs."""
+    """Show one evaluation run with its aggregates and its test runs, failures first."""
 
     async def use(service: MetricsStorageService) -> dict[str, Any]:
-        tests = await service.get_test_runs(run_id)  # raises RunNotFoundError first
-        run = await service.get_evaluation_run(run_id)
+        run = await service.select_evaluation_run(run_id)
+        tests = await service.get_test_runs(run["_id"])
         return {"evaluation_run": run, "test_runs": tests}
 
     found = run_command(lambda: with_service(url, db, use))
+    tests = [t for t in found["test_runs"] if not failed or t.get("status") in FAILING]
+    # Failures first (errors, then failures), each group in the order they finished.
+    tests.sort(key=lambda t: FAILING.index(t["status"]) if t.get("status") in FAILING else 2)
     if as_json:
-        print_json(out, found)
+        print_json(out, {**found, "test_runs": tests})
         return
     run = found["evaluation_run"]
     # Text, not markup: tags, branch and metric names are shown as they were recorded.
@@ -213,7 +263,13 @@ def runs_show(
             + (" ".join(f"{k}={fmt(v)}" for k, v in sorted(run["metrics"].items())) or "-")
         )
     )
-    out.print(table("Test runs", TEST_RUN_COLUMNS, found["test_runs"]))
+    shown = tests if show_all else tests[:limit]
+    title = f"Test runs ({len(shown)} of {len(tests)}{' failed' if failed else ''}, failures first)"
+    out.print(table(title, TEST_RUN_COLUMNS, shown))
+    if len(shown) < len(tests):
+        err.print(
+            f"note: {len(tests) - len(shown)} more test run(s): --all or --limit N shows them"
+        )
 
 
 @tests_app.command("history")
