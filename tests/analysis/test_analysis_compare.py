@@ -89,6 +89,7 @@ def row(
         "base_score": base[1],
         "head_score": head[1],
         "delta": delta,
+        "head_message": None,
         "change": change,
         "regressed": regressed,
     }

@@ -344,7 +344,16 @@ async def test_latest_runs_and_their_tests(service: MetricsStorageService, runs:
     )
     tests_of_base = [
         {"$match": {"evaluation_run_id": base["_id"]}},
-        {"$project": {"_id": 0, "test_id": 1, "status": 1, "score": 1, "finished_at": 1}},
+        {
+            "$project": {
+                "_id": 0,
+                "test_id": 1,
+                "status": 1,
+                "score": 1,
+                "finished_at": 1,
+                "message": 1,
+            }
+        },
     ]
     assert tests_of_base == run_tests_pipeline(base["_id"])
     base_tests = await aggregate(service.client.test_runs, tests_of_base)

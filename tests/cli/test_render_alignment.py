@@ -89,6 +89,7 @@ ANALYSIS_TABLES: dict[str, list[tuple[str, str]]] = {
         ("delta", R),
         ("change", L),
         ("regressed", L),
+        ("message", L),
     ],
     "METRIC_DELTA_COLUMNS": [("metric", L), ("base", L), ("head", L), ("delta", R)],
     "EXPERIMENT_COLUMNS": [

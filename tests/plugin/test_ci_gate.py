@@ -40,4 +40,6 @@ def test_the_gate_fails_on_the_session_with_a_newly_failing_test(
     ids = [runs[1]["evaluation_run_id"], runs[2]["evaluation_run_id"]]
     by_id = CliRunner().invoke(app, ["compare", *ids, "--url", "mongomock://", "--db", db_name])
     assert by_id.exit_code == 0
-    assert "test_suite.py::test_feature" in by_id.stdout
+    line = next(line for line in by_id.stdout.splitlines() if "test_feature" in line)
+    assert "newly_failing" in line
+    assert "assert not True" in line  # why it failed, next to what failed

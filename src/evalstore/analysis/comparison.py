@@ -83,6 +83,7 @@ def compare_tests(
                 "base_score": old_score,
                 "head_score": new_score,
                 "delta": change_in_score,
+                "head_message": new.get("message") if new else None,
                 "change": change,
                 "regressed": change == "newly_failing" or dropped,
             }

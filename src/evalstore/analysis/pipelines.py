@@ -283,6 +283,7 @@ def run_tests_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
                 "status": 1,
                 "score": 1,
                 "finished_at": 1,
+                "message": 1,
             }
         },
     ]

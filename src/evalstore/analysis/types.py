@@ -136,6 +136,8 @@ class PerTestComparison(TypedDict):
     head_score: float | None
     delta: float | None
     """head score minus base score; None when either is missing."""
+    head_message: str | None
+    """The head test run's one-line message (why it failed)."""
     change: str
     """`newly_failing`, `newly_passing`, `added`, `removed`, `score_drop` or `same`."""
     regressed: bool

@@ -23,6 +23,7 @@ _TEXT_HEADERS = {
     "b",
     "configuration",
     "differs in",
+    "message",
     "period",
     "last status",
     "test run",
@@ -131,6 +132,7 @@ COMPARE_TEST_COLUMNS: list[Column] = [
     ("delta", lambda r: signed(r.get("delta"))),
     ("change", lambda r: r.get("change")),
     ("regressed", lambda r: r.get("regressed")),
+    ("message", lambda r: r.get("head_message")),
 ]
 
 METRIC_DELTA_COLUMNS: list[Column] = [
