@@ -8,6 +8,7 @@ counts what is stored, what waits in the journal and what was lost.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,27 @@ async def test_an_unusable_spool_folder_is_a_warning_and_results_go_to_the_store
         f"evalstore: cannot write the journal {a_file / 'spool' / run.evaluation_run_id}.ndjson "
         f"(Not a directory); all 10 results of run {run.evaluation_run_id} are stored"
     )
+
+
+async def test_a_local_store_on_a_full_disk_never_raises_from_the_block(
+    tiny_disk: Path,
+    journals: Callable[[], list[Path]],
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = tiny_disk / "store"
+    clean_env.setenv("MONGODB_ENABLED", "true")
+    clean_env.setenv("MONGODB_CONNECTION_STRING", f"file://{store}")
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    async with evaluation_run(environment="dev") as run:  # evalstore owns the client
+        for i in range(2000):
+            await run.record_test(f"t{i:04d}", passed=True)
+    assert run.document["num_tests"] == 2000
+    messages = warnings_of(caplog)
+    assert messages[0].startswith(
+        "evalstore: the local store is unavailable (cannot write the local store's log "
+    )
+    assert "results are kept in " in messages[0]
+    assert "(or run `evalstore sync`)" in messages[0]
+    [journal] = journals()  # every result is safe in the journal, for `evalstore sync`
+    assert journal.read_text().count('"kind": "test"') == 2000

@@ -331,7 +331,10 @@ class RunRecorder:
                 self._finished = await self._finalize(self.service, status, finished_at)
         finally:
             if self._owns_client and self.service is not None:
-                await self.service.client.close()
+                try:
+                    await self.service.client.close()
+                except EvalstoreError as exc:  # e.g. a local store on a full disk
+                    log.warning("evalstore: closing the store failed: %s", exc)
         return self._finished
 
     async def _finalize(
