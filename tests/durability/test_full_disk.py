@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
+from evalstore.cli import app
 from evalstore.recording.replay import replay_spool
 
 DEAD = "mongodb://127.0.0.1:1"
@@ -124,3 +126,21 @@ async def test_a_local_store_on_a_full_disk_never_raises_from_the_block(
     assert "(or run `evalstore sync`)" in messages[0]
     [journal] = journals()  # every result is safe in the journal, for `evalstore sync`
     assert journal.read_text().count('"kind": "test"') == 2000
+
+
+def test_sync_names_an_unusable_spool_folder_in_one_line(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for spool, reason in (
+        (a_file, "it is a file"),
+        (a_file / "spool", f"it goes through the file {a_file}"),
+    ):
+        clean_env.setenv("EVALSTORE_SPOOL_DIR", str(spool))
+        result = CliRunner().invoke(app, ["sync", "--url", "mongomock://"])
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"error: EVALSTORE_SPOOL_DIR={spool} is not a usable folder: {reason}; "
+            "point it at a folder (or unset it for the default)\n"
+        )

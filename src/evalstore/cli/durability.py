@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -67,6 +68,7 @@ def sync(
         return
     settings = load_settings()
     spool_dir = settings.evalstore_spool_dir
+    check_spool_dir(spool_dir)
     base = make_client(to, None)
 
     async def go() -> ReplayReport:
@@ -109,6 +111,25 @@ def sync(
     if report.failed:
         err.print(error_line(f"{len(report.failed)} journal(s) could not be replayed"))
         raise typer.Exit(1)
+
+
+def check_spool_dir(spool_dir: Path) -> None:
+    """Refuse a spool folder that cannot be one (a file, or a path through a file).
+
+    A folder that does not exist yet is fine: nothing was spooled.
+
+    Raises:
+        ConfigurationError: one line naming EVALSTORE_SPOOL_DIR.
+    """
+    for folder in (spool_dir, *spool_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == spool_dir else f"goes through the file {folder}"
+                raise ConfigurationError(
+                    f"EVALSTORE_SPOOL_DIR={spool_dir} is not a usable folder: it {where}; "
+                    "point it at a folder (or unset it for the default)"
+                )
+            return
 
 
 def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool) -> None:
