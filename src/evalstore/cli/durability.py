@@ -66,9 +66,13 @@ def sync(
     if source is not None:
         sync_local_store(source, to, db, as_json)
         return
-    settings = load_settings()
-    spool_dir = settings.evalstore_spool_dir
-    check_spool_dir(spool_dir)
+
+    async def locate() -> Path:  # inside run_command: a bad setting is one line, exit 1
+        spool = load_settings().evalstore_spool_dir
+        check_spool_dir(spool)
+        return spool
+
+    spool_dir = run_command(locate)
     base = make_client(to, None)
 
     async def go() -> ReplayReport:
