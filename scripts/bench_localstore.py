@@ -26,7 +26,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.recording.journal import encode
+from evalstore.codec import encode
 from evalstore.storage.localstore import LOG, SNAPSHOT, _header
 
 DATABASE = "bench"

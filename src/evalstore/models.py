@@ -184,8 +184,11 @@ class TestRun(_Document):
     """One execution of one test inside an evaluation run (a `test_runs` document).
 
     `build_test_run_document` below builds the same document without the model
-    for plainly valid fields: a change of fields or validators here needs one
-    there (tests/unit/test_test_run_document.py fails until it is made).
+    for plainly valid fields, and `evalstore.codec` journals it from a template;
+    both take the fields and their order from this class, but a change of fields
+    or validators here needs a look there (tests/unit/test_test_run_document.py
+    fails until it is made, and importing `evalstore.codec` fails until its
+    template writes the new fields).
     """
 
     __test__ = False  # not a pytest test class
@@ -251,7 +254,13 @@ class TestRun(_Document):
         return self
 
 
-_TEST_RUN_FIELDS = frozenset(TestRun.model_fields)
+# The fields in their order, and the keys of a stored `test_runs` document: the `_id` it is
+# stored under, then the fields. The fast paths (`build_test_run_document` below, the journal's
+# template in `evalstore.codec`) take their keys from here, so a model change reaches them.
+TEST_RUN_FIELDS: tuple[str, ...] = tuple(TestRun.model_fields)
+TEST_RUN_KEYS: tuple[str, ...] = ("_id", *TEST_RUN_FIELDS)
+METRIC_FIELDS: tuple[str, ...] = tuple(MetricData.model_fields)
+
 _PLAIN_LEAVES = frozenset((str, int, float, bool, type(None), datetime))
 
 
@@ -297,21 +306,20 @@ def _plain_metric_document(metric: Any) -> dict[str, Any]:
     """`metric.model_dump()` for a `MetricData` holding exactly its declared types."""
     if type(metric) is not MetricData:
         raise _NotPlain
-    passed, threshold, unit, details = metric.passed, metric.threshold, metric.unit, metric.details
+    document = dict(metric.__dict__)  # a model keeps its field values there, in field order
+    if tuple(document) != METRIC_FIELDS:
+        raise _NotPlain
+    passed, threshold, unit = document["passed"], document["threshold"], document["unit"]
     if (
-        type(metric.score) is not float
+        type(document["score"]) is not float
         or (passed is not None and type(passed) is not bool)
         or (threshold is not None and type(threshold) is not float)
         or (unit is not None and type(unit) is not str)
     ):
         raise _NotPlain
-    return {
-        "score": metric.score,
-        "passed": passed,
-        "threshold": threshold,
-        "unit": unit,
-        "details": None if details is None else _copy_plain(details),
-    }
+    if document["details"] is not None:
+        document["details"] = _copy_plain(document["details"])
+    return document
 
 
 def _is_str_list(value: Any) -> bool:
@@ -319,42 +327,49 @@ def _is_str_list(value: Any) -> bool:
 
 
 def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The document `TestRun(**fields)` dumps, or None when only the model can tell."""
-    if fields.keys() != _TEST_RUN_FIELDS:
+    """The document `TestRun(**fields)` dumps, or None when only the model can tell.
+
+    Only fields given in the model's order (as `record_test` gives them) are
+    built here: the document is then a copy of `fields` in which the values the
+    model converts or copies are replaced.
+    """
+    if tuple(fields) != TEST_RUN_FIELDS:
         return None
-    test_run_id, test_id, test_name = fields["test_run_id"], fields["test_id"], fields["test_name"]
-    started, finished = fields["started_at"], fields["finished_at"]
-    duration, score, status = fields["duration_ms"], fields["score"], fields["status"]
-    message, details = fields["message"], fields["details"]
+    document = dict(fields)
+    test_run_id, test_id = document["test_run_id"], document["test_id"]
+    started, finished = document["started_at"], document["finished_at"]
+    duration, score, status = document["duration_ms"], document["score"], document["status"]
+    tags, participants = document["tags"], document["participants"]
+    message, details = document["message"], document["details"]
     if not (
-        type(fields["evaluation_run_id"]) is ObjectId
+        type(document["evaluation_run_id"]) is ObjectId
         and type(test_run_id) is str
         and test_run_id.strip()
         and type(test_id) is str
         and test_id.strip()
-        and type(test_name) is str
+        and type(document["test_name"]) is str
         and _is_utc_ms(started)
         and _is_utc_ms(finished)
         and finished >= started
         and type(duration) is float
         and 0 <= duration < math.inf
-        and type(fields["score_method"]) is str
-        and type(fields["passed"]) is bool
+        and type(document["score_method"]) is str
+        and type(document["passed"]) is bool
         and type(status) is str
         and status in TEST_STATUSES
-        and _is_str_list(fields["tags"])
-        and _is_str_list(fields["participants"])
+        and _is_str_list(tags)
+        and _is_str_list(participants)
         and (message is None or type(message) is str)
-        and type(fields["metrics"]) is dict
+        and type(document["metrics"]) is dict
     ):
         return None
     if score is not None:
         if type(score) not in (float, int) or not SCORE_MIN <= score <= SCORE_MAX:
             return None
-        score = float(score)
+        document["score"] = float(score)
     try:
         metrics = {}
-        for name, metric in fields["metrics"].items():
+        for name, metric in document["metrics"].items():
             if type(name) is not str:
                 return None
             check_key(name, "metrics")
@@ -362,27 +377,13 @@ def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None
         if details is not None:
             if type(details) is not dict:
                 return None
-            details = _copy_plain(check_plain(details, "details"))
+            document["details"] = _copy_plain(check_plain(details, "details"))
     except (_NotPlain, ValueError, RecursionError):  # the model decides, and says why
         return None
-    return {
-        "evaluation_run_id": fields["evaluation_run_id"],
-        "test_run_id": test_run_id,
-        "test_id": test_id,
-        "test_name": test_name,
-        "started_at": started,
-        "finished_at": finished,
-        "duration_ms": duration,
-        "metrics": metrics,
-        "score": score,
-        "score_method": fields["score_method"],
-        "passed": fields["passed"],
-        "status": status,
-        "tags": list(fields["tags"]),
-        "participants": list(fields["participants"]),
-        "message": message,
-        "details": details,
-    }
+    document["metrics"] = metrics
+    document["tags"] = list(tags)
+    document["participants"] = list(participants)
+    return document
 
 
 class EvaluationRun(_Document):

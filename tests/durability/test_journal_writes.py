@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from evalstore.codec import encode
 from evalstore.recording import journal as spool
-from evalstore.recording.journal import Journal, encode, read_journal
+from evalstore.recording.journal import Journal, read_journal
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
-from evalstore.recording.journal import encode
+from evalstore.codec import encode
 
 DEAD = "mongodb://127.0.0.1:1"
 

@@ -30,6 +30,8 @@ def test_a_full_spool_disk_during_a_session(
     runs, tests = stored()
     assert len(tests) == 3000
     [run] = runs
+    failing = [(t["test_id"], t["status"], t["message"]) for t in tests if t["status"] != "passed"]
+    assert failing == [("test_many.py::test_trivial[2999]", "failed", "assert 2999 != 2999")]
     assert (run["status"], run["num_tests"], run["num_failed"]) == ("failed", 3000, 1)
     lines = summary_lines(result)
     warning = next(line for line in lines if "WARNING" in line)

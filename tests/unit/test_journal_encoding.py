@@ -1,6 +1,6 @@
-"""The journal's fast encoders write exactly what the generic encoder writes.
+"""The codec's fast encoders write exactly what the generic encoder writes.
 
-`spool.encode` writes `test` lines from a template and formats dates with
+`codec.encode` writes journal `test` lines from a template and formats dates with
 `isoformat`; these tests compare both with the straightforward implementation
 (`json.dumps` with a strftime-based `default`) over many values, edge cases
 included, so that any divergence fails here.
@@ -19,7 +19,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from bson import ObjectId
 
-from evalstore.recording.journal import _encode_test_entry, encode, format_date, read_journal
+from evalstore import codec
+from evalstore.codec import _encode_test_entry, encode, format_date
+from evalstore.models import METRIC_FIELDS, MetricData, TestRun
+from evalstore.recording.journal import read_journal
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -345,3 +348,46 @@ def test_non_finite_numbers_are_refused_as_before(value: float) -> None:
     entry = {"kind": "test", "doc": {**base_document(), "duration_ms": value}}
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         encode(entry)
+
+
+class WiderTestRun(TestRun):
+    """`TestRun` with one more field, as a change of the model would give it."""
+
+    __test__ = False
+    reviewer: str = "someone"
+
+
+class WiderMetric(MetricData):
+    """`MetricData` with one more field."""
+
+    weight: float = 1.0
+
+
+class WiderMetricTestRun(TestRun):
+    """`TestRun` whose metrics have one more field."""
+
+    __test__ = False
+    metrics: dict[str, WiderMetric]  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"TestRun": WiderTestRun, "TEST_RUN_KEYS": ("_id", *WiderTestRun.model_fields)},
+        {
+            "TestRun": WiderMetricTestRun,
+            "MetricData": WiderMetric,
+            "METRIC_FIELDS": (*METRIC_FIELDS, "weight"),
+        },
+    ],
+    ids=["test run field", "metric field"],
+)
+def test_importing_the_codec_fails_when_a_model_gains_a_field(
+    monkeypatch: pytest.MonkeyPatch, changed: dict[str, Any]
+) -> None:
+    """The template's gate takes the new field from the model; the template itself cannot."""
+    codec._check_template()  # what importing the codec runs: it passes with the real models
+    for name, value in changed.items():
+        monkeypatch.setattr(codec, name, value)
+    with pytest.raises(AssertionError, match="template no longer matches"):
+        codec._check_template()

@@ -23,8 +23,12 @@ from bson import ObjectId
 from pydantic import ValidationError
 
 from evalstore.models import (
+    METRIC_FIELDS,
+    TEST_RUN_FIELDS,
+    TEST_RUN_KEYS,
     MetricData,
     TestRun,
+    _plain_test_run_document,
     build_test_run_document,
     describe_validation_error,
     to_utc,
@@ -262,7 +266,9 @@ def test_each_field_value_gives_the_models_document() -> None:
             built += check({**base, key: value})
     later = {**base, "finished_at": T0 + timedelta(seconds=1), "duration_ms": 1000.0}
     earlier = {**base, "finished_at": T0 - timedelta(milliseconds=1)}
-    for fields in (later, earlier, {k: v for k, v in base.items() if k != "details"}):
+    missing = {k: v for k, v in base.items() if k != "details"}
+    reordered = dict(reversed(base.items()))  # not built directly, but the same document
+    for fields in (later, earlier, missing, reordered):
         check(fields)
     assert built > 100
 
@@ -283,8 +289,12 @@ def test_random_combinations_give_the_models_document() -> None:
 def test_the_usual_record_is_built_directly() -> None:
     fields = base_fields()
     document = build_test_run_document(fields)
+    assert _plain_test_run_document(fields) is not None  # not pydantic: it costs more
     assert same(document, TestRun(**fields).to_document())
-    assert list(document) == list(TestRun.model_fields)
+    assert tuple(document) == TEST_RUN_FIELDS == tuple(TestRun.model_fields)
+    assert TEST_RUN_KEYS[0] == "_id"
+    assert TEST_RUN_KEYS[1:] == TEST_RUN_FIELDS
+    assert tuple(document["metrics"]["wer"]) == METRIC_FIELDS == tuple(MetricData.model_fields)
 
 
 def reference_timing(
@@ -350,7 +360,8 @@ def test_the_direct_builder_was_written_for_these_models() -> None:
     """A new field or validator on `TestRun` or `MetricData` fails here, not silently.
 
     `build_test_run_document` (models.py) re-checks what these validators
-    check; after changing a model, update it and its tests, then this list.
+    check, and `evalstore.codec` journals these fields from a template; after
+    changing a model, update both and their tests, then this list.
     """
     schema = {
         model.__name__: (

@@ -1,7 +1,7 @@
 """The local spool: one append-only NDJSON journal per evaluation run.
 
-Every line is one JSON object (BSON types as relaxed extended JSON, so
-ObjectIds and datetimes round-trip):
+Every line is one JSON object, written and read by `evalstore.codec` (BSON
+types as relaxed extended JSON, so ObjectIds and datetimes round-trip):
 
 - `{"kind": "header", "version": 1, "database": ..., "target": <sha256>, "run": {...}}`
 - `{"kind": "test", "doc": {...}}` — one test run, before `record_test` returns
@@ -17,24 +17,18 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import logging
-import math
 import os
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
-from typing import Any
 
-from bson import ObjectId, json_util
-from bson.json_util import RELAXED_JSON_OPTIONS
 from filelock import FileLock, Timeout
 
+from evalstore.codec import decode, encode
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document
 from evalstore.redaction import redact_uri
@@ -45,7 +39,6 @@ log = logging.getLogger("evalstore")
 JOURNAL_VERSION = 1
 JOURNAL_SUFFIX = ".ndjson"
 FSYNC_INTERVAL_S = 1.0
-_JSON_OPTIONS = RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
 _OPEN_JOURNALS: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
@@ -56,190 +49,6 @@ def target_fingerprint(connection_string: str) -> str:
     to test guesses of it.
     """
     return hashlib.sha256(redact_uri(connection_string).encode("utf-8")).hexdigest()
-
-
-def _extended_json(value: object) -> Document:
-    """Relaxed extended JSON for the two BSON types evalstore's documents hold."""
-    if isinstance(value, ObjectId):
-        return {"$oid": str(value)}
-    if isinstance(value, datetime):
-        return {"$date": format_date(value)}
-    raise TypeError(f"cannot journal a {type(value).__name__}")
-
-
-def _strftime_date(value: datetime) -> str:
-    """The journal's text for a datetime: UTC, millisecond precision, `Z` suffix."""
-    utc = value.astimezone(timezone.utc) if value.tzinfo else value
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def format_date(value: datetime) -> str:
-    """The same text as `_strftime_date`, about twice as fast for the usual values.
-
-    `isoformat` zero-pads years below 1000 where `strftime("%Y")` may not, and a
-    subclass may format itself differently: both keep the strftime path.
-    """
-    zone = value.tzinfo
-    if type(value) is not datetime or value.year < 1000 or (zone is not None and not zone):
-        return _strftime_date(value)
-    if zone is None:
-        return value.isoformat(timespec="milliseconds") + "Z"
-    utc = value if zone is timezone.utc else value.astimezone(timezone.utc)
-    if utc.year < 1000:
-        return _strftime_date(value)
-    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"  # without its "+00:00"
-
-
-# One encoder for every line: `json.dumps` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(default=_extended_json, allow_nan=False)
-
-
-def encode(entry: Document) -> bytes:
-    """One journal line (with its newline) for `entry`.
-
-    The stdlib's C encoder with a `default` for ObjectId and datetime writes the
-    same relaxed extended JSON as `bson.json_util`, several times faster.
-    """
-    line = _encode_test_entry(entry)
-    if line is None:
-        line = _ENCODER.encode(entry) + "\n"
-    return line.encode("utf-8")
-
-
-_TEST_RUN_KEYS = (
-    "_id",
-    "evaluation_run_id",
-    "test_run_id",
-    "test_id",
-    "test_name",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "metrics",
-    "score",
-    "score_method",
-    "passed",
-    "status",
-    "tags",
-    "participants",
-    "message",
-    "details",
-)
-_METRIC_KEYS = ("score", "passed", "threshold", "unit", "details")
-_float_repr = float.__repr__  # what the C encoder writes for a finite float
-
-
-def _encode_test_entry(entry: Document) -> str | None:
-    """`_ENCODER.encode(entry) + "\\n"` for a `test` line of the usual shape, else None.
-
-    A test line is written for every result, and the generic encoder spends
-    most of its time calling `_extended_json`; this writes the same text from a
-    template. Its fixed fields must have exactly the types `record_test` stores
-    (so each value's text is the C encoder's), and free-form `details` go
-    through the generic encoder; anything else returns None to go the generic
-    way, which then writes it or raises as before.
-    """
-    if tuple(entry) != ("kind", "doc") or entry["kind"] != "test":
-        return None
-    doc = entry["doc"]
-    if type(doc) is not dict or tuple(doc) != _TEST_RUN_KEYS:
-        return None
-    (
-        oid,
-        run_oid,
-        test_run_id,
-        test_id,
-        test_name,
-        started,
-        finished,
-        duration,
-        metrics,
-        score,
-        score_method,
-        passed,
-        status,
-        tags,
-        participants,
-        message,
-        details,
-    ) = doc.values()
-    if not (
-        type(oid) is ObjectId
-        and type(run_oid) is ObjectId
-        and type(test_run_id) is str
-        and type(test_id) is str
-        and type(test_name) is str
-        and type(started) is datetime
-        and type(finished) is datetime
-        and type(duration) is float
-        and -math.inf < duration < math.inf
-        and type(metrics) is dict
-        and (score is None or (type(score) is float and -math.inf < score < math.inf))
-        and type(score_method) is str
-        and type(passed) is bool
-        and type(status) is str
-        and type(tags) is list
-        and type(participants) is list
-        and (message is None or type(message) is str)
-    ):
-        return None
-    metrics_text = []
-    for name, metric in metrics.items():
-        metric_text = _encode_metric(metric) if type(name) is str else None
-        if metric_text is None:
-            return None
-        metrics_text.append(f"{_quote(name)}: {metric_text}")
-    tags_text = _encode_strings(tags)
-    participants_text = _encode_strings(participants)
-    if tags_text is None or participants_text is None:
-        return None
-    started_text = format_date(started)
-    finished_text = started_text if finished is started else format_date(finished)
-    return (
-        f'{{"kind": "test", "doc": {{"_id": {{"$oid": "{oid}"}}, '
-        f'"evaluation_run_id": {{"$oid": "{run_oid}"}}, '
-        f'"test_run_id": {_quote(test_run_id)}, "test_id": {_quote(test_id)}, '
-        f'"test_name": {_quote(test_name)}, '
-        f'"started_at": {{"$date": "{started_text}"}}, '
-        f'"finished_at": {{"$date": "{finished_text}"}}, '
-        f'"duration_ms": {_float_repr(duration)}, "metrics": {{{", ".join(metrics_text)}}}, '
-        f'"score": {"null" if score is None else _float_repr(score)}, '
-        f'"score_method": {_quote(score_method)}, "passed": {"true" if passed else "false"}, '
-        f'"status": {_quote(status)}, "tags": {tags_text}, "participants": {participants_text}, '
-        f'"message": {"null" if message is None else _quote(message)}, '
-        f'"details": {"null" if details is None else _ENCODER.encode(details)}}}}}\n'
-    )
-
-
-def _encode_metric(metric: object) -> str | None:
-    """The encoder's text for one metric document of the usual shape, else None."""
-    if type(metric) is not dict or tuple(metric) != _METRIC_KEYS:
-        return None
-    score, passed, threshold, unit, details = metric.values()
-    if not (
-        type(score) is float
-        and -math.inf < score < math.inf
-        and (passed is None or type(passed) is bool)
-        and (threshold is None or (type(threshold) is float and -math.inf < threshold < math.inf))
-        and (unit is None or type(unit) is str)
-    ):
-        return None
-    return (
-        f'{{"score": {_float_repr(score)}, '
-        f'"passed": {"null" if passed is None else "true" if passed else "false"}, '
-        f'"threshold": {"null" if threshold is None else _float_repr(threshold)}, '
-        f'"unit": {"null" if unit is None else _quote(unit)}, '
-        f'"details": {"null" if details is None else _ENCODER.encode(details)}}}'
-    )
-
-
-def _encode_strings(values: list[Any]) -> str | None:
-    """The encoder's text for a list of strings, else None."""
-    if not values:
-        return "[]"
-    if not all(type(value) is str for value in values):
-        return None
-    return f"[{', '.join(map(_quote, values))}]"
 
 
 class Journal:
@@ -384,7 +193,7 @@ def read_journal(
             try:
                 if not raw.endswith(b"\n"):
                     raise ValueError("no newline: torn write")
-                entry = json_util.loads(raw, json_options=_JSON_OPTIONS)
+                entry = decode(raw)
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
             except ValueError as exc:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from evalstore.recording.journal import encode
+from evalstore.codec import encode
 from evalstore.storage.client import RefusedDocument
 
 log = logging.getLogger("evalstore")
