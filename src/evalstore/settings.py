@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_serializer, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from evalstore.errors import ConfigurationError
-from evalstore.redaction import redact_uri
+from evalstore.redaction import redact_connection_string, redact_uri
 
 Environment = Literal["dev", "stage", "prod", "lab"]
 ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
@@ -18,6 +19,8 @@ ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
 DEFAULT_CONNECTION_STRING = "mongodb://localhost:27017"
 DEFAULT_DATABASE = "vt_metrics"
 CONNECTION_SCHEMES = ("mongodb://", "mongodb+srv://", "mongomock://", "file://")
+MAX_TIMEOUT_MS = 999_999_999
+"""The longest `MONGODB_TIMEOUT_MS`: pymongo refuses a timeout of one billion ms or more."""
 FsyncPolicy = Literal["always", "interval", "never"]
 
 
@@ -51,12 +54,14 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # A ValidationError would otherwise print the connection string, password included.
+        hide_input_in_errors=True,
     )
 
     mongodb_enabled: bool = False
     mongodb_connection_string: str = DEFAULT_CONNECTION_STRING
     mongodb_database: str = DEFAULT_DATABASE
-    mongodb_timeout_ms: int = Field(default=5000, gt=0)
+    mongodb_timeout_ms: int = Field(default=5000, gt=0, le=MAX_TIMEOUT_MS)
     environment: Environment = "dev"
     experiment_tags: Annotated[list[str], NoDecode] = Field(default_factory=list)
     evalstore_spool_dir: Path = Field(default_factory=default_spool_dir)
@@ -68,6 +73,8 @@ class Settings(BaseSettings):
     @field_validator("experiment_tags", mode="before")
     @classmethod
     def _split_tags(cls, value: object) -> list[str]:
+        if isinstance(value, str) and _looks_like_json(value):
+            raise ValueError("must be comma-separated tags, not JSON")
         if value is None or isinstance(value, str | list | tuple):
             return parse_tags(value)
         raise ValueError("must be a comma-separated list of tags")
@@ -93,6 +100,30 @@ class Settings(BaseSettings):
             raise ValueError('must be 1-63 characters without any of / \\ . " $ or spaces')
         return value
 
+    @field_serializer("mongodb_connection_string")
+    def _redact_connection_string(self, value: str) -> str:
+        return redact_connection_string(value)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The fields `repr()` and `str()` show, the connection string's password masked.
+
+        The attribute itself keeps the real value: it is what the client connects with.
+        """
+        for name, value in super().__repr_args__():
+            if name == "mongodb_connection_string" and isinstance(value, str):
+                value = redact_connection_string(value)
+            yield name, value
+
+
+def _looks_like_json(value: str) -> bool:
+    """A JSON list or object, or quoted items (`"a","b"`): not comma-separated tags."""
+    if value.strip().startswith(("[", "{")):
+        return True
+    return any(
+        len(item) >= 2 and item[0] == item[-1] == '"'
+        for item in (part.strip() for part in value.split(","))
+    )
+
 
 _ENV_NAMES = {
     "mongodb_enabled": ("MONGODB_ENABLED", "true or false"),
@@ -101,9 +132,12 @@ _ENV_NAMES = {
         "a URI starting with " + ", ".join(CONNECTION_SCHEMES),
     ),
     "mongodb_database": ("MONGODB_DATABASE", "a database name"),
-    "mongodb_timeout_ms": ("MONGODB_TIMEOUT_MS", "a positive number of milliseconds"),
+    "mongodb_timeout_ms": (
+        "MONGODB_TIMEOUT_MS",
+        f"a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS} (pymongo's limit)",
+    ),
     "environment": ("ENVIRONMENT", "one of " + ", ".join(ALLOWED_ENVIRONMENTS)),
-    "experiment_tags": ("EXPERIMENT_TAGS", "comma-separated tags"),
+    "experiment_tags": ("EXPERIMENT_TAGS", "comma-separated tags (a,b), not JSON"),
     "evalstore_spool_dir": ("EVALSTORE_SPOOL_DIR", "a directory path"),
     "evalstore_spool_fsync": ("EVALSTORE_SPOOL_FSYNC", "always, interval or never"),
     "evalstore_batch_size": ("EVALSTORE_BATCH_SIZE", "a positive number of results"),
@@ -122,7 +156,8 @@ def load_settings(*, env_file: str | None = ".env") -> Settings:
         env_file: the dotenv file to read besides the environment; `None` reads none.
 
     Raises:
-        ConfigurationError: naming the variable, the value and what is allowed.
+        ConfigurationError: naming the variable, the value (any password masked) and
+            what is allowed.
     """
     try:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
@@ -130,5 +165,9 @@ def load_settings(*, env_file: str | None = ".env") -> Settings:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""
         name, allowed = _ENV_NAMES.get(field, (field.upper(), "a valid value"))
-        value = redact_uri(str(error.get("input", "")))
+        raw = str(error.get("input", ""))
+        if field == "mongodb_connection_string":
+            value = redact_connection_string(raw)
+        else:
+            value = redact_uri(raw)
         raise ConfigurationError(f"invalid {name}={value!r}: expected {allowed}") from None

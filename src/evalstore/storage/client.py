@@ -48,12 +48,13 @@ from evalstore.errors import (
     InvalidDataError,
     StorageUnavailableError,
 )
-from evalstore.models import Document
-from evalstore.redaction import redact_uri
+from evalstore.models import MAX_DOCUMENT_BYTES, Document
+from evalstore.redaction import redact_connection_string, redact_uri
 from evalstore.settings import (
     CONNECTION_SCHEMES,
     DEFAULT_CONNECTION_STRING,
     DEFAULT_DATABASE,
+    MAX_TIMEOUT_MS,
     Settings,
 )
 from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
@@ -75,8 +76,6 @@ _START_HINT = (
     "start MongoDB with `docker compose up -d`, or set MONGODB_CONNECTION_STRING "
     "(use mongomock:// for the embedded backend)"
 )
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-"""MongoDB's limit on one BSON document (16 MiB)."""
 _DUPLICATE_KEY = 11000
 # What encoding a document to BSON raises for a value MongoDB cannot hold (a NUL byte in a
 # key, a lone surrogate, an integer beyond 64 bits, a document over the size limit).
@@ -159,8 +158,15 @@ class MongoDBClient:
     ) -> None:
         if not connection_string.startswith(CONNECTION_SCHEMES):
             raise ConfigurationError(
-                f"invalid connection string {redact_uri(connection_string)!r}: "
+                f"invalid connection string {redact_connection_string(connection_string)!r}: "
                 "it must start with " + ", ".join(CONNECTION_SCHEMES)
+            )
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
+            raise ConfigurationError(f"timeout_ms must be a whole number, got {timeout_ms!r}")
+        if not 0 < timeout_ms <= MAX_TIMEOUT_MS:
+            raise ConfigurationError(
+                f"timeout_ms must be from 1 to {MAX_TIMEOUT_MS} milliseconds (pymongo's limit), "
+                f"got {timeout_ms}"
             )
         if connection_string.startswith(LOCAL_SCHEME):
             from evalstore.storage import localstore
@@ -185,7 +191,7 @@ class MongoDBClient:
     @property
     def redacted_uri(self) -> str:
         """The connection string with any password replaced by `***`, safe to show."""
-        return redact_uri(self.connection_string)
+        return redact_connection_string(self.connection_string)
 
     @property
     def is_embedded(self) -> bool:

@@ -44,9 +44,10 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from filelock import FileLock, Timeout
 
+from evalstore.codec import encode
 from evalstore.errors import ConfigurationError, StorageUnavailableError
 from evalstore.models import Document
-from evalstore.recording.journal import encode
+from evalstore.redaction import redact_connection_string
 from evalstore.storage import embedded
 
 log = logging.getLogger("evalstore")
@@ -82,16 +83,48 @@ _CHILD_METHODS = frozenset(
 def store_path(connection_string: str) -> Path:
     """The directory of a `file:///absolute/dir` connection string.
 
+    Percent-escapes are decoded (`%20` is a space, `%23` a `#`), and `/a/../dir` is `/dir`
+    (one store).
+
     Raises:
-        ConfigurationError: the path is not absolute (`file://relative`, `file:relative`).
+        ConfigurationError: the path is not absolute (`file://relative`, `file:relative`),
+            it has a host, a user or a password, a query or a `#` fragment, a control
+            character or a NUL byte (`%00`), its escapes are not UTF-8, or it is the root
+            directory. The message shows the connection string with any password masked.
     """
-    parsed = urlparse(connection_string)
-    path = unquote(parsed.path)
-    if parsed.netloc or not path.startswith("/") or parsed.query:
-        raise ConfigurationError(
-            f"invalid local store {connection_string!r}: expected file:///absolute/path/to/dir"
+
+    def refuse(reason: str = "") -> ConfigurationError:
+        shown = redact_connection_string(connection_string)
+        return ConfigurationError(
+            f"invalid local store {shown!r}: {reason}expected file:///absolute/path/to/dir"
         )
-    return Path(os.path.normpath(path))  # `/a/../dir` and `/dir` are one store
+
+    if any(ord(char) < 0x20 or char == "\x7f" for char in connection_string):
+        # urlparse would silently drop a tab or a line break: refuse rather than guess.
+        raise refuse("it holds a control character; ")
+    try:
+        parsed = urlparse(connection_string)
+    except ValueError:  # an unbalanced `[` where a host would be
+        raise refuse() from None
+    if parsed.scheme != "file" or parsed.netloc:  # a host, a user or a password
+        raise refuse()
+    for char, escape in (("#", "%23"), ("?", "%3F")):
+        if char in connection_string:
+            raise refuse(f"a {char} would end the path there (write it as {escape}); ")
+    # The raw path, not parsed.path: urlparse moves a `;...` of the last segment to params.
+    raw = connection_string[len("file:") :].removeprefix("//")
+    try:
+        path = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise refuse("its %-escapes are not UTF-8; ") from None
+    if not path.startswith("/"):
+        raise refuse()
+    if "\x00" in path:
+        raise refuse("it holds a NUL byte (%00), which no file name can; ")
+    directory = Path(os.path.normpath(path))  # `/a/../dir` and `/dir` are one store
+    if directory == directory.parent:
+        raise refuse("the root directory cannot be a local store (it would write into /); ")
+    return directory
 
 
 def database_names(root: Path) -> list[str]:
@@ -404,9 +437,13 @@ class _Database:
         os.fsync(self._log.fileno())
 
     def close(self) -> None:
-        self.flush()
-        if self._log is not None:
-            self._log.close()
+        try:
+            self.flush()
+        finally:  # a log that cannot be written (a full disk) is still closed
+            if self._log is not None:
+                with contextlib.suppress(OSError):
+                    self._log.close()
+                self._log = None
 
 
 class _ServerStore(mongomock.store.ServerStore):
@@ -447,8 +484,14 @@ class _ServerStore(mongomock.store.ServerStore):
             database.flush()
 
     def close(self) -> None:
+        failure: StorageUnavailableError | None = None
         for database in self.local.values():
-            database.close()
+            try:
+                database.close()
+            except StorageUnavailableError as exc:  # close the others anyway, then say so
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 # ---------------------------------------------------------------------------
