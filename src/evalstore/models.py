@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
 
+import bson
 from bson import ObjectId
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -83,13 +85,69 @@ def check_positive_int(value: object, name: str) -> int:
 MAX_NESTING = 90
 
 
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's limit on one BSON document (16 MiB)."""
+SIZE_MARGIN = 64 * 1024
+"""Room kept under the limit for what the store adds (`_id`, an update's operators)."""
+EARLIEST_DATE = datetime(1000, 1, 1, tzinfo=timezone.utc)
+"""Dates before year 1000 have no four-digit ISO year: neither the journal nor JSON holds them."""
+
+
+def check_string(value: str, field: str) -> str:
+    """A string BSON can hold: valid UTF-8, so no lone surrogate (`"\ud800"`)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{field} holds a lone surrogate ({value[exc.start]!r} at position {exc.start}), "
+                "which is not valid UTF-8 and cannot be stored"
+            ) from None
+    return value
+
+
+def check_date(value: datetime, field: str) -> datetime:
+    """`value` in UTC at millisecond precision, if it is from year 1000 on."""
+    utc = to_utc(value)
+    if utc < EARLIEST_DATE:
+        raise ValueError(f"{field} must be from year 1000 on, got {value.isoformat()}")
+    return utc
+
+
 def check_key(key: object, field: str) -> str:
-    """A key MongoDB can store and query unambiguously: a non-empty string without `$` or `.`."""
+    """A key MongoDB can store and query unambiguously: a non-empty string without `$` or `.`.
+
+    Nor a NUL byte, which BSON's C strings cannot hold, nor a lone surrogate.
+    """
     if not isinstance(key, str) or not key:
         raise ValueError(f"{field}: keys must be non-empty strings, got {key!r}")
     if "$" in key or "." in key:
         raise ValueError(f"{field}: key {key!r} must not contain '$' or '.'")
-    return key
+    if "\x00" in key:
+        raise ValueError(f"{field}: key {key!r} must not contain a NUL byte")
+    return check_string(key, f"{field}: key {key!r}")
+
+
+def check_size(document: Mapping[str, Any], largest_of: tuple[str, ...]) -> None:
+    """Refuse a document MongoDB would refuse for its size, naming the largest of `largest_of`.
+
+    Raises:
+        ValueError: the document's BSON encoding is over the limit (less a margin).
+    """
+    size = len(bson.encode(document))
+    if size <= MAX_DOCUMENT_BYTES - SIZE_MARGIN:
+        return
+    sizes = {
+        name: len(bson.encode({"v": document[name]}))
+        for name in largest_of
+        if document.get(name) is not None
+    }
+    field = max(sizes, key=sizes.__getitem__) if sizes else "the document"
+    raise ValueError(
+        f"{field} is too large: {sizes.get(field, size):,} bytes, and the whole result "
+        f"{size:,}; MongoDB stores at most {MAX_DOCUMENT_BYTES:,} bytes per document "
+        "(keep large data in a file and record its path)"
+    )
 
 
 def check_plain(value: Any, field: str, _depth: int = 0) -> Any:
@@ -99,8 +157,10 @@ def check_plain(value: Any, field: str, _depth: int = 0) -> Any:
     and string-keyed mappings of those, nested at most `MAX_NESTING` levels.
     Returns a copy with tuples as lists.
     """
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return check_string(value, field)
     if isinstance(value, int):
         if not -(2**63) <= value < 2**63:
             raise ValueError(f"{field} is an integer too large for BSON: {value}")
@@ -110,7 +170,7 @@ def check_plain(value: Any, field: str, _depth: int = 0) -> Any:
             raise ValueError(f"{field} must be a finite number, got {value!r}")
         return value
     if isinstance(value, datetime):
-        return to_utc(value)
+        return check_date(value, field)
     if isinstance(value, list | tuple | Mapping) and _depth >= MAX_NESTING:
         raise ValueError(
             f"{field} is nested more than {MAX_NESTING} levels deep "
@@ -169,6 +229,11 @@ class MetricData(_Document):
             raise ValueError(f"threshold must be a finite number, got {value!r}")
         return float(value)
 
+    @field_validator("unit", mode="after")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        return None if value is None else check_string(value, "unit")
+
     @field_validator("details", mode="before")
     @classmethod
     def _details(cls, value: Any) -> dict[str, Any] | None:
@@ -212,8 +277,20 @@ class TestRun(_Document):
 
     @field_validator("started_at", "finished_at", mode="after")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return to_utc(value)
+    def _utc(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return check_date(value, str(info.field_name))
+
+    @field_validator("test_run_id", "test_id", "test_name", "score_method", "message", mode="after")
+    @classmethod
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_string(value, str(info.field_name))
+
+    @field_validator("tags", "participants", mode="after")
+    @classmethod
+    def _texts(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for i, item in enumerate(value):
+            check_string(item, f"{info.field_name}[{i}]")
+        return value
 
     @field_validator("score", mode="before")
     @classmethod
@@ -314,7 +391,7 @@ def _plain_metric_document(metric: Any) -> dict[str, Any]:
         type(document["score"]) is not float
         or (passed is not None and type(passed) is not bool)
         or (threshold is not None and type(threshold) is not float)
-        or (unit is not None and type(unit) is not str)
+        or (unit is not None and (type(unit) is not str or not _storable(unit)))
     ):
         raise _NotPlain
     if document["details"] is not None:
@@ -323,7 +400,18 @@ def _plain_metric_document(metric: Any) -> dict[str, Any]:
 
 
 def _is_str_list(value: Any) -> bool:
-    return type(value) is list and all(type(item) is str for item in value)
+    return type(value) is list and all(type(item) is str and _storable(item) for item in value)
+
+
+def _storable(text: str) -> bool:
+    """Whether a string is valid UTF-8 (the model says why when it is not)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -345,21 +433,26 @@ def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None
         type(document["evaluation_run_id"]) is ObjectId
         and type(test_run_id) is str
         and test_run_id.strip()
+        and _storable(test_run_id)
         and type(test_id) is str
         and test_id.strip()
+        and _storable(test_id)
         and type(document["test_name"]) is str
+        and _storable(document["test_name"])
         and _is_utc_ms(started)
         and _is_utc_ms(finished)
+        and started >= EARLIEST_DATE
         and finished >= started
         and type(duration) is float
         and 0 <= duration < math.inf
         and type(document["score_method"]) is str
+        and _storable(document["score_method"])
         and type(document["passed"]) is bool
         and type(status) is str
         and status in TEST_STATUSES
         and _is_str_list(tags)
         and _is_str_list(participants)
-        and (message is None or type(message) is str)
+        and (message is None or (type(message) is str and _storable(message)))
         and type(document["metrics"]) is dict
     ):
         return None
@@ -412,8 +505,22 @@ class EvaluationRun(_Document):
 
     @field_validator("started_at", "finished_at", "last_seen_at", mode="after")
     @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else to_utc(value)
+    def _utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        return None if value is None else check_date(value, str(info.field_name))
+
+    @field_validator(
+        "evaluation_run_id", "git_commit", "git_branch", "environment", "system_info_hash"
+    )
+    @classmethod
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_string(value, str(info.field_name))
+
+    @field_validator("experiment_tags", mode="after")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for i, tag in enumerate(value):
+            check_string(tag, f"experiment_tags[{i}]")
+        return value
 
     @field_validator("system_information", mode="before")
     @classmethod
@@ -432,6 +539,8 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     loc = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    if loc and message.startswith(loc) and message[len(loc) : len(loc) + 1] in (":", ".", " ", "["):
+        return f"{prefix}.{message}" if prefix else message  # it names its field already
     return f"{field}: {message}" if field else message
 
 

@@ -295,8 +295,7 @@ def test_an_invalid_metric_fails_its_test_with_a_clear_message(inner, run_record
     [_run], [test] = stored()
     assert test["status"] == "failed"
     assert test["message"] == (
-        "evalstore.errors.InvalidDataError: metrics.wer.score: "
-        "score must be between 0 and 100, got 150"
+        "evalstore.errors.InvalidDataError: metrics.wer.score must be between 0 and 100, got 150"
     )
 
 

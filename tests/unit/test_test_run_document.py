@@ -396,6 +396,8 @@ def test_the_direct_builder_was_written_for_these_models() -> None:
             ],
             {
                 "_utc": ["started_at", "finished_at"],
+                "_text": ["test_run_id", "test_id", "test_name", "score_method", "message"],
+                "_texts": ["tags", "participants"],
                 "_score": ["score"],
                 "_metric_names": ["metrics"],
                 "_non_empty": ["test_id", "test_run_id"],
@@ -406,7 +408,12 @@ def test_the_direct_builder_was_written_for_these_models() -> None:
         ),
         "MetricData": (
             ["score", "passed", "threshold", "unit", "details"],
-            {"_score": ["score"], "_threshold": ["threshold"], "_details": ["details"]},
+            {
+                "_score": ["score"],
+                "_threshold": ["threshold"],
+                "_unit": ["unit"],
+                "_details": ["details"],
+            },
             [],
         ),
     }

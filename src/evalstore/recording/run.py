@@ -30,6 +30,8 @@ from evalstore.models import (
     TestStatus,
     build_test_run_document,
     check_score,
+    check_size,
+    check_string,
     invalid,
     metric_model,
     to_utc,
@@ -241,6 +243,10 @@ class RunRecorder:
         if self._finishing:
             raise EvalstoreError("the evaluation run is finished: record tests before finish()")
         check_text(test_id, "test_id")
+        try:
+            check_string(test_id, "test_id")
+        except ValueError as exc:
+            raise InvalidDataError(str(exc)) from None
         _check_optional(test_name, str, "test_name", "a string")
         _check_optional(message, str, "message", "a string")
         _check_optional(details, Mapping, "details", "a mapping (dict)")
@@ -273,6 +279,11 @@ class RunRecorder:
             test_run = build_test_run_document(fields)
         except ValidationError as exc:
             raise invalid(exc) from None
+        if _may_be_large(test_run):
+            try:
+                check_size(test_run, _LARGE_FIELDS)
+            except ValueError as exc:
+                raise InvalidDataError(str(exc)) from None
         if self._journal is None or self._writer is None:
             self._totals.add(test_run)
             return test_run
@@ -499,6 +510,26 @@ def _outcome(
     if passed is not None and passed != (status == "passed"):
         raise InvalidDataError(f"passed={passed} contradicts status={status!r}")
     return status == "passed", status
+
+
+_LARGE_FIELDS = ("details", "message", "metrics", "tags", "participants", "test_name", "test_id")
+_LARGE_TEXT = 1024 * 1024
+
+
+def _may_be_large(test_run: Mapping[str, Any]) -> bool:
+    """Whether a result could approach MongoDB's 16 MiB (then it is measured exactly).
+
+    Only free-form data can: `details` (of the test or of a metric), or long text.
+    The usual result has none, so it pays nothing.
+    """
+    if test_run["details"] is not None:
+        return True
+    if any(metric["details"] is not None for metric in test_run["metrics"].values()):
+        return True
+    texts = (test_run["message"] or "", test_run["test_name"], test_run["test_id"])
+    return any(len(text) > _LARGE_TEXT for text in texts) or (
+        len(test_run["tags"]) + len(test_run["participants"]) > 1000
+    )
 
 
 def _shell_connection_string() -> str | None:
