@@ -490,6 +490,8 @@ class EvaluationRun(_Document):
     git_branch: str | None = None
     git_dirty: bool | None = None
     environment: str = "dev"
+    suite: str | None = None
+    """What was tested (a project, a benchmark), so that suites sharing a database stay apart."""
     experiment_tags: list[str] = Field(default_factory=list)
     system_information: dict[str, Any] = Field(default_factory=dict)
     system_info_hash: str
@@ -509,7 +511,7 @@ class EvaluationRun(_Document):
         return None if value is None else check_date(value, str(info.field_name))
 
     @field_validator(
-        "evaluation_run_id", "git_commit", "git_branch", "environment", "system_info_hash"
+        "evaluation_run_id", "git_commit", "git_branch", "environment", "suite", "system_info_hash"
     )
     @classmethod
     def _text(cls, value: str | None, info: ValidationInfo) -> str | None:

@@ -186,11 +186,13 @@ class MetricsStorageService:
             action="read test runs",
         )
 
-    async def get_recent_evaluation_runs(self, limit: int = 10) -> list[Document]:
-        """The `limit` most recently started evaluation runs, newest first."""
+    async def get_recent_evaluation_runs(
+        self, limit: int = 10, *, suite: str | None = None
+    ) -> list[Document]:
+        """The `limit` most recently started evaluation runs (of one suite), newest first."""
         return await self.client.read(
             "evaluation_runs",
-            {},
+            {} if suite is None else {"suite": check_text(suite, "suite")},
             sort=[("started_at", -1)],
             limit=check_positive_int(limit, "limit"),
             action="read recent evaluation runs",
@@ -298,11 +300,18 @@ class MetricsStorageService:
         *,
         branch: str | None = None,
         environment: str | None = None,
+        suite: str | None = None,
         tolerance: float = 0.0,
     ) -> RunComparison:
         """Test by test, two runs (or `previous`/`latest`); see `analysis.comparison`."""
         return await comparison.compare_runs(
-            self._history, base, head, branch=branch, environment=environment, tolerance=tolerance
+            self._history,
+            base,
+            head,
+            branch=branch,
+            environment=environment,
+            suite=suite,
+            tolerance=tolerance,
         )
 
     async def compare_experiments(

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     evalstore_batch_size: int = Field(default=500, gt=0)
     evalstore_flush_interval_ms: int = Field(default=1000, gt=0)
     evalstore_queue_size: int = Field(default=10_000, gt=0)
+    evalstore_suite: str | None = Field(default=None, min_length=1)
 
     @field_validator("experiment_tags", mode="before")
     @classmethod
@@ -146,6 +147,7 @@ _ENV_NAMES = {
         "a positive number of milliseconds",
     ),
     "evalstore_queue_size": ("EVALSTORE_QUEUE_SIZE", "a positive number of results"),
+    "evalstore_suite": ("EVALSTORE_SUITE", "a non-empty name"),
 }
 
 

@@ -15,6 +15,7 @@ CORE_TABLES: dict[str, list[tuple[str, str]]] = {
     "RUN_COLUMNS": [
         ("evaluation run", L),
         ("started (UTC)", L),
+        ("suite", L),
         ("branch", L),
         ("env", L),
         ("tags", L),

@@ -19,6 +19,11 @@ EXPECTED_INDEXES = {
         },
         {"name": "score", "keys": [("score", -1)], "unique": False},
         {"name": "started_at", "keys": [("started_at", -1)], "unique": False},
+        {
+            "name": "suite_started_at",
+            "keys": [("suite", 1), ("started_at", -1)],
+            "unique": False,
+        },
         {"name": "system_info_hash", "keys": [("system_info_hash", 1)], "unique": False},
     ],
     "test_runs": [
@@ -39,7 +44,7 @@ EXPECTED_INDEXES = {
 
 async def test_create_indexes_creates_the_declared_indexes(client: MongoDBClient) -> None:
     names = await client.create_indexes()
-    assert len(names) == 12
+    assert len(names) == 13
     assert await client.list_indexes() == EXPECTED_INDEXES
 
 

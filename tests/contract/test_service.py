@@ -62,6 +62,7 @@ async def test_stored_documents_have_the_seed_fields_and_bson_types(
         "git_branch",
         "git_dirty",
         "environment",
+        "suite",
         "experiment_tags",
         "system_information",
         "system_info_hash",

@@ -136,6 +136,7 @@ async def compare_runs(
     *,
     branch: str | None = None,
     environment: str | None = None,
+    suite: str | None = None,
     tolerance: float = 0.0,
 ) -> RunComparison:
     """Compare a head run with a base run, test by test and aggregate by aggregate.
@@ -158,17 +159,19 @@ async def compare_runs(
             `latest`/`previous`).
     """
     tolerance = check_tolerance(tolerance)
-    for name, value in (("branch", branch), ("environment", environment)):
+    for name, value in (("branch", branch), ("environment", environment), ("suite", suite)):
         if value is not None:
             check_text(value, name)
     newest: list[Document] = []
     if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
         newest = await history.rows(
-            "evaluation_runs", latest_runs_pipeline(branch, environment), "find the latest runs"
+            "evaluation_runs",
+            latest_runs_pipeline(branch, environment, suite=suite),
+            "find the latest runs",
         )
     where = " and ".join(
         f"{name} {value!r}"
-        for name, value in (("branch", branch), ("environment", environment))
+        for name, value in (("suite", suite), ("branch", branch), ("environment", environment))
         if value
     )
     base_run = await _select_run(history, base, where, newest)

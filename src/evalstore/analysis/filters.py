@@ -39,6 +39,7 @@ class WindowKwargs(TypedDict, total=False):
     until: datetime | None
     environment: str | None
     branch: str | None
+    suite: str | None
     window_days: float
 
 
@@ -89,6 +90,7 @@ class RunFilters:
     until: datetime | None = None
     environment: str | None = None
     branch: str | None = None
+    suite: str | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
     tags_match: TagsMatch = "any"
     window_days: float = DEFAULT_WINDOW_DAYS
@@ -114,7 +116,7 @@ class RunFilters:
             raise InvalidDataError("since is after until")
         if any(not isinstance(tag, str) or not tag for tag in self.tags):
             raise InvalidDataError(f"tags must be non-empty strings, got {list(self.tags)!r}")
-        for name in ("environment", "branch", "test_id"):
+        for name in ("environment", "branch", "suite", "test_id"):
             value = getattr(self, name)
             if value is not None:
                 check_text(value, name)
@@ -127,6 +129,7 @@ class RunFilters:
         until: datetime | None = None,
         environment: str | None = None,
         branch: str | None = None,
+        suite: str | None = None,
         tags: Sequence[str] = (),
         tags_match: TagsMatch = "any",
         window_days: float = DEFAULT_WINDOW_DAYS,
@@ -139,6 +142,7 @@ class RunFilters:
             until=until,
             environment=environment,
             branch=branch,
+            suite=suite,
             tags=tuple(tags),
             tags_match=tags_match,
             window_days=window_days,
@@ -147,8 +151,8 @@ class RunFilters:
 
     @property
     def selects_runs(self) -> bool:
-        """True when a filter (environment, branch, tags) needs the evaluation runs' fields."""
-        return bool(self.environment or self.branch or self.tags)
+        """True when a filter (environment, branch, suite, tags) needs the runs' fields."""
+        return bool(self.environment or self.branch or self.suite or self.tags)
 
     def bounds(self, now: datetime | None = None) -> tuple[datetime, datetime | None]:
         """The (inclusive lower, exclusive upper) time bounds of the window."""
@@ -174,6 +178,8 @@ class RunFilters:
             query["environment"] = self.environment
         if self.branch:
             query["git_branch"] = self.branch
+        if self.suite:
+            query["suite"] = self.suite
         if self.tags:
             query["experiment_tags"] = {
                 "$in" if self.tags_match == "any" else "$all": list(self.tags)

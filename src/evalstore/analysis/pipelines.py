@@ -256,9 +256,12 @@ must see. `running` and `interrupted` runs are not finished.
 
 
 def latest_runs_pipeline(
-    branch: str | None = None, environment: str | None = None, count: int = 2
+    branch: str | None = None,
+    environment: str | None = None,
+    count: int = 2,
+    suite: str | None = None,
 ) -> Pipeline:
-    """The `count` newest finished runs with tests (of one branch and environment), newest first.
+    """The `count` newest finished runs with tests (of a branch, environment, suite), newest first.
 
     A run is finished when it is `completed` or `failed` (its tests failed);
     runs still `running`, `interrupted` ones and runs that recorded no test
@@ -269,6 +272,8 @@ def latest_runs_pipeline(
         match["git_branch"] = branch
     if environment:
         match["environment"] = environment
+    if suite:
+        match["suite"] = suite
     return [{"$match": match}, {"$sort": {"started_at": -1}}, {"$limit": count}]
 
 

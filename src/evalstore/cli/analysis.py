@@ -32,6 +32,7 @@ from evalstore.cli.options import (
     EnvOption,
     MatchOption,
     SinceOption,
+    SuiteOption,
     TagOption,
     UntilOption,
     check_choice,
@@ -134,7 +135,7 @@ async def why_empty(
 def _filter_text(filters: dict[str, Any]) -> str:
     parts = [
         f"{name} {filters[key]!r}"
-        for name, key in (("environment", "environment"), ("branch", "branch"))
+        for name, key in (("suite", "suite"), ("environment", "environment"), ("branch", "branch"))
         if filters.get(key)
     ]
     tags = filters.get("tags")
@@ -161,6 +162,7 @@ def trend(
     until: UntilOption = None,
     env: EnvOption = None,
     branch: BranchOption = None,
+    suite: SuiteOption = None,
     tag: TagOption = None,
     match: MatchOption = "any",
     days: DaysOption = 30,
@@ -172,7 +174,7 @@ def trend(
     check_choice(by, ("day", "week", "run"), "--by")
     if by == "run" and metric != "score":
         usage_error("--by run shows each run's score: leave out --metric")
-    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
     window = describe_window(since, until, days)
 
     async def use(service: MetricsStorageService) -> Any:
@@ -204,6 +206,7 @@ def stats(
     until: UntilOption = None,
     env: EnvOption = None,
     branch: BranchOption = None,
+    suite: SuiteOption = None,
     tag: TagOption = None,
     match: MatchOption = "any",
     days: DaysOption = 30,
@@ -213,7 +216,7 @@ def stats(
 ) -> None:
     """Per-test statistics: runs, mean/min/max score, pass rate, last status, last seen."""
     check_choice(sort, STATS_SORT_KEYS, "--sort")
-    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
 
     async def use(service: MetricsStorageService) -> Any:
         return await service.get_test_stats(
@@ -241,6 +244,7 @@ def flaky(
     until: UntilOption = None,
     env: EnvOption = None,
     branch: BranchOption = None,
+    suite: SuiteOption = None,
     tag: TagOption = None,
     match: MatchOption = "any",
     days: DaysOption = 30,
@@ -260,7 +264,7 @@ def flaky(
     A test that broke and stayed broken (PPPPFFFF) is a regression, not a flake:
     it is listed under "Changed once" (or alone with --changed).
     """
-    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
     window = describe_window(since, until, days)
 
     async def use(service: MetricsStorageService) -> tuple[Any, Any, str]:
@@ -287,6 +291,7 @@ def configs_list(
     until: UntilOption = None,
     env: EnvOption = None,
     branch: BranchOption = None,
+    suite: SuiteOption = None,
     tag: TagOption = None,
     match: MatchOption = "any",
     days: DaysOption = 30,
@@ -295,7 +300,7 @@ def configs_list(
     as_json: JsonOption = False,
 ) -> None:
     """Runs per configuration: count, mean score and metrics, first and last seen."""
-    filters = filter_kwargs(since, until, env, branch, tag, match, days)
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
 
     async def use(service: MetricsStorageService) -> Any:
         return await service.compare_configurations(**filters)
@@ -340,6 +345,12 @@ def compare(
             "--env", help="Only runs of this environment for latest/previous.", show_default=False
         ),
     ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            "--suite", help="Only runs of this suite for latest/previous.", show_default=False
+        ),
+    ] = None,
     tolerance: Annotated[
         float,
         typer.Option("--tolerance", min=0.0, help="Score points a test may drop before it counts."),
@@ -360,7 +371,7 @@ def compare(
 
     async def use(service: MetricsStorageService) -> Any:
         return await service.compare_runs(
-            base, head, branch=branch, environment=env, tolerance=tolerance
+            base, head, branch=branch, environment=env, suite=suite, tolerance=tolerance
         )
 
     result = run_command(lambda: with_service(url, db, use))
@@ -417,6 +428,7 @@ def experiments_compare(
     until: UntilOption = None,
     env: EnvOption = None,
     branch: BranchOption = None,
+    suite: SuiteOption = None,
     days: DaysOption = 30,
     url: UrlOption = None,
     db: DbOption = None,
@@ -424,7 +436,7 @@ def experiments_compare(
 ) -> None:
     """Per metric: mean, sample standard deviation and runs of each tag set, and B minus A."""
     check_choice(match, ("any", "all"), "--match")
-    filters = window_kwargs(since, until, env, branch, days)
+    filters = window_kwargs(since, until, env, branch, days, suite)
 
     window = describe_window(since, until, days)
 

@@ -26,6 +26,7 @@ from evalstore.cli.common import (
 )
 from evalstore.cli.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
 from evalstore.cli.durability import register_durability_commands
+from evalstore.cli.options import SuiteOption
 from evalstore.cli.render import (
     HISTORY_COLUMNS,
     RUN_COLUMNS,
@@ -185,14 +186,16 @@ def runs_list(
         list[str] | None, typer.Option("--tag", "-t", help="Only runs with this tag (repeat).")
     ] = None,
     match: Annotated[str, typer.Option("--match", help="With --tag: any or all.")] = "any",
+    suite: SuiteOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the most recent evaluation runs, newest first."""
 
     async def use(service: MetricsStorageService) -> list[dict[str, Any]]:
         if tag:
-            return await service.get_evaluation_runs_by_tags(tag, match, limit)  # type: ignore[arg-type]
-        return await service.get_recent_evaluation_runs(limit)
+            runs = await service.get_evaluation_runs_by_tags(tag, match, limit)  # type: ignore[arg-type]
+            return [r for r in runs if suite is None or r.get("suite") == suite]
+        return await service.get_recent_evaluation_runs(limit, suite=suite)
 
     found = run_command(lambda: with_service(url, db, use))
     if as_json:

@@ -41,6 +41,12 @@ BranchOption = Annotated[
     str | None,
     typer.Option("--branch", help="Only runs of this git branch.", show_default=False),
 ]
+SuiteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--suite", help="Only runs of this suite (see `evalstore runs list`).", show_default=False
+    ),
+]
 TagOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -109,6 +115,7 @@ def window_kwargs(
     env: str | None,
     branch: str | None,
     days: int,
+    suite: str | None = None,
 ) -> dict[str, Any]:
     """The service's window filters from the command-line options."""
     return {
@@ -116,6 +123,7 @@ def window_kwargs(
         "until": parse_when(until, "--until"),
         "environment": env,
         "branch": branch,
+        "suite": suite,
         "window_days": days,
     }
 
@@ -128,10 +136,11 @@ def filter_kwargs(
     tag: list[str] | None,
     match: str,
     days: int,
+    suite: str | None = None,
 ) -> dict[str, Any]:
-    """The service's filters (window, environment, branch, tags) from the command-line options."""
+    """The service's filters (window, environment, branch, suite, tags) from the options."""
     return {
-        **window_kwargs(since, until, env, branch, days),
+        **window_kwargs(since, until, env, branch, days, suite),
         "tags": tuple(tag or ()),
         "tags_match": check_choice(match, ("any", "all"), "--match"),
     }

@@ -91,6 +91,7 @@ def table(
 RUN_COLUMNS: list[Column] = [
     ("evaluation run", lambda r: r.get("evaluation_run_id")),
     ("started (UTC)", lambda r: r.get("started_at")),
+    ("suite", lambda r: r.get("suite")),
     ("branch", lambda r: r.get("git_branch")),
     ("env", lambda r: r.get("environment")),
     ("tags", lambda r: r.get("experiment_tags")),

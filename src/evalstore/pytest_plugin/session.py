@@ -7,7 +7,9 @@ workers send their reports here), so one evaluation run gets every test.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,6 +112,7 @@ class EvalstorePlugin:
                 packages=plugin_packages(self.config),
                 system_config=system_config(self.config),
                 repo_path=self.config.rootpath,
+                suite=self.settings.evalstore_suite or project_name(self.config.rootpath),
             )
             self.storage.start()
         except Exception as exc:
@@ -184,3 +187,20 @@ class EvalstorePlugin:
         if self.storage is not None and not self._closed:
             self._closed = True
             self.storage.close()
+
+
+def project_name(rootdir: Path) -> str:
+    """The suite a pytest session records: the project's name in `pyproject.toml`, else the
+    name of pytest's rootdir.
+    """
+    try:
+        tomllib = importlib.import_module("tomllib")
+    except ImportError:  # Python 3.10: the rootdir's name will do
+        return rootdir.name or "tests"
+    try:
+        with (rootdir / "pyproject.toml").open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, ValueError):
+        return rootdir.name or "tests"
+    name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
+    return name if isinstance(name, str) and name.strip() else rootdir.name or "tests"

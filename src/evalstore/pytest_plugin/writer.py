@@ -141,7 +141,7 @@ class RunSummary:
 
 
 async def previous_finished_run(client: MongoDBClient, run: Mapping[str, Any]) -> Document | None:
-    """The latest finished run with tests before `run` on the same branch and environment.
+    """The latest finished run with tests before `run` of the same suite, branch and environment.
 
     Finished as for `compare previous latest`: `completed` or `failed`.
     """
@@ -151,6 +151,7 @@ async def previous_finished_run(client: MongoDBClient, run: Mapping[str, Any]) -
         "num_tests": {"$gt": 0},
         "environment": run.get("environment"),
         "git_branch": run.get("git_branch"),
+        "suite": run.get("suite"),  # None also matches runs stored before suites existed
         "started_at": {"$lte": run["started_at"]},
     }
     return await client.read_one(
@@ -189,6 +190,7 @@ class StorageSession:
         packages: Iterable[str] = (),
         system_config: Mapping[str, Any] | None = None,
         repo_path: str | Path = ".",
+        suite: str | None = None,
     ) -> None:
         self.client = MongoDBClient.from_settings(settings)
         self.recorder = RunRecorder(
@@ -196,6 +198,7 @@ class StorageSession:
             config=system_config,
             tags=tags,
             environment=settings.environment,
+            suite=suite,
             repo_path=repo_path,
             packages=packages,
             settings=settings,

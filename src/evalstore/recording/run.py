@@ -73,6 +73,7 @@ class RunRecorder:
         config: Mapping[str, Any] | None = None,
         tags: Iterable[str] = (),
         environment: str = "dev",
+        suite: str | None = None,
         repo_path: str | Path = ".",
         packages: Iterable[str] = (),
         clock: Clock = utcnow,
@@ -87,6 +88,7 @@ class RunRecorder:
         self._config = dict(config or {})
         self._tags = parse_tags(list(check_tags(tags, "tags")))
         self._environment = environment
+        self._suite = None if suite is None else check_text(suite, "suite")
         self._repo_path = repo_path
         self._packages = tuple(packages)
         self._clock = clock
@@ -137,6 +139,7 @@ class RunRecorder:
                 git_branch=git.branch,
                 git_dirty=git.dirty,
                 environment=self._environment,
+                suite=self._suite,
                 experiment_tags=self._tags,
                 system_information=info,
                 system_info_hash=system_info_hash(info),
@@ -556,6 +559,7 @@ def evaluation_run(
     config: Mapping[str, Any] | None = None,
     tags: Iterable[str] | None = None,
     environment: str | None = None,
+    suite: str | None = None,
     repo_path: str | Path = ".",
     packages: Iterable[str] = (),
     settings: Settings | None = None,
@@ -570,6 +574,8 @@ def evaluation_run(
         config: the system configuration to snapshot and hash.
         tags: experiment tags; default `EXPERIMENT_TAGS`.
         environment: dev, stage, prod or lab; default `ENVIRONMENT`.
+        suite: what is being evaluated (a project, a benchmark), so that several suites
+            recording into one database stay apart; default `EVALSTORE_SUITE`, else none.
         repo_path: where to read git provenance.
         packages: distributions whose versions go into the snapshot.
         settings: settings to use instead of reading the environment.
@@ -582,7 +588,7 @@ def evaluation_run(
         ConfigurationError: an environment variable is invalid.
     """
     owns_client = False
-    if service is None or tags is None or environment is None:
+    if service is None or tags is None or environment is None or suite is None:
         settings = settings or load_settings()
     if service is None:
         assert settings is not None
@@ -594,6 +600,7 @@ def evaluation_run(
         config=config,
         tags=settings.experiment_tags if tags is None and settings else (tags or ()),
         environment=environment or (settings.environment if settings else "dev"),
+        suite=suite if suite is not None else (settings.evalstore_suite if settings else None),
         repo_path=repo_path,
         packages=packages,
         clock=clock,

@@ -39,6 +39,8 @@ INDEXES: tuple[IndexSpec, ...] = (
     # finding the two newest completed runs of a rarely-run branch walks the whole `started_at`
     # index; it also serves every `--branch` filter of the analysis queries (branch + window)
     IndexSpec(EVALUATION_RUNS, "git_branch_started_at", (("git_branch", 1), ("started_at", -1))),
+    # one suite of several in a database: `--suite` filters, and its latest/previous runs
+    IndexSpec(EVALUATION_RUNS, "suite_started_at", (("suite", 1), ("started_at", -1))),
     # lookup of one test execution
     IndexSpec(TEST_RUNS, "test_run_id_unique", (("test_run_id", 1),), unique=True),
     # one test's evolution over time (history, newest first)
