@@ -60,14 +60,28 @@ def to_utc(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+def is_finite(value: float) -> bool:
+    """`math.isfinite`, False also for an integer too large for a float (`10**400`)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def check_score(value: float | None, field: str) -> float | None:
     """Reject NaN, infinities, booleans and anything outside 0 to 100."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{field} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number, got {value!r}")
+        raise ValueError(f"{field} must be a number, got {shown(value)}")
+    if not is_finite(value):
+        raise ValueError(f"{field} must be a finite number, got {shown(value)}")
     if not SCORE_MIN <= value <= SCORE_MAX:
         raise ValueError(f"{field} must be between 0 and 100, got {value!r}")
     return float(value)
@@ -163,10 +177,10 @@ def check_plain(value: Any, field: str, _depth: int = 0) -> Any:
         return check_string(value, field)
     if isinstance(value, int):
         if not -(2**63) <= value < 2**63:
-            raise ValueError(f"{field} is an integer too large for BSON: {value}")
+            raise ValueError(f"{field} is an integer too large for BSON: {shown(value)}")
         return value
     if isinstance(value, float):
-        if not math.isfinite(value):
+        if not is_finite(value):
             raise ValueError(f"{field} must be a finite number, got {value!r}")
         return value
     if isinstance(value, datetime):
@@ -221,12 +235,8 @@ class MetricData(_Document):
     def _threshold(cls, value: Any) -> float | None:
         if value is None:
             return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise ValueError(f"threshold must be a finite number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not is_finite(value):
+            raise ValueError(f"threshold must be a finite number, got {shown(value)}")
         return float(value)
 
     @field_validator("unit", mode="after")
@@ -320,7 +330,7 @@ class TestRun(_Document):
     @field_validator("duration_ms")
     @classmethod
     def _duration(cls, value: float) -> float:
-        if not math.isfinite(value) or value < 0:
+        if not is_finite(value) or value < 0:
             raise ValueError(f"must be a finite, non-negative number, got {value!r}")
         return value
 

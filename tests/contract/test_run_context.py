@@ -238,6 +238,16 @@ async def test_a_service_passed_in_records_even_when_disabled(
         ({"tags": {"a": 1}}, "tags must be a list of strings, got {'a': 1}"),
         ({"tags": [1]}, "each of tags must be a non-empty string, got 1"),
         ({"participants": {"doctor": 1}}, "participants must be a list of strings"),
+        ({"score": 10**400}, "score must be a finite number, got 1000000000"),
+        ({"metrics": {"wer": 10**400}}, "metrics.wer.score must be a finite number"),
+        (
+            {"metrics": {"wer": {"score": 1, "threshold": 10**400}}},
+            "metrics.wer.threshold must be a finite number, got 10000",
+        ),
+        (
+            {"details": {"n": 2**63}},
+            "details.n is an integer too large for BSON: 9223372036854775808",
+        ),
         ({"score_method": "nope"}, "score_method: unknown method 'nope'"),
     ],
 )

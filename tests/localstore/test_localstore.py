@@ -650,3 +650,13 @@ def test_sync_pushes_each_runs_test_runs_in_their_order(
     report, pushed = asyncio.run(push())
     assert pushed == order
     assert (report.evaluation_runs, report.test_runs, report.finalized, copies) == (3, 13, 0, [])
+
+
+@pytest.mark.parametrize("spelling", ["{root}", "{root}/", "{root}/../store", "{root}/./"])
+def test_sync_refuses_one_store_under_two_spellings(tmp_path: Path, spelling: str) -> None:
+    root = tmp_path / "store"
+    assert runner.invoke(app, ["demo", "--url", f"file://{root}", "--runs", "2"]).exit_code == 0
+    target = "file://" + spelling.format(root=root)
+    result = runner.invoke(app, ["sync", "--from", f"file://{root}", "--to", target])
+    assert result.exit_code == 1
+    assert result.stderr == "error: --from and --to are the same local store\n"

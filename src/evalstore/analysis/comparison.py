@@ -14,7 +14,6 @@ test scores, whose drops already count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Literal
 
@@ -25,7 +24,7 @@ from evalstore.analysis.filters import check_text
 from evalstore.analysis.pipelines import latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
-from evalstore.models import Document
+from evalstore.models import Document, is_finite
 
 RunSelector = Literal["latest", "previous"]
 FAILING = ("failed", "error")
@@ -45,7 +44,7 @@ def check_tolerance(tolerance: float) -> float:
     if (
         isinstance(tolerance, bool)
         or not isinstance(tolerance, int | float)
-        or not math.isfinite(tolerance)
+        or not is_finite(tolerance)
         or tolerance < 0
     ):
         raise InvalidDataError(f"tolerance must be a non-negative number, got {tolerance!r}")

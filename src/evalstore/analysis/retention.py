@@ -13,7 +13,6 @@ minutes) no run is recorded that long.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 from bson import ObjectId
@@ -27,7 +26,7 @@ from evalstore.analysis.pipelines import (
 )
 from evalstore.analysis.types import PruneResult
 from evalstore.errors import InvalidDataError
-from evalstore.models import check_positive_int, utcnow
+from evalstore.models import check_positive_int, is_finite, utcnow
 
 DEFAULT_BATCH_SIZE = 500
 
@@ -37,7 +36,7 @@ def check_days(older_than_days: float) -> float:
     if (
         isinstance(older_than_days, bool)
         or not isinstance(older_than_days, int | float)
-        or not math.isfinite(older_than_days)
+        or not is_finite(older_than_days)
         or not 0 < older_than_days <= MAX_WINDOW_DAYS
     ):
         raise InvalidDataError(

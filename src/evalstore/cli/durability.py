@@ -26,6 +26,7 @@ from evalstore.recording.replay import ReplayReport, replay_spool
 from evalstore.service import MetricsStorageService
 from evalstore.settings import load_settings
 from evalstore.storage.client import LOCAL_SCHEME, MongoDBClient
+from evalstore.storage.localstore import store_path
 from evalstore.storage.sync import (
     LocalSyncReport,
     count_test_runs,
@@ -144,7 +145,8 @@ def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool)
         if not source.startswith(LOCAL_SCHEME):
             raise ConfigurationError(f"--from must be a local store file:///dir, got {source!r}")
         MongoDBClient(source)  # a relative path is one clear error
-        if base.connection_string == source:
+        # `file:///d/` and `file:///d` (or `/a/../d`) are one store: compare the folders.
+        if base.is_local and store_path(base.connection_string) == store_path(source):
             raise ConfigurationError("--from and --to are the same local store")
         databases = source_databases(source, db)
         async with local_clients(source, databases) as local:
