@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 
 from evalstore.codec import encode
 from evalstore.recording import journal as spool
@@ -22,7 +23,7 @@ def test_short_writes_are_completed(
         return real_write(fd, bytes(data[:chunk]))
 
     monkeypatch.setattr(spool.os, "write", short_write)
-    run = {"evaluation_run_id": "run-1", "status": "running"}
+    run = {"_id": ObjectId(), "evaluation_run_id": "run-1", "status": "running"}
     journal = Journal.create(tmp_path, run, database="db", target="t", fsync="never")
     entries = [{"kind": "acked", "ids": [f"id-{n}" * n]} for n in range(20)]
     for entry in entries:

@@ -122,7 +122,7 @@ async def test_sync_stores_the_rest_of_a_journal_with_a_poison_line_and_goes_on(
     journals: Callable[[], list[Path]],
     spool_dir: Path,
 ) -> None:
-    ids = []
+    ids, oids = [], []
     for _ in range(2):  # two runs recorded while the server was down
         async with MongoDBClient(DEAD, database, timeout_ms=100) as client:
             run = evaluation_run(MetricsStorageService(client), environment="dev")
@@ -130,10 +130,11 @@ async def test_sync_stores_the_rest_of_a_journal_with_a_poison_line_and_goes_on(
                 for i in range(5):
                     await run.record_test(f"t{i}", passed=True)
         ids.append(run.evaluation_run_id)
+        oids.append(run.document["_id"])
     first = next(p for p in journals() if ids[0] in p.name)
     poison = {
         "_id": ObjectId(),
-        "evaluation_run_id": run.document["_id"],
+        "evaluation_run_id": oids[0],
         "test_run_id": f"{ids[0]}:poison",
         "test_id": "poison",
         "metrics": {"a\x00b": {"score": 1.0}},

@@ -98,6 +98,7 @@ def sync(
                     service_for,
                     on_pending=grow,
                     on_progress=lambda n: progress.advance(task, n),
+                    default_database=db or base.database_name,
                 )
         finally:
             for client in clients.values():

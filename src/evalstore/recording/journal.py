@@ -18,14 +18,17 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import math
 import os
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from bson import ObjectId
 from filelock import FileLock, Timeout
 
 from evalstore.codec import decode, encode
@@ -162,6 +165,9 @@ class JournalContents:
     acked: set[str] = field(default_factory=set)
     finish: Document | None = None
     skipped_lines: int = 0
+    headerless: bool = False
+    """The header line was unreadable: `run` holds only the `_id` its test lines carry, and
+    `database` and `target` are unknown (empty)."""
 
     @property
     def pending_tests(self) -> list[Document]:
@@ -176,7 +182,13 @@ class JournalContents:
 def read_journal(
     path: Path, accept: Callable[[JournalContents], bool] | None = None
 ) -> JournalContents | None:
-    """Parse a journal, skipping (with a warning) lines that are not complete JSON.
+    """Parse a journal, skipping (with a warning naming the line) what cannot be replayed.
+
+    A line that is not complete JSON (a torn write), or that is JSON of the wrong
+    shape (a test line without its document, acknowledgements that are not a
+    list of ids, a score that is no finite number), is skipped; the rest is read.
+    When the header is unreadable, the test lines still carry their run's `_id`:
+    the contents are returned `headerless`, for a replayer that can find the run.
 
     Args:
         path: the journal.
@@ -184,10 +196,18 @@ def read_journal(
             reading there (a journal for another server is not parsed).
 
     Returns:
-        The contents, or None when even the header is unreadable or not accepted.
+        The contents, or None when the journal is of another format version,
+        not accepted, or holds nothing readable.
     """
     contents: JournalContents | None = None
+    before_header: list[tuple[int, Document]] = []
     skipped = 0
+
+    def skip(number: int, reason: object) -> None:
+        nonlocal skipped
+        log.warning("evalstore: skipping line %d of journal %s (%s)", number, path, reason)
+        skipped += 1
+
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -197,12 +217,12 @@ def read_journal(
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
             except ValueError as exc:
-                log.warning("evalstore: skipping line %d of journal %s (%s)", number, path, exc)
-                skipped += 1
+                skip(number, exc)
                 continue
             kind = entry.get("kind")
             if kind == "header":
-                if entry.get("version") != JOURNAL_VERSION:
+                problem = _header_problem(entry)
+                if problem == "version":
                     log.warning(
                         "evalstore: journal %s has format version %r, not %d; left in place",
                         path,
@@ -210,23 +230,121 @@ def read_journal(
                         JOURNAL_VERSION,
                     )
                     return None
+                if problem or contents is not None:
+                    skip(number, problem or "a second header")
+                    continue
                 contents = JournalContents(
                     path=path, database=entry["database"], target=entry["target"], run=entry["run"]
                 )
                 if accept is not None and not accept(contents):
                     return None
+                for earlier, held in before_header:  # lines that came before a later header
+                    _add(contents, held, earlier, skip)
+                before_header = []
             elif contents is None:
-                skipped += 1
-            elif kind == "test":
-                contents.tests[entry["doc"]["test_run_id"]] = entry["doc"]
-            elif kind == "acked":
-                contents.acked.update(entry["ids"])
-            elif kind == "finish":
-                contents.finish = entry
+                before_header.append((number, entry))
+            else:
+                _add(contents, entry, number, skip)
     if contents is None:
-        log.warning("evalstore: journal %s has no readable header; left in place", path)
-        return None
+        contents = _headerless(path, before_header, skip)
+        if contents is None or (accept is not None and not accept(contents)):
+            return None
     contents.skipped_lines = skipped
+    return contents
+
+
+def _header_problem(entry: Document) -> str | None:
+    if entry.get("version") != JOURNAL_VERSION:
+        return "version"
+    run = entry.get("run")
+    if not (
+        isinstance(entry.get("database"), str)
+        and isinstance(entry.get("target"), str)
+        and isinstance(run, dict)
+        and isinstance(run.get("_id"), ObjectId)
+        and isinstance(run.get("evaluation_run_id"), str)
+    ):
+        return "a header without its database, target or run"
+    return None
+
+
+def _test_problem(doc: object) -> str | None:
+    """Why a test line's document cannot be replayed, or None."""
+    if not isinstance(doc, dict):
+        return "a test line without its document"
+    if not isinstance(doc.get("test_run_id"), str) or not doc["test_run_id"]:
+        return "a test run without its test_run_id"
+    if not isinstance(doc.get("evaluation_run_id"), ObjectId):
+        return "a test run without its evaluation_run_id"
+    score = doc.get("score")
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score)
+    ):
+        return f"a score that is no finite number ({score!r})"
+    return None
+
+
+def _add(
+    contents: JournalContents,
+    entry: Document,
+    number: int,
+    skip: Callable[[int, object], None],
+) -> bool:
+    """Add one line to `contents`; False (and a warning) when it is malformed."""
+    kind = entry.get("kind")
+    if kind == "test":
+        doc = entry.get("doc")
+        problem = _test_problem(doc)
+        if problem is None and isinstance(doc, dict):
+            if doc["evaluation_run_id"] != contents.run["_id"]:
+                problem = "a test run of another evaluation run"
+            else:
+                contents.tests[doc["test_run_id"]] = doc
+                return True
+        skip(number, problem)
+        return False
+    elif kind == "acked":
+        ids = entry.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            skip(number, "acknowledgements that are not a list of test run ids")
+            return False
+        contents.acked.update(ids)
+    elif kind == "finish":
+        if not isinstance(entry.get("status"), str) or not isinstance(
+            entry.get("finished_at"), datetime
+        ):
+            skip(number, "a finish line without its status or time")
+            return False
+        contents.finish = entry
+    else:
+        skip(number, f"an unknown kind of line ({kind!r})")
+        return False
+    return True
+
+
+def _headerless(
+    path: Path, entries: list[tuple[int, Document]], skip: Callable[[int, object], None]
+) -> JournalContents | None:
+    """The contents of a journal whose header is unreadable, from the run its tests carry."""
+    run_ids = [
+        entry["doc"]["evaluation_run_id"]
+        for _, entry in entries
+        if entry.get("kind") == "test" and _test_problem(entry.get("doc")) is None
+    ]
+    if not run_ids:
+        log.warning("evalstore: journal %s has no readable header nor test; left in place", path)
+        return None
+    contents = JournalContents(
+        path=path, database="", target="", run={"_id": run_ids[0]}, headerless=True
+    )
+    for number, entry in entries:
+        _add(contents, entry, number, skip)
+    log.warning(
+        "evalstore: journal %s has no readable header: its %d test run(s) go to their run's "
+        "database if the run is found there",
+        path,
+        len(contents.tests),
+    )
     return contents
 
 

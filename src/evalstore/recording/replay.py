@@ -71,7 +71,16 @@ async def replay_contents(
         The finalized run document, or None when the journal has no finish line
         (the run stays `running` until `evalstore runs reap` interrupts it).
     """
-    await service.upsert_evaluation_run(contents.run)
+    if contents.headerless:
+        # Without its header the run document is unknown: its tests go only where it is.
+        if await service.get_evaluation_run(contents.run["_id"]) is None:
+            raise EvalstoreError(
+                f"journal {contents.path} has no readable header and its run "
+                f"{contents.run['_id']} is not in database {service.client.database_name!r}; "
+                "left in place"
+            )
+    else:
+        await service.upsert_evaluation_run(contents.run)
     pending = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
     if on_pending is not None:
         on_pending(len(pending))
@@ -95,6 +104,7 @@ async def replay_spool(
     accept: Callable[[JournalContents], bool] | None = None,
     on_pending: Progress | None = None,
     on_progress: Progress | None = None,
+    default_database: str | None = None,
 ) -> ReplayReport:
     """Replay every journal of `spool_dir` that no live process holds, then delete it.
 
@@ -104,8 +114,13 @@ async def replay_spool(
         accept: which journals to replay (e.g. only those of one server), from their header.
         on_pending: called with the number of test runs a journal is about to send.
         on_progress: called with the number of test runs just stored.
+        default_database: where to look for the run of a journal whose header is
+            unreadable (its tests are stored only if their run is found there).
 
-    A journal whose replay fails stays in place (and is named in `failed`).
+    A journal whose replay fails stays in place (and is named in `failed`); so does
+    one that cannot be read at all, which counts as failed unless `accept` is given
+    (an automatic replay leaves what it does not understand to `evalstore sync`).
+    An empty journal (the process died before its header) holds nothing: it is removed.
     """
     report = ReplayReport()
     stored = 0
@@ -125,17 +140,29 @@ async def replay_spool(
                 remove_journal(path)
                 continue
             try:
-                contents = read_journal(path, accept)
+                empty = path.stat().st_size == 0
+                contents = None if empty else read_journal(path, accept)
             except (OSError, KeyError, TypeError, ValueError) as exc:
                 log.warning("evalstore: could not read journal %s: %s", path, exc)
                 report.failed.append(str(path))
                 continue
+            if empty:
+                log.warning("evalstore: journal %s is empty (nothing recorded): removed", path)
+                remove_journal(path)
+                continue
             if contents is None:
+                if accept is None:
+                    report.failed.append(str(path))
+                continue
+            database = default_database if contents.headerless else contents.database
+            if database is None:
+                log.warning("evalstore: journal %s has no readable header; left in place", path)
+                report.failed.append(str(path))
                 continue
             before = stored
             try:
                 await replay_contents(
-                    service_for(contents.database),
+                    service_for(database),
                     contents,
                     on_pending=on_pending,
                     on_progress=count,
