@@ -660,3 +660,32 @@ def test_sync_refuses_one_store_under_two_spellings(tmp_path: Path, spelling: st
     result = runner.invoke(app, ["sync", "--from", f"file://{root}", "--to", target])
     assert result.exit_code == 1
     assert result.stderr == "error: --from and --to are the same local store\n"
+
+
+def test_a_log_line_whose_id_cannot_be_a_key_is_skipped(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    asyncio.run(_save(store, "local", ["a", "b"]))
+    log_path = Path(store.removeprefix("file://")) / "local" / LOG
+    with log_path.open("ab") as handle:
+        handle.write(b'{"c": "test_runs", "put": {"_id": [1, 2]}}\n')
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    assert asyncio.run(_counts(store, "local")) == (1, 2)
+    assert "(an _id that cannot be a key ([1, 2]))" in caplog.text
+
+
+def test_a_damaged_or_missing_snapshot_reads_what_is_left(
+    store: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A new store's snapshot holds just its header; the results are in the log, which
+    # is of the snapshot's generation.
+    asyncio.run(_save(store, "local", ["a", "b"]))
+    snapshot = Path(store.removeprefix("file://")) / "local" / SNAPSHOT
+    damaged = bytearray(snapshot.read_bytes())
+    damaged[2] ^= 0xFF  # one corrupted byte in the header line
+    snapshot.write_bytes(bytes(damaged))
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    assert asyncio.run(_counts(store, "local")) == (1, 2)  # it was "kept changing" forever
+    assert f"the snapshot {snapshot} of the local store is missing or damaged" in caplog.text
+    snapshot.unlink()
+    assert asyncio.run(_counts(store, "local")) == (1, 2)

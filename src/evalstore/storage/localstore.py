@@ -210,6 +210,12 @@ def _check(entry: Document) -> None:
         (isinstance(entry.get("put"), dict) and "_id" in entry["put"]) or "del" in entry
     ):
         raise ValueError("neither a put nor a deletion")
+    else:
+        key = entry["put"]["_id"] if "put" in entry else entry["del"]
+        try:
+            hash(embedded.store_key(key))
+        except TypeError:
+            raise ValueError(f"an _id that cannot be a key ({key!r})") from None
 
 
 def _apply(collections: dict[str, OrderedDict[Any, Any]], records: list[Document]) -> None:
@@ -259,7 +265,16 @@ def _read(directory: Path, *, warn: bool) -> _Read:
         log_generation, log_records, good_end = _records(directory / LOG, warn=warn)
         generation = snap_generation or 0
         if log_generation is not None and log_generation > generation:
-            continue
+            if _fingerprint(directory) != fingerprint:
+                continue  # a compaction ran meanwhile: read again
+            # Nothing changed, so this is no race: the snapshot is missing or its header is
+            # damaged. Read what both files still hold rather than refuse the whole store.
+            log.warning(
+                "evalstore: the snapshot %s of the local store is missing or damaged; reading "
+                "what it and the log still hold (documents only in a lost snapshot are gone)",
+                directory / SNAPSHOT,
+            )
+            generation = log_generation
         stale = log_generation is not None and log_generation < generation
         if stale:
             log_records = []
