@@ -24,7 +24,7 @@ or local client is created (never at import time):
   that do not copy the remaining results at every step, `aggregate` reading
   only what a leading `$match` selects).
 
-`tests/contract/test_embedded_index.py` runs random operations on a patched
+`tests/storage/test_embedded_index.py` runs random operations on a patched
 and an unpatched collection and requires identical answers and documents.
 
 The hash indexes are correct by construction: they only ever narrow the
