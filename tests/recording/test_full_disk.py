@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from typer.testing import CliRunner
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
 from evalstore.cli import app
+from evalstore.recording.journal import Journal, read_journal
 from evalstore.recording.replay import replay_spool
 
 DEAD = "mongodb://127.0.0.1:1"
@@ -144,3 +146,32 @@ def test_sync_names_an_unusable_spool_folder_in_one_line(
             f"error: EVALSTORE_SPOOL_DIR={spool} is not a usable folder: {reason}; "
             "point it at a folder (or unset it for the default)\n"
         )
+
+
+def test_a_failed_append_leaves_no_half_line_and_the_journal_goes_on_when_space_is_back(
+    tiny_disk: Path,
+) -> None:
+    run = {"_id": ObjectId(), "evaluation_run_id": "run-1", "status": "running"}
+    journal = Journal.create(tiny_disk, run, database="db", target="t", fsync="never")
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"x" * 40_000)  # leave a little room
+    doc = {"test_run_id": "", "evaluation_run_id": run["_id"], "score": 50.0}
+    accepted = []
+    for i in range(10_000):
+        try:
+            journal.append({"kind": "test", "doc": {**doc, "test_run_id": f"t{i:05d}"}})
+        except OSError:
+            break
+        accepted.append(f"t{i:05d}")
+    else:
+        pytest.fail("the disk never filled")
+    assert journal.path.read_bytes().endswith(b"\n")  # the failed line was cut off whole
+    filler.unlink()  # space is back
+    for i in range(10_000, 10_010):
+        journal.append({"kind": "test", "doc": {**doc, "test_run_id": f"t{i:05d}"}})
+        accepted.append(f"t{i:05d}")
+    journal.close()
+    contents = read_journal(journal.path)
+    assert contents is not None
+    assert contents.skipped_lines == 0
+    assert list(contents.tests) == accepted  # every accepted line, none merged or lost

@@ -16,6 +16,7 @@ died mid-write) is skipped with a warning when the journal is read.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import math
@@ -70,6 +71,7 @@ class Journal:
         self._lock = FileLock(str(path) + ".lock")
         self._lock.acquire(timeout=0)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size  # the end of its last complete line
         self._last_sync = time.monotonic()
         self._dirty = False
         _OPEN_JOURNALS.add(self)
@@ -101,11 +103,18 @@ class Journal:
         if self._fd is None:
             raise EvalstoreError(f"journal {self.path} is closed")
         line = encode(entry)
-        written = os.write(self._fd, line)
-        if written < len(line):  # os.write may write less than asked (e.g. a full disk)
-            rest = memoryview(line)[written:]
-            while rest:
-                rest = rest[os.write(self._fd, rest) :]
+        try:
+            written = os.write(self._fd, line)
+            if written < len(line):  # os.write may write less than asked (e.g. a full disk)
+                rest = memoryview(line)[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest) :]
+        except OSError:
+            # Never leave half a line that a later line would merge with.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(line)
         self._dirty = True
         if sync or self._fsync == "always":
             self._sync()
