@@ -129,8 +129,12 @@ def examples() -> dict[str, str]:
             + inline({"system_info_hash": JsVar("hashA")})
             + ", {system_information: 1})"
         ),
-        "latest runs": "const [head, base] = "
-        + aggregate("evaluation_runs", latest_runs_pipeline("main"))
+        "latest runs": "const horizon = new Date(Date.now() + 24 * 3600 * 1000)\n"
+        + "const [head, base] = "
+        + aggregate(
+            "evaluation_runs",
+            latest_runs_pipeline("main", not_after=JsVar("horizon")),  # type: ignore[arg-type]
+        )
         + ".toArray()",
         "tests of a run": aggregate("test_runs", run_tests_pipeline(JsVar("base._id"))),  # type: ignore[arg-type]
         "experiment": aggregate(

@@ -23,6 +23,7 @@ neither of the last two is `latest`.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from analysis_helpers import Result, at, git_repo, invoke, record_run, record_ru
 
 from evalstore import InvalidDataError, MetricsStorageService, RunNotFoundError
 from evalstore.analysis.comparison import compare_tests
+from evalstore.models import utcnow
 
 
 @pytest.fixture
@@ -198,6 +200,20 @@ async def test_latest_is_the_newest_finished_run_even_when_its_tests_failed(
         service, "compare", "previous", "latest", "--branch", "main", "--fail-on-regression"
     )
     assert result.exit_code == 3, result.output
+
+
+async def test_a_run_dated_a_year_ahead_is_never_latest(
+    service: MetricsStorageService, runs: dict[str, str], tmp_path: Path
+) -> None:
+    main = git_repo(tmp_path / "ahead", "main")
+    ahead = utcnow() + timedelta(days=365)
+    await record_run(service, ahead, [Result("a", "passed", 100)], repo=main)
+    gate = await service.compare_runs("previous", "latest", branch="main")
+    assert (gate["base"]["evaluation_run_id"], gate["head"]["evaluation_run_id"]) == (
+        runs["base"],
+        runs["head"],
+    )
+    assert (await service.select_evaluation_run("latest"))["evaluation_run_id"] == runs["other"]
 
 
 async def test_latest_per_environment(

@@ -10,6 +10,7 @@ from bson import ObjectId
 
 from evalstore.analysis.filters import RunFilters, check_text
 from evalstore.analysis.pipelines import (
+    FUTURE_SLACK,
     Pipeline,
     latest_runs_pipeline,
     run_id_prefix_filter,
@@ -86,7 +87,9 @@ class History:
         if selector in SELECTORS:
             index = SELECTORS.index(selector)
             newest = await self.rows(
-                "evaluation_runs", latest_runs_pipeline(count=index + 1), "find the latest runs"
+                "evaluation_runs",
+                latest_runs_pipeline(count=index + 1, not_after=utcnow() + FUTURE_SLACK),
+                "find the latest runs",
             )
             if len(newest) <= index:
                 raise RunNotFoundError(

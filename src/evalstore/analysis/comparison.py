@@ -21,10 +21,10 @@ from bson import ObjectId
 
 from evalstore.analysis.base import SELECTORS, History
 from evalstore.analysis.filters import check_text
-from evalstore.analysis.pipelines import latest_runs_pipeline, run_tests_pipeline
+from evalstore.analysis.pipelines import FUTURE_SLACK, latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
-from evalstore.models import Document, is_finite
+from evalstore.models import Document, is_finite, utcnow
 
 RunSelector = Literal["latest", "previous"]
 FAILING = ("failed", "error")
@@ -165,7 +165,9 @@ async def compare_runs(
     if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
         newest = await history.rows(
             "evaluation_runs",
-            latest_runs_pipeline(branch, environment, suite=suite),
+            latest_runs_pipeline(
+                branch, environment, suite=suite, not_after=utcnow() + FUTURE_SLACK
+            ),
             "find the latest runs",
         )
     where = " and ".join(

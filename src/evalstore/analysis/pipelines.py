@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -247,6 +247,9 @@ def run_id_prefix_filter(prefix: str) -> Filter:
     return {"evaluation_run_id": {"$regex": f"^{re.escape(prefix)}"}}
 
 
+FUTURE_SLACK = timedelta(days=1)
+"""How far ahead of now a run may be dated and still be `latest` (clocks differ a little)."""
+
 FINISHED = ("completed", "failed")
 """The statuses of a run that ran to its end, whatever its tests' outcome.
 
@@ -260,14 +263,18 @@ def latest_runs_pipeline(
     environment: str | None = None,
     count: int = 2,
     suite: str | None = None,
+    not_after: datetime | None = None,
 ) -> Pipeline:
     """The `count` newest finished runs with tests (of a branch, environment, suite), newest first.
 
     A run is finished when it is `completed` or `failed` (its tests failed);
     runs still `running`, `interrupted` ones and runs that recorded no test
-    are left out.
+    are left out. With `not_after`, so are runs dated later (a clock a year ahead
+    must not make its run `latest` for a year).
     """
     match: Filter = {"status": {"$in": list(FINISHED)}, "num_tests": {"$gt": 0}}
+    if not_after is not None:
+        match["started_at"] = {"$lte": not_after}
     if branch:
         match["git_branch"] = branch
     if environment:
