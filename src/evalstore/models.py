@@ -56,7 +56,12 @@ def to_utc(value: datetime) -> datetime:
         return value  # the common case
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:00-02:00 is in year 10000 in UTC
+        raise InvalidDataError(
+            f"{value.isoformat()} is outside the years 1 to 9999 in UTC"
+        ) from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 

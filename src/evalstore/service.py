@@ -209,15 +209,23 @@ class MetricsStorageService:
         )
 
     async def get_evaluation_runs_by_tags(
-        self, tags: Sequence[str], match: TagsMatch = "any", limit: int = 100
+        self,
+        tags: Sequence[str],
+        match: TagsMatch = "any",
+        limit: int = 100,
+        *,
+        suite: str | None = None,
     ) -> list[Document]:
-        """Evaluation runs carrying any (or all) of `tags`, newest first."""
+        """Evaluation runs carrying any (or all) of `tags` (of one suite), newest first."""
         if match not in ("any", "all"):
             raise InvalidDataError(f"match must be 'any' or 'all', got {match!r}")
         operator = "$in" if match == "any" else "$all"
         return await self.client.read(
             "evaluation_runs",
-            {"experiment_tags": {operator: list(check_tags(tags, "tags"))}},
+            {
+                "experiment_tags": {operator: list(check_tags(tags, "tags"))},
+                **({} if suite is None else {"suite": check_text(suite, "suite")}),
+            },
             sort=[("started_at", -1)],
             limit=check_positive_int(limit, "limit"),
             action="read evaluation runs by tags",

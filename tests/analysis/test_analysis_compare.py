@@ -22,15 +22,24 @@ neither of the last two is `latest`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from analysis_helpers import Result, at, git_repo, invoke, record_run, record_running_run
+from analysis_helpers import (
+    Result,
+    RunClock,
+    at,
+    git_repo,
+    invoke,
+    record_run,
+    record_running_run,
+)
 
-from evalstore import InvalidDataError, MetricsStorageService, RunNotFoundError
+from evalstore import InvalidDataError, MetricsStorageService, RunNotFoundError, evaluation_run
 from evalstore.analysis.comparison import compare_tests
 from evalstore.models import utcnow
 
@@ -214,6 +223,29 @@ async def test_a_run_dated_a_year_ahead_is_never_latest(
         runs["head"],
     )
     assert (await service.select_evaluation_run("latest"))["evaluation_run_id"] == runs["other"]
+
+
+async def test_a_run_cut_short_is_never_previous(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    repo = git_repo(tmp_path / "cut", "cut")
+    three = [Result("a", "passed", 100), Result("b", "passed", 100), Result("x", "passed", 100)]
+    whole = await record_run(service, at(10), three, repo=repo)
+    cut = evaluation_run(service, environment="dev", clock=RunClock(at(11)), repo_path=repo)
+
+    async def cut_short() -> None:  # cancelled (Ctrl-C, SIGTERM, a timeout) after one test
+        async with cut:
+            await cut.record_test("a", passed=True)
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await cut_short()
+    assert cut.document["status"] == "interrupted"
+    broken = [Result("a", "passed", 100), Result("b", "passed", 100), Result("x", "failed", 0)]
+    await record_run(service, at(12), broken, repo=repo)
+    gate = await service.compare_runs("previous", "latest", branch="cut")
+    assert gate["base"]["evaluation_run_id"] == whole["evaluation_run_id"]
+    assert (gate["newly_failing"], gate["regressed"]) == (["x"], True)
 
 
 async def test_latest_per_environment(

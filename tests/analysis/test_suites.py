@@ -18,7 +18,12 @@ async def record(
     service: MetricsStorageService, day: int, suite: str | None, results: list[Result], repo: Path
 ) -> dict[str, Any]:
     recorder = evaluation_run(
-        service, environment="dev", suite=suite, clock=RunClock(at(day)), repo_path=repo
+        service,
+        environment="dev",
+        suite=suite,
+        tags=["t"],
+        clock=RunClock(at(day)),
+        repo_path=repo,
     )
     async with recorder as run:
         for result in results:
@@ -93,6 +98,11 @@ async def test_runs_list_shows_and_filters_the_suite(
     ]
     result = await invoke(service, "runs", "list", "--suite", "itertools", "--json")
     assert [r["evaluation_run_id"] for r in json.loads(result.stdout)] == suites["itertools"][::-1]
+    # The suite is part of the tag query, before its limit: the newest run tagged `t` is
+    # of no suite, and the newest of itertools is still found.
+    args = ("runs", "list", "-n", "1", "--tag", "t", "--suite", "itertools", "--json")
+    [found] = json.loads((await invoke(service, *args)).stdout)
+    assert found["evaluation_run_id"] == suites["itertools"][1]
     table = await invoke(service, "runs", "list")
     assert "suite" in table.stdout
     assert "itertools" in table.stdout

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,16 @@ OLD = datetime(999, 1, 1, tzinfo=timezone.utc)
         ({"details": {"when": OLD}}, "details.when must be from year 1000 on, got 0999-01-01"),
         ({"started_at": OLD}, "started_at must be from year 1000 on, got 0999-01-01"),
         ({"details": {"blob": "x" * (17 * MIB)}}, "details is too large: 17,825,8"),
+        ({"tags": ["x" * (17 * MIB)]}, "tags is too large: 17,825,8"),
+        ({"metrics": {"wer": {"score": 1, "unit": "u" * (17 * MIB)}}}, "metrics is too large"),
+        (
+            {"started_at": datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-2)))},
+            "9999-12-31T23:59:00-02:00 is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            {"finished_at": datetime(1, 1, 1, 0, 30), "duration_ms": 3_600_000},
+            "started_at, finished_at, duration_ms: the times they give fall outside the years",
+        ),
         ({"message": "x" * (17 * MIB)}, "message is too large: 17,825,8"),
     ],
     ids=lambda value: str(value)[:40],
@@ -63,6 +73,15 @@ async def test_a_test_id_with_a_lone_surrogate_names_the_test_id(
     async with evaluation_run(service, environment="dev") as run:
         with pytest.raises(InvalidDataError, match=r"^test_id holds a lone surrogate"):
             await run.record_test("\ud800")
+
+
+async def test_a_run_document_too_large_is_refused_before_anything_is_stored(
+    service: MetricsStorageService,
+) -> None:
+    with pytest.raises(InvalidDataError, match=r"^system_information is too large: 17,8"):
+        async with evaluation_run(service, environment="dev", config={"x": "y" * (17 * MIB)}):
+            pass
+    assert await service.get_recent_evaluation_runs() == []
 
 
 async def test_fifteen_mib_is_accepted_and_stored(service: MetricsStorageService) -> None:

@@ -130,7 +130,7 @@ async def test_a_failing_block_finalizes_as_failed_and_propagates(
     assert stored["finished_at"] is not None
 
 
-async def test_a_cancelled_task_finalizes_as_failed(service: MetricsStorageService) -> None:
+async def test_a_cancelled_task_finalizes_as_interrupted(service: MetricsStorageService) -> None:
     recorded = asyncio.Event()
     holder: dict[str, Any] = {}
 
@@ -148,16 +148,17 @@ async def test_a_cancelled_task_finalizes_as_failed(service: MetricsStorageServi
         await task
     stored = await service.get_evaluation_run(holder["run"].evaluation_run_id)
     assert stored is not None
-    assert (stored["status"], stored["num_tests"], stored["num_failed"]) == ("failed", 1, 1)
+    # Cut short: `interrupted`, so it is never `latest` for a CI gate.
+    assert (stored["status"], stored["num_tests"], stored["num_failed"]) == ("interrupted", 1, 1)
 
 
-async def test_keyboard_interrupt_finalizes_as_failed(service: MetricsStorageService) -> None:
+async def test_keyboard_interrupt_finalizes_as_interrupted(service: MetricsStorageService) -> None:
     with pytest.raises(KeyboardInterrupt):
         async with evaluation_run(service, environment="dev") as run:
             raise KeyboardInterrupt
     stored = await service.get_evaluation_run(run.evaluation_run_id)
     assert stored is not None
-    assert stored["status"] == "failed"
+    assert stored["status"] == "interrupted"
 
 
 async def test_storage_disabled_is_a_no_op_recorder(caplog: pytest.LogCaptureFixture) -> None:

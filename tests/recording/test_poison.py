@@ -152,3 +152,26 @@ async def test_sync_stores_the_rest_of_a_journal_with_a_poison_line_and_goes_on(
         assert (stored["status"], stored["num_tests"]) == ("completed", 5)
     [rejected] = list((spool_dir / "rejected").iterdir())
     assert "NULL byte" in rejected.read_text()
+
+
+async def test_a_refused_result_is_not_counted_as_kept_in_a_journal_that_is_not_there(
+    database: str,
+    tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    clean_env.setenv("EVALSTORE_SPOOL_DIR", str(a_file / "spool"))  # no journal, no rejected/
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    service = MetricsStorageService(RefusingServer("mongomock://", database))
+    async with evaluation_run(service, environment="dev") as run:
+        await run.record_test("ok1", passed=True)
+        await run.record_test("bad", passed=True)
+        await run.record_test("ok2", passed=True)
+    refused, summary = [r.getMessage() for r in caplog.records if r.name == "evalstore"]
+    assert "they are lost: cannot write" in refused  # the rejected file could not be written
+    assert summary.endswith(
+        f"run {run.evaluation_run_id}: 2 of 3 results stored, 1 refused by the store "
+        "(see the warning about them), 0 lost"
+    )

@@ -38,6 +38,11 @@ async def offline_run(database: str, tests: int = 5) -> Any:
             "a score that is no finite number (inf)",
         ),
         (b'{"kind": "finish"}', "a finish line without its status or time"),
+        (
+            b'{"kind": "acked", "ids": [{"$oid": "0123456789abcdef0123456g"}]}',
+            "'0123456789abcdef0123456g' is not a valid ObjectId",
+        ),
+        (b'{"kind": "finish", "finished_at": {"$date": 1e300}}', ""),
         (b'["not", "an", "object"]', "not an object"),
     ],
 )
@@ -57,7 +62,7 @@ async def test_a_malformed_line_is_skipped_and_the_rest_replayed(
     caplog.set_level(logging.WARNING, logger="evalstore")
     report = await sync()
     assert (report.journals, report.failed, report.skipped_lines) == (1, [], 1)
-    assert f"skipping line 2 of journal {journal} ({reason})" in caplog.text
+    assert f"skipping line 2 of journal {journal} ({reason}" in caplog.text
     stored = await embedded.get_evaluation_run(run.evaluation_run_id)
     assert (stored["status"], stored["num_tests"]) == ("completed", 5)
     assert journals() == []

@@ -22,6 +22,7 @@ import pytest
 from bson import ObjectId
 from pydantic import ValidationError
 
+from evalstore.errors import InvalidDataError
 from evalstore.models import (
     METRIC_FIELDS,
     TEST_RUN_FIELDS,
@@ -340,8 +341,8 @@ def test_timing_from_the_clock_matches_the_original() -> None:
         for args in ((None, None, None), (None, None, 5.0), (None, T0, None), (T0, None, None)):
             try:
                 expected = reference_timing(clock, *args)
-            except OverflowError:
-                with pytest.raises(OverflowError):
+            except OverflowError:  # now one clear InvalidDataError, not a raw OverflowError
+                with pytest.raises(InvalidDataError, match=r"outside the years"):
                     recorder._timing(*args)
                 continue
             actual = recorder._timing(*args)

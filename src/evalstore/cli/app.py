@@ -193,8 +193,7 @@ def runs_list(
 
     async def use(service: MetricsStorageService) -> list[dict[str, Any]]:
         if tag:
-            runs = await service.get_evaluation_runs_by_tags(tag, match, limit)  # type: ignore[arg-type]
-            return [r for r in runs if suite is None or r.get("suite") == suite]
+            return await service.get_evaluation_runs_by_tags(tag, match, limit, suite=suite)  # type: ignore[arg-type]
         return await service.get_recent_evaluation_runs(limit, suite=suite)
 
     found = run_command(lambda: with_service(url, db, use))

@@ -160,7 +160,7 @@ class EvalstorePlugin:
                 if outcome.status is not None:  # pytest counts only tests with an outcome
                     self._record(outcome.result())
             self._open.clear()
-            status: RunStatus = "completed" if int(session.exitstatus) == 0 else "failed"
+            status = _run_status(int(session.exitstatus))
             self.summary = storage.finish(status)
         except Exception as exc:
             self.problem = self.problem or f"results not stored: {describe(exc)}"
@@ -204,3 +204,15 @@ def project_name(rootdir: Path) -> str:
         return rootdir.name or "tests"
     name = data.get("project", {}).get("name") or data.get("tool", {}).get("poetry", {}).get("name")
     return name if isinstance(name, str) and name.strip() else rootdir.name or "tests"
+
+
+def _run_status(exit_status: int) -> RunStatus:
+    """`completed` (exit 0), `interrupted` (2: Ctrl-C, collection errors), else `failed`.
+
+    An interrupted session is not a whole run: it must never be `latest` for a CI gate.
+    """
+    if exit_status == pytest.ExitCode.OK:
+        return "completed"
+    if exit_status == pytest.ExitCode.INTERRUPTED:
+        return "interrupted"
+    return "failed"

@@ -225,7 +225,9 @@ def read_journal(
                 entry = decode(raw)
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
-            except ValueError as exc:
+            # Not only ValueError: a damaged `$oid` or `$date` raises InvalidId, InvalidBSON,
+            # TypeError or OverflowError from bson; any of them is one bad line, not a bad journal.
+            except (Exception, RecursionError) as exc:
                 skip(number, exc)
                 continue
             kind = entry.get("kind")

@@ -142,7 +142,7 @@ async def replay_spool(
             try:
                 empty = path.stat().st_size == 0
                 contents = None if empty else read_journal(path, accept)
-            except (OSError, KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # one journal never stops the others
                 log.warning("evalstore: could not read journal %s: %s", path, exc)
                 report.failed.append(str(path))
                 continue
@@ -167,7 +167,7 @@ async def replay_spool(
                     on_pending=on_pending,
                     on_progress=count,
                 )
-            except (EvalstoreError, OSError, KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # one journal never stops the others
                 log.warning("evalstore: could not replay %s: %s", path, exc)
                 report.failed.append(str(path))
                 continue

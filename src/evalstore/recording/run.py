@@ -146,6 +146,10 @@ class RunRecorder:
                 last_seen_at=utcnow(),
             )
             document = {"_id": ObjectId(), **run.to_document()}
+            try:
+                check_size(document, ("system_information", "experiment_tags"))
+            except ValueError as exc:
+                raise InvalidDataError(str(exc)) from None
             if self.service is None:
                 self._document = document
                 log.info("Storage disabled (MONGODB_ENABLED=false)")
@@ -156,6 +160,8 @@ class RunRecorder:
                 if attempt == _ID_ATTEMPTS - 1:
                     raise
                 continue
+            except InvalidDataError:
+                raise  # bad input (the store refused the run document), not an outage
             except EvalstoreError as exc:
                 return self._start_recording(self.service, document, unavailable=exc)
             return self._start_recording(self.service, document, unavailable=None)
@@ -299,6 +305,18 @@ class RunRecorder:
     def _timing(
         self, started_at: datetime | None, finished_at: datetime | None, duration_ms: float | None
     ) -> tuple[datetime, datetime, float]:
+        try:
+            return self._times(started_at, finished_at, duration_ms)
+        except OverflowError:  # datetime's range is years 1 to 9999
+            raise InvalidDataError(
+                "started_at, finished_at, duration_ms: the times they give fall outside the "
+                f"years 1000 to 9999 (started_at={started_at}, finished_at={finished_at}, "
+                f"duration_ms={duration_ms})"
+            ) from None
+
+    def _times(
+        self, started_at: datetime | None, finished_at: datetime | None, duration_ms: float | None
+    ) -> tuple[datetime, datetime, float]:
         if duration_ms is not None and (
             isinstance(duration_ms, bool)
             or not isinstance(duration_ms, int | float)
@@ -411,15 +429,18 @@ class RunRecorder:
     def _warn_journal_failed(self, journal: SafetyNet, writer: BatchWriter, final: bool) -> None:
         """One line on a run whose journal failed: what is stored, what waits, what is lost."""
         total, stored = self._totals.num_tests, len(writer.stored)
-        lost = len(writer.unjournaled)
-        in_journal = total - stored - lost
+        lost, refused = len(writer.unjournaled), len(writer.refused)
+        in_journal = total - stored - lost - refused if journal.path.exists() else 0
         if final and not lost and stored == total:
             where = f"all {total} results of run {self.evaluation_run_id} are stored"
         else:
-            where = (
-                f"run {self.evaluation_run_id}: {stored} of {total} results stored, "
-                f"{in_journal} kept in the journal (run `{writer.sync_hint}`), {lost} lost"
-            )
+            parts = [f"run {self.evaluation_run_id}: {stored} of {total} results stored"]
+            if refused:
+                parts.append(f"{refused} refused by the store (see the warning about them)")
+            if in_journal:
+                parts.append(f"{in_journal} kept in the journal (run `{writer.sync_hint}`)")
+            parts.append(f"{lost} lost")
+            where = ", ".join(parts)
         log.warning("evalstore: %s; %s", journal.describe_error(), where)
 
     def _local_result(self, status: RunStatus, finished_at: datetime) -> dict[str, Any]:
@@ -447,10 +468,12 @@ class RunRecorder:
             if exc is None:
                 await self.finish("completed")
                 return
-            # The block failed (or was cancelled, interrupted or terminated): finalise as
-            # failed, and let the original exception propagate rather than one from storage.
+            # The block failed: finalise as failed; it was cancelled, interrupted (Ctrl-C) or
+            # terminated (BaseException, not Exception): as interrupted, so that a run cut
+            # short is never `latest`. The original exception propagates, not one from storage.
+            status: RunStatus = "failed" if isinstance(exc, Exception) else "interrupted"
             try:
-                await self.finish("failed")
+                await self.finish(status)
             except Exception as storage_error:
                 log.warning(
                     "evalstore could not finalize run %s: %s",
@@ -522,17 +545,18 @@ _LARGE_TEXT = 1024 * 1024
 def _may_be_large(test_run: Mapping[str, Any]) -> bool:
     """Whether a result could approach MongoDB's 16 MiB (then it is measured exactly).
 
-    Only free-form data can: `details` (of the test or of a metric), or long text.
-    The usual result has none, so it pays nothing.
+    Free-form `details` (of the test or of a metric) always are; otherwise the text
+    fields are summed, which costs a few additions for the usual small result.
     """
+    metrics = test_run["metrics"]
     if test_run["details"] is not None:
         return True
-    if any(metric["details"] is not None for metric in test_run["metrics"].values()):
+    if any(metric["details"] is not None for metric in metrics.values()):
         return True
-    texts = (test_run["message"] or "", test_run["test_name"], test_run["test_id"])
-    return any(len(text) > _LARGE_TEXT for text in texts) or (
-        len(test_run["tags"]) + len(test_run["participants"]) > 1000
-    )
+    text = len(test_run["message"] or "") + len(test_run["test_name"]) + len(test_run["test_id"])
+    text += sum(map(len, test_run["tags"])) + sum(map(len, test_run["participants"]))
+    text += sum(len(name) + len(metric["unit"] or "") for name, metric in metrics.items())
+    return text > _LARGE_TEXT
 
 
 def _shell_connection_string() -> str | None:

@@ -84,6 +84,8 @@ class BatchWriter:
         self.stored: set[str] = set()
         """The `test_run_id`s the store acknowledged (refused ones not counted)."""
         self.unjournaled: dict[str, Document] = {}
+        self.refused: set[str] = set()
+        """The `test_run_id`s the store refused (kept aside in the rejected file)."""
         self.degraded = not run_stored
         """True once anything (the run, a batch) is only in the journal."""
 
@@ -221,6 +223,7 @@ class BatchWriter:
     def mark_stored(self, batch: list[Document], refused: list[RefusedDocument]) -> None:
         """Count a batch the store took (its refused documents are kept aside, not stored)."""
         not_stored = {item.document["test_run_id"] for item in refused}
+        self.refused |= not_stored
         for doc in batch:
             test_run_id = doc["test_run_id"]
             self.unjournaled.pop(test_run_id, None)
