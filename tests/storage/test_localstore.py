@@ -468,13 +468,17 @@ def test_a_compaction_cut_between_its_renames_keeps_the_snapshot(
 def test_sync_names_a_missing_store_or_database(store: str, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["sync", "--from", f"file://{tmp_path}/nowhere", "--to", store])
     assert missing.exit_code == 1
-    assert missing.stderr == f"error: no local store at {tmp_path}/nowhere\n"
+    assert missing.stderr == (
+        f"error: no local store at {tmp_path}/nowhere: check the path "
+        "(a store is created when results are first recorded into it)\n"
+    )
     asyncio.run(_save(store, "local", ["a"]))
     unknown = runner.invoke(app, ["sync", "--from", store, "--db", "other", "--to", "mongomock://"])
     assert unknown.exit_code == 1
     path = store.removeprefix("file://")
     assert unknown.stderr == (
-        f"error: the local store at {path} has no database 'other' (it has: local)\n"
+        f"error: the local store at {path} has no database 'other' (it has: local); "
+        "choose one with --db or MONGODB_DATABASE\n"
     )
     assert not (Path(path) / "other").exists()
 

@@ -16,7 +16,6 @@ from evalstore.cli.common import (
     JsonOption,
     LimitOption,
     UrlOption,
-    check_local_store,
     err,
     make_client,
     out,
@@ -41,7 +40,7 @@ from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
 from evalstore.storage.client import EMBEDDED_SCHEME, MongoDBClient
-from evalstore.storage.localstore import store_path
+from evalstore.storage.localstore import store_path, stored_databases
 
 app = typer.Typer(
     name="evalstore",
@@ -139,7 +138,7 @@ def ping(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False
     async def go() -> tuple[str, str, float]:
         async with make_client(url, db) as client:
             if client.is_local:
-                check_local_store(client.connection_string, client.database_name)
+                stored_databases(client.connection_string, client.database_name)
             return client.redacted_uri, store_name(client), await client.ping()
 
     target, name, millis = run_command(go)

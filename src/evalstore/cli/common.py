@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evalstore.cli.render import error_line
-from evalstore.errors import ConfigurationError, EvalstoreError
+from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
 from evalstore.settings import load_settings
 from evalstore.storage.client import MongoDBClient
-from evalstore.storage.localstore import database_names, store_path
+from evalstore.storage.localstore import stored_databases
 
 T = TypeVar("T")
 
@@ -93,28 +93,8 @@ async def with_service(
     """
     async with make_client(url, db) as client:
         if client.is_local and not create:
-            check_local_store(client.connection_string, client.database_name)
+            stored_databases(client.connection_string, client.database_name)
         return await use(MetricsStorageService(client))
-
-
-def check_local_store(connection_string: str, database: str) -> None:
-    """Refuse to read a local store (or a database in it) that does not exist.
-
-    Raises:
-        ConfigurationError: no store at that path, or no such database in it.
-    """
-    root = store_path(connection_string)
-    if not root.is_dir():
-        raise ConfigurationError(
-            f"no local store at {root}: check the path in --url or MONGODB_CONNECTION_STRING "
-            "(a store is created when results are first recorded into it)"
-        )
-    names = database_names(root)
-    if database not in names:
-        raise ConfigurationError(
-            f"the local store at {root} has no database {database!r} "
-            f"(it has: {', '.join(names) or 'none'}); choose one with --db or MONGODB_DATABASE"
-        )
 
 
 def progress_bar(label: str, *, disable: bool) -> Progress:

@@ -26,13 +26,12 @@ from evalstore.recording.replay import ReplayReport, replay_spool
 from evalstore.service import MetricsStorageService
 from evalstore.settings import load_settings
 from evalstore.storage.client import LOCAL_SCHEME, MongoDBClient
-from evalstore.storage.localstore import store_path
+from evalstore.storage.localstore import store_path, stored_databases
 from evalstore.storage.sync import (
     LocalSyncReport,
     count_test_runs,
     local_clients,
     push_local_store,
-    source_databases,
 )
 
 
@@ -149,7 +148,7 @@ def sync_local_store(source: str, to: str | None, db: str | None, as_json: bool)
         # `file:///d/` and `file:///d` (or `/a/../d`) are one store: compare the folders.
         if base.is_local and store_path(base.connection_string) == store_path(source):
             raise ConfigurationError("--from and --to are the same local store")
-        databases = source_databases(source, db)
+        databases = stored_databases(source, db)
         async with local_clients(source, databases) as local:
             total = await count_test_runs(local)
             with progress_bar("pushing the local store", disable=as_json or total == 0) as progress:

@@ -127,6 +127,30 @@ def store_path(connection_string: str) -> Path:
     return directory
 
 
+def stored_databases(connection_string: str, database: str | None = None) -> list[str]:
+    """The databases of the local store to read: `database` alone, or all of them.
+
+    Raises:
+        ConfigurationError: there is no store at that path, or no such database in it
+            (reading must not answer with an empty history, nor create a store).
+    """
+    root = store_path(connection_string)
+    if not root.is_dir():
+        raise ConfigurationError(
+            f"no local store at {root}: check the path "
+            "(a store is created when results are first recorded into it)"
+        )
+    names = database_names(root)
+    if database is None:
+        return names
+    if database not in names:
+        raise ConfigurationError(
+            f"the local store at {root} has no database {database!r} "
+            f"(it has: {', '.join(names) or 'none'}); choose one with --db or MONGODB_DATABASE"
+        )
+    return [database]
+
+
 def database_names(root: Path) -> list[str]:
     """The databases a local store holds (its subdirectories with a snapshot or log)."""
     if not root.is_dir():

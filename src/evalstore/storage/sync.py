@@ -16,9 +16,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.errors import ConfigurationError
 from evalstore.storage.client import MongoDBClient
-from evalstore.storage.localstore import database_names, store_path
 
 BATCH = 500
 _READ = "read the local store"
@@ -71,26 +69,6 @@ async def count_test_runs(local: LocalClients) -> int:
     for client in local.values():
         total += await client.count("test_runs", {}, action="read the local store")
     return total
-
-
-def source_databases(source: str, database: str | None) -> list[str]:
-    """The databases to push: `database` alone, or every database of the store.
-
-    Raises:
-        ConfigurationError: there is no local store at that path, or no such database in it.
-    """
-    root = store_path(source)
-    if not root.is_dir():
-        raise ConfigurationError(f"no local store at {root}")
-    names = database_names(root)
-    if database is None:
-        return names
-    if database not in names:
-        raise ConfigurationError(
-            f"the local store at {root} has no database {database!r} "
-            f"(it has: {', '.join(names) or 'none'})"
-        )
-    return [database]
 
 
 async def push_local_store(
