@@ -39,8 +39,8 @@ from evalstore.cli.render import (
 from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
-from evalstore.storage.client import EMBEDDED_SCHEME, MongoDBClient
-from evalstore.storage.localstore import store_path, stored_databases
+from evalstore.storage.client import EMBEDDED_SCHEME
+from evalstore.storage.localstore import stored_databases
 
 app = typer.Typer(
     name="evalstore",
@@ -73,15 +73,6 @@ def main_options(
     ] = False,
 ) -> None:
     """Keep the history of test and evaluation results in MongoDB, and query it."""
-
-
-def store_name(client: MongoDBClient) -> str:
-    """How a message names the store: the local store, the embedded backend, or MongoDB."""
-    if client.is_local:
-        return f"the local store at {store_path(client.connection_string)}"
-    if client.is_embedded:
-        return "the embedded backend"
-    return f"MongoDB at {client.redacted_uri}"
 
 
 @app.command()
@@ -139,7 +130,7 @@ def ping(url: UrlOption = None, db: DbOption = None, as_json: JsonOption = False
         async with make_client(url, db) as client:
             if client.is_local:
                 stored_databases(client.connection_string, client.database_name)
-            return client.redacted_uri, store_name(client), await client.ping()
+            return client.redacted_uri, client.store_description, await client.ping()
 
     target, name, millis = run_command(go)
     if as_json:

@@ -20,16 +20,6 @@ RETRY_DELAY_S = 0.05
 MAX_BACKOFF_S = 30.0
 
 
-def _store_name(service: MetricsStorageService) -> str:
-    """What to call the store in a warning: a local store is not MongoDB."""
-    client = service.client
-    if client.is_local:
-        return "the local store"
-    if client.is_embedded:
-        return "the embedded backend"
-    return "MongoDB"
-
-
 class BatchWriter:
     """Sends queued test runs in batches; on failure they stay in the journal for replay.
 
@@ -134,7 +124,7 @@ class BatchWriter:
             log.warning(
                 "evalstore: %s is unavailable (%s); results are kept in %s and will be "
                 "stored when it is back (or run `%s`)",
-                _store_name(self._service),
+                self._service.client.store_kind,
                 exc,
                 self._journal.path,
                 self.sync_hint,
@@ -143,7 +133,7 @@ class BatchWriter:
             log.warning(
                 "evalstore: %s is unavailable (%s) and evalstore %s: results are held in "
                 "memory until the end of the run",
-                _store_name(self._service),
+                self._service.client.store_kind,
                 exc,
                 self._journal.describe_error(),
             )

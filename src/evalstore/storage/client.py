@@ -199,6 +199,22 @@ class MongoDBClient:
         return self.connection_string.startswith(EMBEDDED_SCHEME)
 
     @property
+    def store_kind(self) -> str:
+        """What messages call this store: MongoDB, the local store or the embedded backend."""
+        if self.is_local:
+            return "the local store"
+        return "the embedded backend" if self.is_embedded else "MongoDB"
+
+    @property
+    def store_description(self) -> str:
+        """The store and where it is, safe to show: `MongoDB at mongodb://u:***@db:27017`."""
+        if self.is_local:
+            from evalstore.storage import localstore
+
+            return f"the local store at {localstore.store_path(self.connection_string)}"
+        return "the embedded backend" if self.is_embedded else f"MongoDB at {self.redacted_uri}"
+
+    @property
     def is_local(self) -> bool:
         """True for the local store (`file:///absolute/dir`)."""
         return self.connection_string.startswith(LOCAL_SCHEME)
