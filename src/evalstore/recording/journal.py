@@ -81,7 +81,7 @@ class Journal:
         cls, spool_dir: Path, run: Document, *, database: str, target: str, fsync: FsyncPolicy
     ) -> Journal:
         """Start the journal of `run` in `spool_dir` with its header line."""
-        journal = cls(spool_dir / f"{run['evaluation_run_id']}{JOURNAL_SUFFIX}", fsync)
+        journal = cls(journal_path(spool_dir, run), fsync)
         journal.append(
             {
                 "kind": "header",
@@ -357,6 +357,11 @@ def _headerless(
         len(contents.tests),
     )
     return contents
+
+
+def journal_path(spool_dir: Path, run: Document) -> Path:
+    """Where the journal of `run` is kept in `spool_dir`."""
+    return spool_dir / f"{run['evaluation_run_id']}{JOURNAL_SUFFIX}"
 
 
 def journal_paths(spool_dir: Path) -> list[Path]:

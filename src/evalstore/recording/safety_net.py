@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from evalstore.models import Document
-from evalstore.recording.journal import Journal
+from evalstore.recording.journal import Journal, journal_path
 from evalstore.settings import FsyncPolicy
 
 log = logging.getLogger("evalstore")
@@ -38,7 +38,7 @@ class SafetyNet:
         cls, spool_dir: Path, run: Document, *, database: str, target: str, fsync: FsyncPolicy
     ) -> SafetyNet:
         """Create the run's journal; a folder that cannot hold it gives a net with a hole."""
-        path = spool_dir / f"{run['evaluation_run_id']}.ndjson"
+        path = journal_path(spool_dir, run)
         try:
             journal = Journal.create(spool_dir, run, database=database, target=target, fsync=fsync)
         except OSError as exc:
