@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from evalstore.recording.journal import (
 from evalstore.recording.rejected import keep_refused
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
+from evalstore.storage.client import RefusedDocument
 
 log = logging.getLogger("evalstore")
 
@@ -54,6 +55,26 @@ class ReplayReport:
     failed: list[str] = field(default_factory=list)
 
 
+async def store_in_batches(
+    service: MetricsStorageService,
+    documents: Sequence[Document],
+    journal: Path,
+    run_id: str,
+    *,
+    on_batch: Callable[[list[Document], list[RefusedDocument]], object] | None = None,
+) -> None:
+    """Upsert test runs in batches; what the store refuses goes to the run's rejected file.
+
+    `on_batch` is called with each batch sent and the documents of it that were refused.
+    """
+    for start in range(0, len(documents), REPLAY_BATCH):
+        batch = list(documents[start : start + REPLAY_BATCH])
+        refused = await service.upsert_test_runs(batch)
+        keep_refused(journal, refused, run_id)
+        if on_batch is not None:
+            on_batch(batch, refused)
+
+
 async def replay_contents(
     service: MetricsStorageService,
     contents: JournalContents,
@@ -84,12 +105,15 @@ async def replay_contents(
     pending = contents.tests_to_replay(target_fingerprint(service.client.connection_string))
     if on_pending is not None:
         on_pending(len(pending))
-    for start in range(0, len(pending), REPLAY_BATCH):
-        chunk = pending[start : start + REPLAY_BATCH]
-        refused = await service.upsert_test_runs(chunk)
-        keep_refused(contents.path, refused, contents.run.get("evaluation_run_id", "?"))
-        if on_progress is not None:
-            on_progress(len(chunk) - len(refused))
+    await store_in_batches(
+        service,
+        pending,
+        contents.path,
+        contents.run.get("evaluation_run_id", "?"),
+        on_batch=None
+        if on_progress is None
+        else lambda sent, refused: on_progress(len(sent) - len(refused)),
+    )
     if contents.finish is None:
         return None
     return await service.finalize_evaluation_run(

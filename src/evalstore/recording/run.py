@@ -39,9 +39,7 @@ from evalstore.models import (
 )
 from evalstore.recording.journal import read_journal, target_fingerprint
 from evalstore.recording.provenance import git_info, system_info_hash, system_information
-from evalstore.recording.rejected import keep_refused
-from evalstore.recording.replay import REPLAY_BATCH as _REPLAY_BATCH
-from evalstore.recording.replay import replay_spool, sync_command
+from evalstore.recording.replay import replay_spool, store_in_batches, sync_command
 from evalstore.recording.safety_net import SafetyNet
 from evalstore.recording.scoring import score_method
 from evalstore.recording.shutdown import TerminationGuard
@@ -416,12 +414,13 @@ class RunRecorder:
             target = target_fingerprint(service.client.connection_string)
             for doc in contents.tests_to_replay(target):
                 pending.setdefault(doc["test_run_id"], doc)
-        documents = list(pending.values())
-        for start in range(0, len(documents), _REPLAY_BATCH):
-            batch = documents[start : start + _REPLAY_BATCH]
-            refused = await service.upsert_test_runs(batch)
-            keep_refused(journal.path, refused, self.evaluation_run_id)
-            writer.mark_stored(batch, refused)
+        await store_in_batches(
+            service,
+            list(pending.values()),
+            journal.path,
+            self.evaluation_run_id,
+            on_batch=writer.mark_stored,
+        )
         return await service.finalize_evaluation_run(
             self.document["_id"], status, finished_at=finished_at
         )
