@@ -8,7 +8,7 @@ into BSON documents with `to_document()`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
 
@@ -131,6 +131,33 @@ def check_date(value: datetime, field: str) -> datetime:
     if utc < EARLIEST_DATE:
         raise ValueError(f"{field} must be from year 1000 on, got {value.isoformat()}")
     return utc
+
+
+def check_text(value: object, name: str) -> str:
+    """A non-empty string, as every id, name and filter value is.
+
+    A query operator (`{"$ne": None}`) or any other type where a string is
+    documented would change what a filter selects, so it is refused here.
+
+    Raises:
+        InvalidDataError: the value is not a non-empty string.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidDataError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def check_tags(tags: object, name: str) -> tuple[str, ...]:
+    """Tags as a tuple: an iterable of non-empty strings, or one tag as a bare string.
+
+    Raises:
+        InvalidDataError: anything else (a mapping, a number, an empty or non-string tag).
+    """
+    if isinstance(tags, str):
+        tags = [tags]
+    if isinstance(tags, Mapping | bytes | bytearray) or not isinstance(tags, Iterable):
+        raise InvalidDataError(f"{name} must be a list of strings, got {tags!r}")
+    return tuple(check_text(tag, f"each of {name}") for tag in tags)
 
 
 def check_key(key: object, field: str) -> str:

@@ -15,13 +15,7 @@ from typing_extensions import Unpack
 
 from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
 from evalstore.analysis.base import History, run_not_found
-from evalstore.analysis.filters import (
-    FilterKwargs,
-    TagsMatch,
-    WindowKwargs,
-    check_tags,
-    check_text,
-)
+from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
 from evalstore.analysis.pipelines import Period, run_aggregates_pipeline
 from evalstore.analysis.types import (
     ConfigDifference,
@@ -38,7 +32,16 @@ from evalstore.analysis.types import (
     TrendPoint,
 )
 from evalstore.errors import InvalidDataError
-from evalstore.models import Document, EvaluationRun, RunStatus, TestRun, check_positive_int, utcnow
+from evalstore.models import (
+    Document,
+    EvaluationRun,
+    RunStatus,
+    TestRun,
+    check_positive_int,
+    check_tags,
+    check_text,
+    utcnow,
+)
 from evalstore.storage.client import MongoDBClient, RefusedDocument
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")

@@ -8,7 +8,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.analysis.filters import RunFilters, check_text
+from evalstore.analysis.filters import RunFilters
 from evalstore.analysis.pipelines import (
     FUTURE_SLACK,
     Pipeline,
@@ -17,7 +17,7 @@ from evalstore.analysis.pipelines import (
     run_ids_pipeline,
 )
 from evalstore.errors import InvalidDataError, RunNotFoundError
-from evalstore.models import Document, utcnow
+from evalstore.models import Document, check_text, utcnow
 from evalstore.storage.client import Collection, MongoDBClient
 
 SELECTORS: tuple[str, ...] = ("latest", "previous")

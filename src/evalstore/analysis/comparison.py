@@ -20,11 +20,10 @@ from typing import Literal
 from bson import ObjectId
 
 from evalstore.analysis.base import SELECTORS, History
-from evalstore.analysis.filters import check_text
 from evalstore.analysis.pipelines import FUTURE_SLACK, latest_runs_pipeline, run_tests_pipeline
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
-from evalstore.models import Document, is_finite, utcnow
+from evalstore.models import Document, check_text, is_finite, utcnow
 
 RunSelector = Literal["latest", "previous"]
 FAILING = ("failed", "error")

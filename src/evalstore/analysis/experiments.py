@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing_extensions import Unpack
 
 from evalstore.analysis.base import History
-from evalstore.analysis.filters import RunFilters, TagsMatch, WindowKwargs, check_tags
+from evalstore.analysis.filters import RunFilters, TagsMatch, WindowKwargs
 from evalstore.analysis.pipelines import experiment_pipeline
 from evalstore.analysis.types import ExperimentMetric
 from evalstore.errors import InvalidDataError
-from evalstore.models import Document, utcnow
+from evalstore.models import Document, check_tags, utcnow
 
 SCORE = "score"
 """The row of the run score; a run metric that is itself named `score` shows as `metrics.score`."""

@@ -7,7 +7,7 @@ the window applies to `started_at`; on `test_runs` to `finished_at`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypedDict
@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 from bson import ObjectId
 
 from evalstore.errors import InvalidDataError
-from evalstore.models import to_utc, utcnow
+from evalstore.models import check_tags, check_text, to_utc, utcnow
 
 TagsMatch = Literal["any", "all"]
 DEFAULT_WINDOW_DAYS = 30
@@ -48,33 +48,6 @@ class FilterKwargs(WindowKwargs, total=False):
 
     tags: Sequence[str]
     tags_match: TagsMatch
-
-
-def check_text(value: object, name: str) -> str:
-    """A non-empty string, as every id, name and filter value is.
-
-    A query operator (`{"$ne": None}`) or any other type where a string is
-    documented would change what a filter selects, so it is refused here.
-
-    Raises:
-        InvalidDataError: the value is not a non-empty string.
-    """
-    if not isinstance(value, str) or not value:
-        raise InvalidDataError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def check_tags(tags: object, name: str) -> tuple[str, ...]:
-    """Tags as a tuple: an iterable of non-empty strings, or one tag as a bare string.
-
-    Raises:
-        InvalidDataError: anything else (a mapping, a number, an empty or non-string tag).
-    """
-    if isinstance(tags, str):
-        tags = [tags]
-    if isinstance(tags, Mapping | bytes | bytearray) or not isinstance(tags, Iterable):
-        raise InvalidDataError(f"{name} must be a list of strings, got {tags!r}")
-    return tuple(check_text(tag, f"each of {name}") for tag in tags)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from typing import Any
 from bson import ObjectId
 from pydantic import ValidationError
 
-from evalstore.analysis.filters import check_tags, check_text
 from evalstore.errors import (
     ConfigurationError,
     DuplicateRunError,
@@ -32,6 +31,8 @@ from evalstore.models import (
     check_score,
     check_size,
     check_string,
+    check_tags,
+    check_text,
     invalid,
     metric_model,
     to_utc,
