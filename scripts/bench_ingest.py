@@ -115,7 +115,7 @@ async def measure(results: int, delay_s: float) -> tuple[float, Counter]:
             await run.record_test(f"t{i:05d}", metrics={"wer": float(i % 100)}, passed=True)
     elapsed = time.perf_counter() - start
     assert run.document["num_tests"] == results, run.document
-    await client._client().drop_database(client.database_name)
+    await client.drop_database()
     return elapsed, client.counter
 
 

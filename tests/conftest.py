@@ -1,8 +1,8 @@
 """Shared fixtures: a clean environment, and a client per test on each backend.
 
-Every test that takes `client` or `service` runs on the embedded backend and,
-when MONGODB_TEST_URI is set, again on that real server (one suite, two
-backends). Each test gets its own uuid-named database, dropped afterwards.
+Every test that takes `client` or `service` runs on the embedded backend, on
+the local store (SQLite) and, when MONGODB_TEST_URI is set, again on that real
+server (one suite, every engine). Each test gets its own uuid-named database, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
 @pytest.fixture(
     params=[
         pytest.param("embedded", id="embedded"),
+        pytest.param("local", id="local"),
         pytest.param(
             "real",
             id="mongodb",
@@ -60,8 +61,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
         ),
     ]
 )
-def backend_uri(request: pytest.FixtureRequest) -> str:
-    """The connection string of the backend this test runs on."""
+def backend_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The connection string of the backend this test runs on.
+
+    A test marked `mongodb_only` reads MongoDB's raw collections (the seed's
+    mongosh queries, driver-level faults): it does not run on the local store.
+    """
+    if request.param == "local":
+        if request.node.get_closest_marker("mongodb_only"):
+            pytest.skip("reads MongoDB's raw collections; the local store has tables")
+        return f"file://{tmp_path_factory.mktemp('local-store')}"
     return "mongomock://" if request.param == "embedded" else str(REAL_URI)
 
 
@@ -73,7 +82,7 @@ async def client(backend_uri: str) -> AsyncIterator[MongoDBClient]:
     try:
         yield mongo
     finally:
-        await mongo._client().drop_database(name)
+        await mongo.drop_database()
         await mongo.close()
 
 

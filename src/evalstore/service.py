@@ -13,10 +13,10 @@ from datetime import datetime
 from bson import ObjectId
 from typing_extensions import Unpack
 
-from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
+from evalstore.analysis import comparison, configs, experiments, queries, retention, stats, trends
 from evalstore.analysis.base import History, run_not_found
 from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
-from evalstore.analysis.pipelines import Period, run_aggregates_pipeline
+from evalstore.analysis.pipelines import Period
 from evalstore.analysis.types import (
     ConfigDifference,
     ConfigSummary,
@@ -134,9 +134,7 @@ class MetricsStorageService:
         else:
             run_oid = (await self._history.resolve(evaluation_run_id))["_id"]
         action = "finalize an evaluation run"
-        [result] = await self.client.rows(
-            "test_runs", run_aggregates_pipeline(run_oid), action=action
-        )
+        [result] = await self.client.rows(queries.run_aggregates(run_oid), action=action)
         # Only string statuses count in a category, whatever else a document may hold
         # (True and 1 are one key in a dict but two groups on the server).
         tests = {row["_id"]: row["tests"] for row in result["counts"] if type(row["_id"]) is str}
@@ -222,6 +220,10 @@ class MetricsStorageService:
         """Evaluation runs carrying any (or all) of `tags` (of one suite), newest first."""
         if match not in ("any", "all"):
             raise InvalidDataError(f"match must be 'any' or 'all', got {match!r}")
+        tags = check_tags(tags, "tags")
+        if not tags:  # MongoDB matches nothing with `$in: []` or `$all: []`: ask nothing
+            check_positive_int(limit, "limit")
+            return []
         operator = "$in" if match == "any" else "$all"
         return await self.client.read(
             "evaluation_runs",

@@ -154,7 +154,11 @@ async def invoke(service: MetricsStorageService, *args: str, stdin: str | None =
 
 async def orphaned_test_runs(service: MetricsStorageService) -> int:
     """How many test runs point to an evaluation run that does not exist."""
-    run_ids = set(await service.client.evaluation_runs.distinct("_id"))
-    parents = await service.client.test_runs.distinct("evaluation_run_id")
+    run_ids = set(await service.client.distinct_values("evaluation_runs", "_id", {}, action="read"))
+    parents = await service.client.distinct_values(
+        "test_runs", "evaluation_run_id", {}, action="read"
+    )
     orphans = [oid for oid in parents if oid not in run_ids]
-    return await service.client.test_runs.count_documents({"evaluation_run_id": {"$in": orphans}})
+    return await service.client.count(
+        "test_runs", action="count", query={"evaluation_run_id": {"$in": orphans}}
+    )

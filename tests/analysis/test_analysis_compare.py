@@ -310,9 +310,9 @@ async def test_previous_and_latest_come_from_one_query(
     actions: list[str] = []
     rows = service.client.rows
 
-    async def counting(collection: Any, pipeline: Any, *, action: str) -> Any:
+    async def counting(query: Any, *, action: str) -> Any:
         actions.append(action)
-        return await rows(collection, pipeline, action=action)
+        return await rows(query, action=action)
 
     monkeypatch.setattr(service.client, "rows", counting)
     await service.compare_runs("previous", "latest", branch="main")

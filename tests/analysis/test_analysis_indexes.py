@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from analysis_helpers import Result, at, git_repo, record_run
+from engine_wrappers import WrappedCollections
 from index_coverage import (
     QueryShape,
     RegisteredQuery,
@@ -29,7 +30,7 @@ from index_coverage import (
     sort_index,
 )
 
-from evalstore import MetricsStorageService, MongoDBClient
+from evalstore import MetricsStorageService
 from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
 from evalstore.analysis.filters import RunFilters
 from evalstore.analysis.pipelines import per_test_stats_pipeline
@@ -108,18 +109,14 @@ def test_the_rules_reject_what_no_index_serves() -> None:
     )
 
 
-class RecordingClient(MongoDBClient):
+class RecordingClient(WrappedCollections):
     """The test's database, recording the shape of every read and delete it is sent."""
 
     shapes: list[QueryShape]
 
-    @property
-    def evaluation_runs(self) -> Any:
-        return _Recorder(super().evaluation_runs, EVALUATION_RUNS, self.shapes)
-
-    @property
-    def test_runs(self) -> Any:
-        return _Recorder(super().test_runs, TEST_RUNS, self.shapes)
+    def wrap(self, name: str, collection: Any) -> Any:
+        assert name in (EVALUATION_RUNS, TEST_RUNS)
+        return _Recorder(collection, name, self.shapes)
 
 
 class _Recorder:
@@ -214,6 +211,7 @@ def test_every_public_analysis_method_is_exercised_below() -> None:
     assert set(CALLS) == PUBLIC_METHODS
 
 
+@pytest.mark.mongodb_only
 async def test_what_the_methods_send_is_served_by_an_index(
     service: MetricsStorageService, tmp_path: Path
 ) -> None:
@@ -241,5 +239,5 @@ async def test_what_the_methods_send_is_served_by_an_index(
     finally:
         await recording.close()
     # prune(1) deleted both runs and their tests: the calls above really ran.
-    assert await client.evaluation_runs.count_documents({}) == 0
-    assert await client.test_runs.count_documents({}) == 0
+    assert await client.count("evaluation_runs", action="count", query={}) == 0
+    assert await client.count("test_runs", action="count", query={}) == 0

@@ -42,6 +42,8 @@ from evalstore.analysis.pipelines import (
 )
 from evalstore.models import utcnow
 
+pytestmark = pytest.mark.mongodb_only  # the README's mongosh queries run on MongoDB
+
 ROOT = Path(__file__).resolve().parents[2]
 SINCE = datetime(2025, 3, 1, tzinfo=timezone.utc)
 UNTIL = datetime(2025, 4, 1, tzinfo=timezone.utc)

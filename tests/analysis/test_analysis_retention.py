@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from analysis_helpers import Result, invoke, orphaned_test_runs, record_run
+from engine_wrappers import WrappedCollections
 from pymongo.errors import AutoReconnect
 
 from evalstore import (
     InvalidDataError,
     MetricsStorageService,
-    MongoDBClient,
     StorageUnavailableError,
 )
 from evalstore.models import utcnow
@@ -36,8 +36,8 @@ async def history(service: MetricsStorageService) -> dict[str, Any]:
 async def counts(service: MetricsStorageService) -> tuple[int, int]:
     client = service.client
     return (
-        await client.evaluation_runs.count_documents({}),
-        await client.test_runs.count_documents({}),
+        await client.count("evaluation_runs", action="count", query={}),
+        await client.count("test_runs", action="count", query={}),
     )
 
 
@@ -56,7 +56,7 @@ async def test_prune_deletes_old_runs_and_their_tests(
     result = await service.prune(90)
     assert (result["evaluation_runs"], result["test_runs"], result["dry_run"]) == (2, 5, False)
     assert await counts(service) == (1, 1)
-    remaining = await service.client.evaluation_runs.find_one({})
+    remaining = await service.client.read_one("evaluation_runs", action="read", query={})
     assert remaining["evaluation_run_id"] == history["RECENT"]["evaluation_run_id"]
     assert await orphaned_test_runs(service) == 0
     # Idempotent: nothing left to delete.
@@ -73,12 +73,11 @@ async def test_batches_and_fractional_days(
     assert await counts(service) == (0, 0)
 
 
-class LosesConnectionOnRunDelete(MongoDBClient):
+class LosesConnectionOnRunDelete(WrappedCollections):
     """The same database, but deleting evaluation runs fails as if the connection dropped."""
 
-    @property
-    def evaluation_runs(self) -> Any:
-        return _FailingDeletes(super().evaluation_runs)
+    def wrap(self, name: str, collection: Any) -> Any:
+        return _FailingDeletes(collection) if name == "evaluation_runs" else collection
 
 
 class _FailingDeletes:
@@ -92,6 +91,7 @@ class _FailingDeletes:
         raise AutoReconnect("connection closed")
 
 
+@pytest.mark.mongodb_only
 async def test_an_interrupted_prune_leaves_no_orphans_and_a_rerun_finishes(
     service: MetricsStorageService, history: dict[str, Any]
 ) -> None:

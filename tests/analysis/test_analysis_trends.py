@@ -254,6 +254,7 @@ async def test_trend_cli(service: MetricsStorageService, history: Any) -> None:
 
 
 async def test_trend_cli_errors(service: MetricsStorageService) -> None:
+    await service.client.create_indexes()  # the store exists: only the arguments are wrong
     result = await invoke(service, "trend", "--by", "month")
     assert (result.exit_code, result.stderr) == (
         2,

@@ -27,16 +27,17 @@ async def test_embedded_clients_in_one_process_share_data() -> None:
         await writer.evaluation_runs.insert_one({"evaluation_run_id": "shared"})
     async with MongoDBClient("mongomock://", name) as reader:
         found = await reader.evaluation_runs.find_one({}, {"_id": 0})
-        await reader._client().drop_database(name)
+        await reader.drop_database()
     assert found == {"evaluation_run_id": "shared"}
 
 
 async def test_ping_and_context_manager(client: MongoDBClient) -> None:
     async with client:
         assert await client.ping() >= 0.0
-    assert client._motor is None
+    assert client._engine is None
 
 
+@pytest.mark.mongodb_only
 async def test_bulk_upserts_work_on_the_embedded_backend(client: MongoDBClient) -> None:
     result = await client.test_runs.bulk_write(
         [

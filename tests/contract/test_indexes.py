@@ -7,6 +7,8 @@ from pymongo import IndexModel
 
 from evalstore import IndexConflictError, MetricsStorageService, MongoDBClient
 
+pytestmark = pytest.mark.mongodb_only  # MongoDB's own indexes; the local store's: tests/storage
+
 EXPECTED_INDEXES = {
     "evaluation_runs": [
         {"name": "_id_", "keys": [("_id", 1)], "unique": False},

@@ -48,7 +48,7 @@ async def test_concurrent_record_test_calls_give_exact_aggregates(
             )
         )
     final = run.document
-    assert await service.client.test_runs.count_documents({}) == 200
+    assert await service.client.count("test_runs", action="count", query={}) == 200
     assert (final["num_tests"], final["num_passed"], final["num_failed"]) == (200, 100, 100)
     # scores 0..99 twice: mean 49.5
     assert final["score"] == 49.5
@@ -172,7 +172,7 @@ async def test_storage_disabled_is_a_no_op_recorder(caplog: pytest.LogCaptureFix
     assert "Storage disabled (MONGODB_ENABLED=false)" in caplog.messages
     # nothing was written to the embedded backend's default database either
     probe = MongoDBClient("mongomock://", "vt_metrics")
-    assert await probe.evaluation_runs.count_documents({}) == 0
+    assert await probe.count("evaluation_runs", action="count", query={}) == 0
 
 
 async def test_disabled_recorder_still_rejects_bad_input() -> None:
@@ -199,7 +199,7 @@ async def test_enabled_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
             90.0,
         )
     finally:
-        await reader._client().drop_database("evalstore_env_test")
+        await reader.drop_database()
 
 
 async def test_a_service_passed_in_records_even_when_disabled(
@@ -209,7 +209,7 @@ async def test_a_service_passed_in_records_even_when_disabled(
     async with evaluation_run(service) as run:
         await run.record_test("a", metrics={"wer": 10})
     assert run.enabled is True
-    assert await service.client.test_runs.count_documents({}) == 1
+    assert await service.client.count("test_runs", action="count", query={}) == 1
 
 
 @pytest.mark.parametrize(
@@ -302,7 +302,7 @@ async def test_unstorable_config_is_refused_before_anything_is_written(
     with pytest.raises(InvalidDataError, match=r"^config\.model holds a object"):
         async with evaluation_run(service, config={"model": object()}, environment="dev"):
             pass
-    assert await service.client.evaluation_runs.count_documents({}) == 0
+    assert await service.client.count("evaluation_runs", action="count", query={}) == 0
 
 
 async def test_invalid_environment_argument(service: MetricsStorageService) -> None:

@@ -13,6 +13,8 @@ import pytest
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
 
+pytestmark = pytest.mark.mongodb_only  # the seed's mongosh queries run on MongoDB
+
 DOCTOR = "doctor-patient-es-en"
 FLAKY = "hotel-checkin-fr-en"
 

@@ -51,7 +51,9 @@ async def test_stored_documents_have_the_seed_fields_and_bson_types(
     service: MetricsStorageService,
 ) -> None:
     run_id = await record(service, T0, {"doctor-patient-es-en": 80.0}, tags=("baseline",))
-    run = await service.client.evaluation_runs.find_one({"evaluation_run_id": run_id})
+    run = await service.client.read_one(
+        "evaluation_runs", action="read", query={"evaluation_run_id": run_id}
+    )
     assert isinstance(run["_id"], ObjectId)
     assert set(run) == {
         "_id",
@@ -84,7 +86,9 @@ async def test_stored_documents_have_the_seed_fields_and_bson_types(
     assert run["system_information"]["config"] == {"beam": 5}
     assert len(run["system_info_hash"]) == 64
 
-    test = await service.client.test_runs.find_one({"test_id": "doctor-patient-es-en"})
+    test = await service.client.read_one(
+        "test_runs", action="read", query={"test_id": "doctor-patient-es-en"}
+    )
     assert test["evaluation_run_id"] == run["_id"]
     assert isinstance(test["evaluation_run_id"], ObjectId)
     assert set(test) == {
@@ -194,7 +198,7 @@ async def test_duplicate_ids_are_refused(service: MetricsStorageService) -> None
     await service.save_test_run(test)
     with pytest.raises(DuplicateRunError, match="test run 'r1/t' already exists"):
         await service.save_test_run(test)
-    assert await service.client.test_runs.count_documents({}) == 1
+    assert await service.client.count("test_runs", action="count", query={}) == 1
 
 
 async def test_finalize_computes_counts_means_and_score(service: MetricsStorageService) -> None:
@@ -237,7 +241,7 @@ async def test_finalize_counts_test_runs_written_by_others_with_odd_statuses(
         await run.record_test("a", metrics={"wer": 80})
     oid = run.document["_id"]
     odd = [True, 1, ["failed"], {"code": "failed"}, None]
-    await service.client.test_runs.insert_many(
+    await service.client.upsert_test_runs(
         [
             {"evaluation_run_id": oid, "test_run_id": f"odd{i}", "status": s}
             for i, s in enumerate(odd)

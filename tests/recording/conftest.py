@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_wrappers import WrappedCollections
 from pymongo.errors import AutoReconnect
 
 from evalstore import MetricsStorageService, MongoDBClient
@@ -41,15 +42,17 @@ class FailingBulkWrite:
         return getattr(self._collection, name)
 
 
-class FaultyClient(MongoDBClient):
+class FaultyClient(WrappedCollections):
     """An embedded-backend client whose `test_runs` bulk writes fail when `fails(call)`."""
 
     def __init__(self, database: str, *, after_write: bool, fails: Callable[[int], bool]) -> None:
         super().__init__(EMBEDDED, database)
-        self.faulty = FailingBulkWrite(super().test_runs, after_write=after_write, fails=fails)
+        self.faulty = FailingBulkWrite(None, after_write=after_write, fails=fails)
 
-    @property
-    def test_runs(self) -> Any:
+    def wrap(self, name: str, collection: Any) -> Any:
+        if name != "test_runs":
+            return collection
+        self.faulty._collection = collection
         return self.faulty
 
 
@@ -72,7 +75,7 @@ async def embedded(database: str) -> AsyncIterator[MetricsStorageService]:
     try:
         yield MetricsStorageService(client)
     finally:
-        await client._client().drop_database(database)
+        await client.drop_database()
         await client.close()
 
 

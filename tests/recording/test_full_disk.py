@@ -122,7 +122,8 @@ async def test_a_local_store_on_a_full_disk_never_raises_from_the_block(
     assert run.document["num_tests"] == 2000
     messages = warnings_of(caplog)
     assert messages[0].startswith(
-        "evalstore: the local store is unavailable (cannot write the local store's log "
+        f"evalstore: the local store is unavailable (cannot open the local store: "
+        f"the disk of the local store at {store / 'vt_metrics'} is full); "
     )
     assert "results are kept in " in messages[0]
     assert "(or run `evalstore sync`)" in messages[0]

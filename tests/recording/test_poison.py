@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from engine_wrappers import WrappedCollections
 from pymongo.errors import BulkWriteError
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
@@ -77,10 +78,9 @@ class RefusingCollection:
         return getattr(self._collection, name)
 
 
-class RefusingServer(MongoDBClient):
-    @property
-    def test_runs(self) -> Any:
-        return RefusingCollection(super().test_runs)
+class RefusingServer(WrappedCollections):
+    def wrap(self, name: str, collection: Any) -> Any:
+        return RefusingCollection(collection) if name == "test_runs" else collection
 
 
 async def test_a_refused_result_is_kept_aside_and_the_run_completes(

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from engine_wrappers import WrappedCollections
 
-from evalstore import DuplicateRunError, MetricsStorageService, MongoDBClient, evaluation_run
+from evalstore import DuplicateRunError, MetricsStorageService, evaluation_run
 from evalstore.recording.journal import Journal, read_journal, target_fingerprint
 
 T0 = datetime(2025, 12, 5, 10, 30, 0, 123000, tzinfo=timezone.utc)
@@ -108,15 +109,17 @@ class _Gate:
         return getattr(self._collection, name)
 
 
-class _GatedClient(MongoDBClient):
+class _GatedClient(WrappedCollections):
     """A client on the embedded backend whose test-run writes wait for `gate`."""
 
     def __init__(self, database: str) -> None:
         super().__init__("mongomock://", database)
-        self.gate = _Gate(super().test_runs)
+        self.gate = _Gate(None)
 
-    @property
-    def test_runs(self) -> Any:
+    def wrap(self, name: str, collection: Any) -> Any:
+        if name != "test_runs":
+            return collection
+        self.gate._collection = collection
         return self.gate
 
 

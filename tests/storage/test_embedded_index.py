@@ -364,6 +364,7 @@ def test_index_definitions_changing_keep_the_buckets_a_drop_does_not() -> None:
     assert_indexes_current(collection)
 
 
+@pytest.mark.mongodb_only
 async def test_duplicates_through_the_client(client: MongoDBClient) -> None:
     await client.ensure_indexes()
     document = {"test_run_id": "r1", "status": "passed"}
@@ -382,7 +383,7 @@ def test_patches_are_installed_by_the_first_embedded_client_not_by_imports() -> 
         "import evalstore, evalstore.storage.client, evalstore.storage.embedded\n"
         "import mongomock.collection as c\n"
         "assert c.Collection._iter_documents.__module__ == 'mongomock.collection'\n"
-        "evalstore.MongoDBClient('mongomock://', 'db')._client()\n"
+        "evalstore.MongoDBClient('mongomock://', 'db').engine.client()\n"
         "assert c.Collection._iter_documents.__module__ == 'evalstore.storage.embedded'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,11 +1,17 @@
-"""The local store (`file:///dir`): persistence across processes, the lock, torn logs, sync."""
+"""The local store (`file:///dir`): SQLite files that any number of processes share.
+
+Each database is `<dir>/<database>/evalstore.sqlite3`. Processes record and read
+at once; what one stored, the others see; `evalstore sync --from` pushes it all
+to MongoDB. The store's files in the former format are in `test_localstore_import.py`,
+crashes, damaged files and a busy store in `test_localstore_faults.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,23 +22,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo.errors import DuplicateKeyError
 from typer.testing import CliRunner
 
 from evalstore import (
     ConfigurationError,
+    DuplicateRunError,
     MetricsStorageService,
     MongoDBClient,
     StorageUnavailableError,
     evaluation_run,
 )
 from evalstore.cli.app import app
-from evalstore.storage import localstore
+from evalstore.codec import decode
 from evalstore.storage.embedded import reset_embedded_backend
-from evalstore.storage.localstore import LOG, SNAPSHOT
+from evalstore.storage.sqlite.engine import SqliteEngine
 
 runner = CliRunner()
 EVALSTORE = str(Path(sys.executable).parent / "evalstore")
+READ = "read the local store"
 RECORD = textwrap.dedent(
     """
     import asyncio
@@ -60,13 +67,18 @@ def mock_database() -> Iterator[str]:
     reset_embedded_backend()
 
 
-def _env(store: str) -> dict[str, str]:
+def _path(store: str) -> Path:
+    return Path(store.removeprefix("file://"))
+
+
+def _env(store: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         MONGODB_ENABLED="true",
         MONGODB_CONNECTION_STRING=store,
         MONGODB_DATABASE="local",
         EVALSTORE_DEBUG="1",
+        **extra,
     )
     return env
 
@@ -78,6 +90,33 @@ def _list_runs(store: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+async def _save(store: str, database: str, test_ids: list[str]) -> None:
+    async with MongoDBClient(store, database) as client:
+        service = MetricsStorageService(client)
+        async with evaluation_run(service, environment="dev") as run:
+            for test_id in test_ids:
+                await run.record_test(test_id, score=50.0, passed=True)
+
+
+async def _counts(store: str, database: str) -> tuple[int, int]:
+    async with MongoDBClient(store, database) as client:
+        return (
+            await client.count("evaluation_runs", {}, action=READ),
+            await client.count("test_runs", {}, action=READ),
+        )
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+def _journals(spool: Path) -> list[Path]:
+    return sorted(spool.glob("*.ndjson")) if spool.is_dir() else []
+
+
+# -- one store, many processes -------------------------------------------------------
 
 
 def test_record_in_one_process_and_query_from_another(store: str) -> None:
@@ -93,7 +132,58 @@ def test_record_in_one_process_and_query_from_another(store: str) -> None:
     assert run["score"] == pytest.approx(80.0)  # (80 + 60 + 100) / 3
 
 
-HOLD = textwrap.dedent(
+RECORD_AFTER_GO = textwrap.dedent(
+    """
+    import asyncio, sys
+    from evalstore import evaluation_run
+
+    async def main():
+        async with evaluation_run(environment="dev", suite=sys.argv[1]) as run:
+            print("started", flush=True)
+            sys.stdin.readline()  # "go": both processes record from here on
+            for i in range(200):
+                await run.record_test(f"t{i:03d}", score=float(i % 100), passed=i % 5 != 0)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_two_processes_recording_into_one_store_at_once_both_store_everything(
+    store: str, tmp_path: Path
+) -> None:
+    """No lock to wait for, no spool, no warning: each run holds its 200 results."""
+    env = _env(store, EVALSTORE_BATCH_SIZE="5")  # many small write transactions
+    recorders = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORD_AFTER_GO, suite],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for suite in ("first", "second")
+    ]
+    for recorder in recorders:
+        assert recorder.stdout is not None
+        assert recorder.stdout.readline() == "started\n"  # both runs are open
+    outputs = [recorder.communicate("go\n", timeout=120) for recorder in recorders]
+    exits = [recorder.returncode for recorder in recorders]
+    assert (exits, [err for _, err in outputs]) == ([0, 0], ["", ""])
+
+    assert asyncio.run(_counts(store, "local")) == (2, 400)
+    listed = _list_runs(store)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert sorted((r["suite"], r["status"], r["num_tests"], r["num_passed"]) for r in runs) == [
+        ("first", "completed", 200, 160),
+        ("second", "completed", 200, 160),
+    ]
+    assert _journals(tmp_path / "spool") == []  # nothing waits for `evalstore sync`
+
+
+MID_RUN = textwrap.dedent(
     """
     import asyncio, sys
     from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
@@ -102,48 +192,71 @@ HOLD = textwrap.dedent(
         async with MongoDBClient(sys.argv[1], "local") as client:
             async with evaluation_run(MetricsStorageService(client), environment="dev") as run:
                 await run.record_test("t1", score=40.0, passed=True)
-            print("ready", flush=True)
-            sys.stdin.readline()
+                print(run.evaluation_run_id, flush=True)
+                sys.stdin.readline()
 
     asyncio.run(main())
     """
 )
 
 
-def test_a_writer_holds_the_store_readers_still_read(store: str) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, store],
+def test_a_reader_reads_while_a_writer_is_mid_run(store: str) -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", MID_RUN, store],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "ready\n"
-        listed = _list_runs(store)  # another process reads without the lock
+        assert writer.stdout is not None
+        run_id = writer.stdout.readline().strip()
+        listed = _list_runs(store)  # another process, while the run is open
         assert listed.returncode == 0, listed.stderr
         [run] = json.loads(listed.stdout)
-        assert (run["status"], run["num_tests"], run["score"]) == ("completed", 1, 40.0)
+        assert (run["evaluation_run_id"], run["status"]) == (run_id, "running")
 
-        async def write() -> None:
-            async with MongoDBClient(store, "local") as client:
-                await client.test_runs.insert_one({"test_run_id": "x"})
-
-        with pytest.raises(StorageUnavailableError) as error:
-            asyncio.run(write())
-        path = store.removeprefix("file://")
-        assert str(error.value) == (
-            f"the local store at {path} is in use by another process (pid {holder.pid}); "
-            "close it or use MongoDB for concurrent writers"
-        )
+        # A write transaction held open does not hold readers back either.
+        holder = sqlite3.connect(_path(store) / "local" / "evalstore.sqlite3", isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            listed = _list_runs(store)
+            assert listed.returncode == 0, listed.stderr
+            [run] = json.loads(listed.stdout)
+            assert (run["evaluation_run_id"], run["status"]) == (run_id, "running")
+        finally:
+            holder.close()  # rolls back
     finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=60)
-        assert holder.stdout is not None
-        holder.stdout.close()
-    asyncio.run(write())  # released when the holder closed
-    assert asyncio.run(_counts(store, "local")) == (1, 2)
+        writer.communicate("\n", timeout=120)
+    assert writer.returncode == 0
+    listed = _list_runs(store)
+    [run] = json.loads(listed.stdout)
+    assert (run["evaluation_run_id"], run["status"], run["num_tests"], run["score"]) == (
+        run_id,
+        "completed",
+        1,
+        40.0,
+    )
+
+
+def test_spellings_of_one_path_share_the_store(store: str) -> None:
+    async def go() -> tuple[int, int]:
+        async with (
+            MongoDBClient(store, "local") as first,
+            MongoDBClient(store + "/../store/", "local") as second,
+        ):
+            await first.insert("test_runs", {"test_run_id": "a"}, what="test run 'a'")
+            await second.insert("test_runs", {"test_run_id": "b"}, what="test run 'b'")
+            return (
+                await first.count("test_runs", {}, action=READ),
+                await second.count("test_runs", {}, action=READ),
+            )
+
+    assert asyncio.run(go()) == (2, 2)
+    assert asyncio.run(_counts(store, "local")) == (0, 2)
+    assert [path.name for path in _path(store).iterdir()] == ["local"]
+
+
+# -- what one write does -------------------------------------------------------------
 
 
 def test_a_relative_path_is_one_clear_error() -> None:
@@ -154,53 +267,38 @@ def test_a_relative_path_is_one_clear_error() -> None:
     )
 
 
-async def _save(store: str, database: str, test_ids: list[str]) -> None:
-    async with MongoDBClient(store, database) as client:
-        service = MetricsStorageService(client)
-        async with evaluation_run(service, environment="dev") as run:
-            for test_id in test_ids:
-                await run.record_test(test_id, score=50.0, passed=True)
+def test_a_store_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
 
+    async def go() -> None:
+        async with MongoDBClient(f"file://{tmp_path / 'file' / 'store'}", "local") as client:
+            await client.insert("test_runs", {"test_run_id": "a"}, what="test run 'a'")
 
-async def _counts(store: str, database: str) -> tuple[int, int]:
-    async with MongoDBClient(store, database) as client:
-        return (
-            await client.evaluation_runs.count_documents({}),
-            await client.test_runs.count_documents({}),
-        )
-
-
-def test_a_torn_last_line_is_skipped_with_a_warning(
-    store: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    asyncio.run(_save(store, "local", ["a", "b"]))
-    log_path = Path(store.removeprefix("file://")) / "local" / LOG
-    with log_path.open("ab") as handle:
-        handle.write(b'{"c": "test_runs", "put": {"_id": {"$oid": "65')
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        assert asyncio.run(_counts(store, "local")) == (1, 2)  # a reader: no warning
-    assert caplog.records == []
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        asyncio.run(_save(store, "local", ["c"]))  # a writer warns and cuts the torn tail
-    assert any("truncating" in record.getMessage() for record in caplog.records)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        assert asyncio.run(_counts(store, "local")) == (2, 3)
-    assert caplog.records == []
+    with pytest.raises(StorageUnavailableError) as error:
+        asyncio.run(go())
+    assert str(error.value) == (
+        f"cannot open the local store: the local store at {tmp_path}/file/store/local: "
+        "Not a directory"
+    )
 
 
 def test_a_refused_duplicate_leaves_no_trace(store: str) -> None:
     async def go() -> None:
         async with MongoDBClient(store, "local") as client:
-            await client.ensure_indexes()
-            await client.test_runs.insert_one({"test_run_id": "same", "test_id": "t"})
-            with pytest.raises(DuplicateKeyError):
-                await client.test_runs.insert_one({"test_run_id": "same", "test_id": "u"})
+            await client.insert(
+                "test_runs", {"test_run_id": "same", "test_id": "t"}, what="test run 'same'"
+            )
+            with pytest.raises(DuplicateRunError) as error:
+                await client.insert(
+                    "test_runs", {"test_run_id": "same", "test_id": "u"}, what="test run 'same'"
+                )
+            assert str(error.value) == "test run 'same' already exists"
 
     asyncio.run(go())
-    log_path = Path(store.removeprefix("file://")) / "local" / LOG
-    assert b'"test_id": "u"' not in log_path.read_bytes()
     assert asyncio.run(_counts(store, "local")) == (0, 1)
+    with sqlite3.connect(_path(store) / "local" / "evalstore.sqlite3") as connection:
+        rows = connection.execute("SELECT test_run_id, test_id FROM test_runs").fetchall()
+    assert rows == [("same", "t")]
 
 
 def test_prune_on_a_local_store_persists(store: str) -> None:
@@ -224,58 +322,72 @@ def test_prune_on_a_local_store_persists(store: str) -> None:
     assert asyncio.run(_counts(store, "local")) == (1, 2)
 
 
-def test_a_long_log_is_compacted_on_open(store: str) -> None:
-    async def beat(times: int) -> None:
+T0 = datetime(2025, 12, 5, 10, 30, 0, 123000, tzinfo=timezone.utc)
+T0_MS = 1764930600123  # T0 in milliseconds since the Unix epoch
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def test_the_columns_hold_what_the_schema_says(store: str) -> None:
+    """ObjectIds as hex, datetimes as milliseconds, `passed` 0/1, tags JSON; `doc` is the rest."""
+
+    async def record() -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         async with MongoDBClient(store, "local") as client:
-            oid = (await client.evaluation_runs.insert_one({"evaluation_run_id": "r"})).inserted_id
-            for i in range(times):
-                await client.evaluation_runs.update_one({"_id": oid}, {"$set": {"beat": i}})
+            service = MetricsStorageService(client)
+            async with evaluation_run(
+                service, environment="dev", tags=["baseline", "model=b"], clock=lambda: T0
+            ) as run:
+                tests = [
+                    await run.record_test("t-pass", score=75.0, passed=True),
+                    await run.record_test("t-fail", score=25.0, passed=False),
+                ]
+            stored = await client.read_one("evaluation_runs", {}, action=READ)
+            assert stored is not None
+            return run.document, tests, stored
 
-    asyncio.run(beat(1200))
-    directory = Path(store.removeprefix("file://")) / "local"
-    assert len((directory / LOG).read_bytes().splitlines()) == 1 + 1 + 1200
+    run, tests, stored_run = asyncio.run(record())
+    assert stored_run == run
+    with sqlite3.connect(_path(store) / "local" / "evalstore.sqlite3") as connection:
+        connection.row_factory = _dict_row
+        [run_row] = connection.execute("SELECT * FROM evaluation_runs").fetchall()
+        test_rows = connection.execute("SELECT * FROM test_runs ORDER BY rowid").fetchall()
+        [pragma] = connection.execute("PRAGMA journal_mode").fetchall()
 
-    async def read() -> list[dict[str, Any]]:
-        async with MongoDBClient(store, "local") as client:
-            found: list[dict[str, Any]] = await client.evaluation_runs.find({}).to_list(None)
-            return found
+    assert pragma == {"journal_mode": "wal"}
+    assert {name: value for name, value in run_row.items() if name != "doc"} == {
+        "_id": str(run["_id"]),
+        "evaluation_run_id": run["evaluation_run_id"],
+        "suite": None,
+        "environment": "dev",
+        "git_branch": None,
+        "status": "completed",
+        "started_at": T0_MS,
+        "finished_at": T0_MS,
+        "last_seen_at": (run["last_seen_at"] - EPOCH) // timedelta(milliseconds=1),
+        "score": 50.0,
+        "num_tests": 2,
+        "system_info_hash": run["system_info_hash"],
+        "experiment_tags": '["baseline", "model=b"]',
+    }
+    assert decode(run_row["doc"]) == run
+    assert [{name: value for name, value in row.items() if name != "doc"} for row in test_rows] == [
+        {
+            "_id": str(test["_id"]),
+            "test_run_id": test["test_run_id"],
+            "evaluation_run_id": str(run["_id"]),
+            "test_id": test["test_id"],
+            "status": status,
+            "passed": passed,
+            "score": score,
+            "finished_at": T0_MS,
+        }
+        for test, status, passed, score in zip(
+            tests, ["passed", "failed"], [1, 0], [75.0, 25.0], strict=True
+        )
+    ]
+    assert [decode(row["doc"]) for row in test_rows] == tests
 
-    [run] = asyncio.run(read())  # a reader leaves the files as they are
-    assert run["beat"] == 1199
-    assert len((directory / LOG).read_bytes().splitlines()) == 1 + 1 + 1200
 
-    async def write() -> None:
-        async with MongoDBClient(store, "local") as client:
-            await client.evaluation_runs.update_one({}, {"$set": {"beat": 1199}})
-
-    asyncio.run(write())  # the first write compacts, then logs the touched document
-    assert len((directory / LOG).read_bytes().splitlines()) == 1 + 1
-    assert len((directory / SNAPSHOT).read_bytes().splitlines()) == 1 + 1
-    [again] = asyncio.run(read())
-    assert again == run
-
-
-@pytest.mark.parametrize(
-    "log",
-    [None, b"", b'{"c": "test_runs", "put": {"_id": {"$oid": "65', b"not json\n", "header"],
-)
-def test_a_writer_always_logs_after_a_header(store: str, log: bytes | str | None) -> None:
-    """Missing, empty or headerless: the first write leaves a log that starts with a header."""
-    asyncio.run(_save(store, "local", ["a"]))
-    directory = Path(store.removeprefix("file://")) / "local"
-    generation = json.loads((directory / SNAPSHOT).read_bytes().splitlines()[0])["generation"]
-    if log is None:
-        (directory / LOG).unlink()
-    elif isinstance(log, bytes):
-        (directory / LOG).write_bytes(log)
-    asyncio.run(_save(store, "local", ["b"]))
-    lines = (directory / LOG).read_bytes().splitlines()
-    header = json.loads(lines[0])
-    assert header["kind"] == "header"
-    assert header["generation"] == (generation if log == "header" else generation + 1)
-    assert len(lines) > 1
-    # The first run lived in the log only (the snapshot of an empty store): replaced, it is gone.
-    assert asyncio.run(_counts(store, "local")) == ((2, 2) if log == "header" else (1, 1))
+# -- sync: a local store into MongoDB -------------------------------------------------
 
 
 def test_sync_pushes_a_local_store_once(store: str, mock_database: str) -> None:
@@ -303,6 +415,8 @@ def test_sync_pushes_a_local_store_once(store: str, mock_database: str) -> None:
 
 
 def test_sync_finalizes_a_copy_still_running_on_the_target(store: str, mock_database: str) -> None:
+    from evalstore.storage.sync import local_clients, push_local_store
+
     async def go() -> dict[str, Any] | None:
         async with MongoDBClient(store, mock_database) as client:
             service = MetricsStorageService(client)
@@ -311,8 +425,6 @@ def test_sync_finalizes_a_copy_still_running_on_the_target(store: str, mock_data
             await run.record_test("a", score=30.0, passed=False)
             # Pushed while still running, then finished locally.
             async with MongoDBClient("mongomock://", mock_database) as target:
-                from evalstore.storage.sync import local_clients, push_local_store
-
                 async with local_clients(store, [mock_database]) as local:
                     await push_local_store(local, target)
                 await run.finish()
@@ -337,134 +449,6 @@ def test_sync_refuses_a_source_that_is_not_a_local_store() -> None:
     assert "--from must be a local store file:///dir, got 'mongomock://'" in result.stderr
 
 
-def test_a_failed_log_write_is_reported_and_retried(
-    store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    real_fsync = localstore.os.fsync
-    failures = iter([True])
-
-    def fsync(descriptor: int) -> None:
-        if next(failures, False):
-            raise OSError(28, "No space left on device")
-        real_fsync(descriptor)
-
-    async def go() -> None:
-        async with MongoDBClient(store, "local") as client:
-            await client.test_runs.insert_one({"test_run_id": "first"})  # opened before the fault
-            monkeypatch.setattr(localstore.os, "fsync", fsync)
-            with pytest.raises(StorageUnavailableError) as error:
-                await client.test_runs.insert_one({"test_run_id": "a"})
-            assert "No space left on device" in str(error.value)
-            await client.test_runs.insert_one({"test_run_id": "b"})
-
-    asyncio.run(go())
-    monkeypatch.undo()
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        assert asyncio.run(_counts(store, "local")) == (0, 3)
-    assert caplog.records == []
-
-
-def test_a_store_that_cannot_be_created_is_one_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "file").write_text("not a directory")
-
-    async def go() -> None:
-        async with MongoDBClient(f"file://{tmp_path / 'file' / 'store'}", "local") as client:
-            assert await client.test_runs.count_documents({}) == 0  # reading needs no directory
-            await client.test_runs.insert_one({"test_run_id": "a"})
-
-    with pytest.raises(StorageUnavailableError) as error:
-        asyncio.run(go())
-    assert str(error.value).startswith(f"cannot open the local store at {tmp_path}/file/store: ")
-
-
-def test_a_second_recorder_is_told_and_spools_until_sync(store: str) -> None:
-    async def hold() -> subprocess.CompletedProcess[str]:
-        async with MongoDBClient(store, "local") as client:
-            await client.db["other"].insert_one({})  # the first write takes the lock
-            return await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-c", RECORD],
-                env=_env(store),
-                capture_output=True,
-                text=True,
-            )
-
-    recorded = asyncio.run(hold())
-    assert recorded.returncode == 0, recorded.stderr
-    path = store.removeprefix("file://")
-    assert (
-        "evalstore: the local store is unavailable "
-        f"(the local store at {path} is in use by another process (pid {os.getpid()}); "
-        "close it or use MongoDB for concurrent writers)" in recorded.stderr
-    )
-    assert "MongoDB is unavailable" not in recorded.stderr
-    assert asyncio.run(_counts(store, "local")) == (0, 0)
-    synced = runner.invoke(app, ["sync", "--to", store, "--json"])
-    assert synced.exit_code == 0, synced.output
-    assert asyncio.run(_counts(store, "local")) == (1, 3)
-
-
-def test_collections_reached_as_attributes_are_logged_too(store: str) -> None:
-    log_path = Path(store.removeprefix("file://")) / "local" / LOG
-
-    def logged() -> list[str | None]:
-        return [json.loads(line).get("c") for line in log_path.read_text().splitlines()]
-
-    async def go() -> None:
-        async with MongoDBClient(store, "local") as client:
-            await client.db.test_runs.insert_one({"test_run_id": "a"})
-            await client.db.get_collection("test_runs").insert_one({"test_run_id": "b"})
-            await client._client().local.evaluation_runs.insert_one({"evaluation_run_id": "r"})
-            # On disk when each write returned, not only when the client closes.
-            assert logged() == [None, "test_runs", "test_runs", "evaluation_runs"]
-
-    asyncio.run(go())
-    assert asyncio.run(_counts(store, "local")) == (1, 2)
-
-
-def test_a_compaction_cut_between_its_renames_keeps_the_snapshot(
-    store: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    directory = Path(store.removeprefix("file://")) / "local"
-    directory.mkdir(parents=True)
-    run = {"_id": {"$oid": "65a000000000000000000001"}, "evaluation_run_id": "r", "n": 2}
-    stale = dict(run, n=1)
-    (directory / SNAPSHOT).write_text(
-        json.dumps({"kind": "header", "format": 1, "generation": 2})
-        + "\n"
-        + json.dumps({"c": "evaluation_runs", "put": run})
-        + "\n"
-    )
-    (directory / LOG).write_text(
-        json.dumps({"kind": "header", "format": 1, "generation": 1})
-        + "\n"
-        + json.dumps({"c": "evaluation_runs", "put": stale})
-        + "\n"
-    )
-
-    async def read() -> list[dict[str, Any]]:
-        async with MongoDBClient(store, "local") as client:
-            found: list[dict[str, Any]] = await client.evaluation_runs.find({}).to_list(None)
-            return found
-
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        [found] = asyncio.run(read())  # a reader ignores the stale log
-    assert (found["evaluation_run_id"], found["n"]) == ("r", 2)
-
-    async def write() -> None:
-        async with MongoDBClient(store, "local") as client:
-            await client.db["other"].insert_one({"_id": 1})
-
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        asyncio.run(write())  # a writer finishes the compaction
-    assert caplog.records == []
-    assert (directory / LOG).read_text().splitlines()[0] == json.dumps(
-        {"kind": "header", "format": 1, "generation": 3}
-    )
-    [again] = asyncio.run(read())
-    assert again["n"] == 2
-
-
 def test_sync_names_a_missing_store_or_database(store: str, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["sync", "--from", f"file://{tmp_path}/nowhere", "--to", store])
     assert missing.exit_code == 1
@@ -475,117 +459,33 @@ def test_sync_names_a_missing_store_or_database(store: str, tmp_path: Path) -> N
     asyncio.run(_save(store, "local", ["a"]))
     unknown = runner.invoke(app, ["sync", "--from", store, "--db", "other", "--to", "mongomock://"])
     assert unknown.exit_code == 1
-    path = store.removeprefix("file://")
+    path = _path(store)
     assert unknown.stderr == (
         f"error: the local store at {path} has no database 'other' (it has: local); "
         "choose one with --db or MONGODB_DATABASE\n"
     )
-    assert not (Path(path) / "other").exists()
+    assert not (path / "other").exists()
 
 
-def test_a_reader_that_starts_writing_reloads_only_what_changed(
-    store: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[Path] = []
-    real_read = localstore._read
-
-    def counting_read(directory: Path, *, warn: bool) -> Any:
-        reads.append(directory)
-        return real_read(directory, warn=warn)
-
-    monkeypatch.setattr(localstore, "_read", counting_read)
-    asyncio.run(_save(store, "local", ["a"]))
-    reads.clear()
-
-    async def go() -> tuple[int, int]:
-        async with MongoDBClient(store, "local") as client:
-            assert await client.test_runs.count_documents({}) == 1  # read without the lock
-            recorded = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-c", RECORD],
-                env=_env(store),
-                capture_output=True,
-                text=True,
-            )
-            assert recorded.returncode == 0, recorded.stderr
-            await client.test_runs.insert_one({"test_run_id": "x"})  # takes the lock, reloads
-            return (
-                await client.evaluation_runs.count_documents({}),
-                await client.test_runs.count_documents({}),
-            )
-
-    assert asyncio.run(go()) == (2, 5)
-    assert len(reads) == 2  # on open, and again because the other process wrote
-
-    async def unchanged() -> None:
-        async with MongoDBClient(store, "local") as client:
-            assert await client.test_runs.count_documents({}) == 5
-            await client.test_runs.insert_one({"test_run_id": "y"})
-
-    reads.clear()
-    asyncio.run(unchanged())
-    assert len(reads) == 1  # nothing changed on disk: the first read is kept
-    assert asyncio.run(_counts(store, "local")) == (2, 6)
-
-
-def test_spellings_of_one_path_share_the_store_in_a_process(store: str) -> None:
-    async def go() -> int:
-        async with (
-            MongoDBClient(store, "local") as first,
-            MongoDBClient(store + "/../store/", "local") as second,
-        ):
-            await first.test_runs.insert_one({"test_run_id": "a"})
-            await second.test_runs.insert_one({"test_run_id": "b"})  # no lock of its own
-            return int(await first.test_runs.count_documents({}))
-
-    assert asyncio.run(go()) == 2
-    assert asyncio.run(_counts(store, "local")) == (0, 2)
-
-
-def test_lines_that_are_json_but_not_records_are_skipped(
-    store: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    asyncio.run(_save(store, "local", ["a"]))
-    log_path = Path(store.removeprefix("file://")) / "local" / LOG
-    with log_path.open("ab") as handle:
-        handle.write(b'{"c": "test_runs", "put": {"_id": {"$oid": "not-an-id"}}}\n')
-        handle.write(b'{"c": "test_runs"}\n')
-        handle.write(b"[1, 2]\n")
-        handle.write(b'{"c": "test_runs", "del": {"$oid": "65a000000000000000000001"}}\n')
-
-    async def write() -> None:
-        async with MongoDBClient(store, "local") as client:
-            await client.db["other"].insert_one({"_id": 1})
-
-    with caplog.at_level(logging.WARNING, logger="evalstore"):
-        asyncio.run(write())
-    skipped = [r.getMessage() for r in caplog.records if "skipping line" in r.getMessage()]
-    assert len(skipped) == 3
-    assert asyncio.run(_counts(store, "local")) == (1, 1)
-
-
-def test_sync_reads_the_local_store_once(
+def test_sync_opens_each_local_database_once_and_closes_it(
     store: str, mock_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The count for the progress bar and the push share one read of the files."""
-
+    """The count for the progress bar and the push share one connection per database."""
     asyncio.run(_save(store, mock_database, ["a", "b"]))
     asyncio.run(_save(store, "other", ["c"]))
-    reads: list[Path] = []
-    original = localstore._read
+    engines: list[SqliteEngine] = []
+    original = SqliteEngine.__init__
 
-    def counting(directory: Path, *, warn: bool) -> Any:
-        reads.append(directory)
-        return original(directory, warn=warn)
+    def tracking(self: SqliteEngine, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        engines.append(self)
 
-    monkeypatch.setattr(localstore, "_read", counting)
+    monkeypatch.setattr(SqliteEngine, "__init__", tracking)
     result = runner.invoke(app, ["sync", "--from", store, "--to", "mongomock://", "--json"])
     assert result.exit_code == 0, result.output
-    assert (json.loads(result.stdout)["test_runs"], sorted(p.name for p in reads)) == (
-        3,
-        sorted([mock_database, "other"]),
-    )
-    assert localstore._REGISTRY == {}  # every client of the store closed
+    assert json.loads(result.stdout)["test_runs"] == 3
+    assert sorted(engine.directory.name for engine in engines) == sorted([mock_database, "other"])
+    assert [engine._connection for engine in engines] == [None, None]  # both closed
     assert asyncio.run(_counts("mongomock://", mock_database)) == (1, 2)
     assert asyncio.run(_counts("mongomock://", "other")) == (1, 1)
 
@@ -593,7 +493,7 @@ def test_sync_reads_the_local_store_once(
 def test_sync_pushes_each_runs_test_runs_in_their_order(
     store: str, mock_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Interleaved test runs, one of an odd `evaluation_run_id`: what per-run queries found."""
+    """Interleaved test runs, and one of an odd `evaluation_run_id`: what per-run reads find."""
     from evalstore.storage import sync as localsync
 
     async def record() -> list[Any]:
@@ -613,8 +513,12 @@ def test_sync_pushes_each_runs_test_runs_in_their_order(
     async def expected() -> list[str]:
         async with MongoDBClient(store, mock_database) as client:
             found: list[str] = []
-            for run in await client.evaluation_runs.find({}).sort("started_at", 1).to_list(None):
-                tests = await client.test_runs.find({"evaluation_run_id": run["_id"]}).to_list(None)
+            for run in await client.read(
+                "evaluation_runs", {}, sort=[("started_at", 1)], action=READ
+            ):
+                tests = await client.read(
+                    "test_runs", {"evaluation_run_id": run["_id"]}, action=READ
+                )
                 found += [test["test_run_id"] for test in tests]
             return found
 
@@ -622,7 +526,7 @@ def test_sync_pushes_each_runs_test_runs_in_their_order(
         async with MongoDBClient("mongomock://", mock_database) as target:
             async with localsync.local_clients(store, [mock_database]) as local:
                 report = await localsync.push_local_store(local, target)
-            tests = await target.test_runs.find({}).to_list(None)
+            tests = await target.read("test_runs", {}, action=READ)
             return report, [test["test_run_id"] for test in tests]
 
     copies: list[dict[str, Any]] = []
@@ -640,20 +544,25 @@ def test_sync_pushes_each_runs_test_runs_in_their_order(
     assert (report.evaluation_runs, report.test_runs, report.finalized, copies) == (3, 12, 0, [])
     reset_embedded_backend()
 
-    # An array holding a run's `_id` matches that run's query: the push falls back to it.
-    async def add_odd() -> None:
+    # A test run whose `evaluation_run_id` is an array holding a run's `_id` (MongoDB's
+    # query for that run would match it): the push no longer groups test runs by run but
+    # reads each run's own. The local store keeps a field of another type than its column's
+    # as NULL (see `storage.sqlite.schema`), so no run's query finds this one: it is not
+    # pushed, and stays in the local store.
+    async def add_odd() -> int:
         async with MongoDBClient(store, mock_database) as client:
-            await client.test_runs.insert_one(
-                {"test_run_id": "odd", "evaluation_run_id": [oids[1]], "test_id": "odd"}
+            await client.insert(
+                "test_runs",
+                {"test_run_id": "odd", "evaluation_run_id": [oids[1]], "test_id": "odd"},
+                what="test run 'odd'",
             )
+            return await client.count("test_runs", {}, action=READ)
 
-    asyncio.run(add_odd())
-    order = asyncio.run(expected())
-    assert "odd" in order
-    assert len(order) == 13
+    assert asyncio.run(add_odd()) == 13
+    assert asyncio.run(expected()) == order
     report, pushed = asyncio.run(push())
     assert pushed == order
-    assert (report.evaluation_runs, report.test_runs, report.finalized, copies) == (3, 13, 0, [])
+    assert (report.evaluation_runs, report.test_runs, report.finalized, copies) == (3, 12, 0, [])
 
 
 @pytest.mark.parametrize("spelling", ["{root}", "{root}/", "{root}/../store", "{root}/./"])
@@ -664,32 +573,3 @@ def test_sync_refuses_one_store_under_two_spellings(tmp_path: Path, spelling: st
     result = runner.invoke(app, ["sync", "--from", f"file://{root}", "--to", target])
     assert result.exit_code == 1
     assert result.stderr == "error: --from and --to are the same local store\n"
-
-
-def test_a_log_line_whose_id_cannot_be_a_key_is_skipped(
-    store: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    asyncio.run(_save(store, "local", ["a", "b"]))
-    log_path = Path(store.removeprefix("file://")) / "local" / LOG
-    with log_path.open("ab") as handle:
-        handle.write(b'{"c": "test_runs", "put": {"_id": [1, 2]}}\n')
-    caplog.set_level(logging.WARNING, logger="evalstore")
-    assert asyncio.run(_counts(store, "local")) == (1, 2)
-    assert "(an _id that cannot be a key ([1, 2]))" in caplog.text
-
-
-def test_a_damaged_or_missing_snapshot_reads_what_is_left(
-    store: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    # A new store's snapshot holds just its header; the results are in the log, which
-    # is of the snapshot's generation.
-    asyncio.run(_save(store, "local", ["a", "b"]))
-    snapshot = Path(store.removeprefix("file://")) / "local" / SNAPSHOT
-    damaged = bytearray(snapshot.read_bytes())
-    damaged[2] ^= 0xFF  # one corrupted byte in the header line
-    snapshot.write_bytes(bytes(damaged))
-    caplog.set_level(logging.WARNING, logger="evalstore")
-    assert asyncio.run(_counts(store, "local")) == (1, 2)  # it was "kept changing" forever
-    assert f"the snapshot {snapshot} of the local store is missing or damaged" in caplog.text
-    snapshot.unlink()
-    assert asyncio.run(_counts(store, "local")) == (1, 2)

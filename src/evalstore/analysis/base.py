@@ -8,17 +8,12 @@ from typing import Any
 
 from bson import ObjectId
 
+from evalstore.analysis import queries
 from evalstore.analysis.filters import RunFilters
-from evalstore.analysis.pipelines import (
-    FUTURE_SLACK,
-    Pipeline,
-    latest_runs_pipeline,
-    run_id_prefix_filter,
-    run_ids_pipeline,
-)
+from evalstore.analysis.pipelines import FUTURE_SLACK, run_id_prefix_filter
 from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.models import Document, check_text, utcnow
-from evalstore.storage.client import Collection, MongoDBClient
+from evalstore.storage.client import MongoDBClient, Query
 
 SELECTORS: tuple[str, ...] = ("latest", "previous")
 """Names of runs by their place among the newest finished runs with tests."""
@@ -87,8 +82,7 @@ class History:
         if selector in SELECTORS:
             index = SELECTORS.index(selector)
             newest = await self.rows(
-                "evaluation_runs",
-                latest_runs_pipeline(count=index + 1, not_after=utcnow() + FUTURE_SLACK),
+                queries.latest_runs(count=index + 1, not_after=utcnow() + FUTURE_SLACK),
                 "find the latest runs",
             )
             if len(newest) <= index:
@@ -117,9 +111,9 @@ class History:
             )
         return found[0]
 
-    async def rows(self, collection: Collection, pipeline: Pipeline, action: str) -> list[Document]:
-        """The rows of `pipeline` on `collection`."""
-        return await self.client.rows(collection, pipeline, action=action)
+    async def rows(self, query: Query, action: str) -> list[Document]:
+        """The rows of `query` (its pipeline on MongoDB, its SQL on the local store)."""
+        return await self.client.rows(query, action=action)
 
     async def test_match(
         self, filters: RunFilters, now: datetime, action: str
@@ -132,9 +126,7 @@ class History:
         """
         if not filters.selects_runs:
             return filters.test_match(now=now)
-        runs = await self.rows(
-            "evaluation_runs", run_ids_pipeline(filters.run_lookup_match(now)), action
-        )
+        runs = await self.rows(queries.run_ids(filters.run_lookup_match(now)), action)
         if not runs:
             return None
         return filters.test_match([run["_id"] for run in runs], now)
@@ -142,20 +134,20 @@ class History:
     async def test_rows(
         self,
         filters: RunFilters,
-        build: Callable[[dict[str, Any]], Pipeline],
+        build: Callable[[dict[str, Any]], Query],
         action: str,
     ) -> list[Document]:
         """The rows of `build(match)` on `test_runs`, or [] when no evaluation run matches."""
         match = await self.test_match(filters, utcnow(), action)
         if match is None:
             return []
-        return await self.rows("test_runs", build(match), action)
+        return await self.rows(build(match), action)
 
     async def run_rows(
         self,
         filters: RunFilters,
-        build: Callable[[dict[str, Any]], Pipeline],
+        build: Callable[[dict[str, Any]], Query],
         action: str,
     ) -> list[Document]:
         """The rows of `build(filters.match())` on `evaluation_runs`."""
-        return await self.rows("evaluation_runs", build(filters.match()), action)
+        return await self.rows(build(filters.match()), action)

@@ -19,8 +19,9 @@ from typing import Literal
 
 from bson import ObjectId
 
+from evalstore.analysis import queries
 from evalstore.analysis.base import SELECTORS, History
-from evalstore.analysis.pipelines import FUTURE_SLACK, latest_runs_pipeline, run_tests_pipeline
+from evalstore.analysis.pipelines import FUTURE_SLACK
 from evalstore.analysis.types import MetricDelta, PerTestComparison, RunComparison, RunRef
 from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.models import Document, check_text, is_finite, utcnow
@@ -163,8 +164,7 @@ async def compare_runs(
     newest: list[Document] = []
     if any(isinstance(s, str) and s in SELECTORS for s in (base, head)):
         newest = await history.rows(
-            "evaluation_runs",
-            latest_runs_pipeline(
+            queries.latest_runs(
                 branch, environment, suite=suite, not_after=utcnow() + FUTURE_SLACK
             ),
             "find the latest runs",
@@ -177,12 +177,8 @@ async def compare_runs(
     base_run = await _select_run(history, base, where, newest)
     head_run = await _select_run(history, head, where, newest)
     action = "compare runs"
-    base_tests = last_per_test(
-        await history.rows("test_runs", run_tests_pipeline(base_run["_id"]), action)
-    )
-    head_tests = last_per_test(
-        await history.rows("test_runs", run_tests_pipeline(head_run["_id"]), action)
-    )
+    base_tests = last_per_test(await history.rows(queries.run_tests(base_run["_id"]), action))
+    head_tests = last_per_test(await history.rows(queries.run_tests(head_run["_id"]), action))
     tests = compare_tests(base_tests, head_tests, tolerance)
 
     def ids(predicate: str) -> list[str]:

@@ -7,9 +7,10 @@ from typing import Any
 
 from typing_extensions import Unpack
 
+from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
-from evalstore.analysis.pipelines import config_hash_filter, configurations_pipeline
+from evalstore.analysis.pipelines import config_hash_filter
 from evalstore.analysis.types import ConfigDifference, ConfigSummary
 from evalstore.errors import InvalidDataError, RunNotFoundError
 from evalstore.models import Document
@@ -109,7 +110,7 @@ async def compare_configurations(
         the others listed (see `config_labels`).
     """
     run_filters = RunFilters.of(**filters)
-    rows = await history.run_rows(run_filters, configurations_pipeline, "compare configurations")
+    rows = await history.run_rows(run_filters, queries.configurations, "compare configurations")
     facets = rows[0] if rows else {"runs": [], "metrics": []}
     metrics: dict[str, dict[str, float]] = {}
     for row in facets["metrics"]:

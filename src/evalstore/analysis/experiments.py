@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from typing_extensions import Unpack
 
+from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import RunFilters, TagsMatch, WindowKwargs
-from evalstore.analysis.pipelines import experiment_pipeline
 from evalstore.analysis.types import ExperimentMetric
 from evalstore.errors import InvalidDataError
 from evalstore.models import Document, check_tags, utcnow
@@ -75,9 +75,7 @@ async def compare_experiments(
     for tags in sides:
         run_filters = RunFilters.of(**filters, tags=tags, tags_match=tags_match)
         rows = await history.rows(
-            "evaluation_runs",
-            experiment_pipeline(run_filters.match(now=now)),
-            "compare experiments",
+            queries.experiment(run_filters.match(now=now)), "compare experiments"
         )
         values.append(_values_by_name(rows[0]) if rows else {})
     a, b = values

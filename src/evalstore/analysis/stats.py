@@ -9,9 +9,9 @@ from typing import Any, Literal, get_args
 
 from typing_extensions import Unpack
 
+from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
-from evalstore.analysis.pipelines import flaky_tests_pipeline, per_test_stats_pipeline
 from evalstore.analysis.types import FlakyTest, OutcomeChange, PerTestStats
 from evalstore.errors import InvalidDataError
 from evalstore.models import Document, check_positive_int
@@ -76,7 +76,7 @@ async def get_test_stats(
         raise InvalidDataError(f"sort must be one of {', '.join(STATS_SORT_KEYS)}, got {sort!r}")
     run_filters = RunFilters.of(**filters, test_id=test_id)
     rows = await history.test_rows(
-        run_filters, per_test_stats_pipeline, "compute per-test statistics"
+        run_filters, queries.per_test_stats, "compute per-test statistics"
     )
     stats: list[PerTestStats] = [
         {
@@ -178,7 +178,7 @@ async def _mixed_outcomes(
     check_positive_int(strip_length, "strip_length")
     run_filters = RunFilters.of(**filters, test_id=test_id)
     rows = await history.test_rows(
-        run_filters, lambda match: flaky_tests_pipeline(match, min_runs), "find flaky tests"
+        run_filters, lambda match: queries.flaky_tests(match, min_runs), "find flaky tests"
     )
     return [_flaky_row(row, strip_length) for row in rows]
 

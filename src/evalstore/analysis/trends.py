@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing_extensions import Unpack
 
+from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
-from evalstore.analysis.pipelines import (
-    Period,
-    metric_trend_pipeline,
-    recorded_metrics_pipeline,
-    score_trend_pipeline,
-    single_test_trend_pipeline,
-)
+from evalstore.analysis.pipelines import Period
 from evalstore.analysis.types import HistoryPoint, RecordedMetrics, ScorePoint, TrendPoint
 from evalstore.errors import InvalidDataError
 from evalstore.models import check_key
@@ -50,7 +45,7 @@ async def get_metric_trend(
     field = metric_field(metric)
     rows = await history.run_rows(
         run_filters,
-        lambda match: metric_trend_pipeline(field, match, by),
+        lambda match: queries.metric_trend(field, match, by),
         "compute a metric trend",
     )
     return [{"period": r["_id"], "mean": r["mean"], "runs": r["runs"]} for r in rows]
@@ -69,7 +64,7 @@ async def get_score_trend(history: History, **filters: Unpack[FilterKwargs]) -> 
         `[{evaluation_run_id, started_at, status, score, num_passed, num_tests}]`.
     """
     run_filters = RunFilters.of(**filters)
-    rows = await history.run_rows(run_filters, score_trend_pipeline, "compute the score trend")
+    rows = await history.run_rows(run_filters, queries.score_trend, "compute the score trend")
     return [
         {
             "evaluation_run_id": r["evaluation_run_id"],
@@ -98,9 +93,7 @@ async def get_test_trend(
         `[{test_run_id, finished_at, score, passed, status}]`.
     """
     run_filters = RunFilters.of(**filters, test_id=test_id)
-    rows = await history.test_rows(
-        run_filters, single_test_trend_pipeline, "compute a test's trend"
-    )
+    rows = await history.test_rows(run_filters, queries.single_test_trend, "compute a test's trend")
     return [
         {
             "test_run_id": r["test_run_id"],
@@ -126,7 +119,7 @@ async def get_recorded_metrics(
     """
     run_filters = RunFilters.of(**filters)
     rows = await history.run_rows(
-        run_filters, recorded_metrics_pipeline, "list the recorded metrics"
+        run_filters, queries.recorded_metrics, "list the recorded metrics"
     )
     [row] = rows or [{"runs": [], "metrics": []}]
     return {

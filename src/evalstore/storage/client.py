@@ -1,55 +1,33 @@
-"""MongoDBClient: the connection to MongoDB or to the embedded backend, and the storage seam.
+"""MongoDBClient: one database of evalstore's history, and the storage seam.
 
-This is the only module that imports Motor and the only one that calls a
-collection method: everything above `evalstore.storage` (the service, the
-analysis queries, the recorder, sync) goes through the typed operations at the
-end of `MongoDBClient` (`insert`, `upsert_run`, `upsert_test_runs`, `touch_run`,
-`update_run`, `read`, `read_one`, `rows`, `count`, `distinct_values`, `delete`,
-`create_indexes`), so that a driver change touches one file, `mypy --strict`
-checks every database call, and a second engine can implement the same
-operations. The embedded backend (mongomock and mongomock-motor) lives in
-`evalstore.storage.embedded`, imported only for `mongomock://`, and its
-persisted form in `evalstore.storage.localstore`, imported only for `file://`.
+Everything above `evalstore.storage` (the service, the analysis queries, the
+recorder, sync) goes through the typed operations of `MongoDBClient`
+(`insert`, `upsert_run`, `upsert_test_runs`, `touch_run`, `update_run`, `read`,
+`read_one`, `rows`, `count`, `distinct_values`, `delete`, `create_indexes`).
+The client hands each one to the engine its connection string names:
+
+- `mongodb://…`, `mongodb+srv://…`: MongoDB through PyMongo's async client, and
+  `mongomock://`: the in-process test double (`evalstore.storage.mongo`);
+- `file:///absolute/dir`: the local store, SQLite files in that directory
+  (`evalstore.storage.sqlite`).
+
+Engines are imported on first use, so choosing one never loads the other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import bson
 from bson import ObjectId
-from bson.errors import InvalidDocument
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import IndexModel, ReturnDocument, UpdateOne
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    DocumentTooLarge,
-    DuplicateKeyError,
-    OperationFailure,
-    PyMongoError,
-)
-from pymongo.errors import (
-    ConfigurationError as PyMongoConfigurationError,
-)
 
-from evalstore.errors import (
-    ConfigurationError,
-    DuplicateRunError,
-    EvalstoreError,
-    IndexConflictError,
-    InvalidDataError,
-    StorageUnavailableError,
-)
-from evalstore.models import MAX_DOCUMENT_BYTES, Document
-from evalstore.redaction import redact_connection_string, redact_uri
+from evalstore.errors import ConfigurationError, StorageUnavailableError
+from evalstore.models import Document
+from evalstore.redaction import redact_connection_string
 from evalstore.settings import (
     CONNECTION_SCHEMES,
     DEFAULT_CONNECTION_STRING,
@@ -57,93 +35,56 @@ from evalstore.settings import (
     MAX_TIMEOUT_MS,
     Settings,
 )
-from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
+from evalstore.storage.engine import (
+    Collection,
+    Engine,
+    Filter,
+    Pipeline,
+    Query,
+    RefusedDocument,
+    Sort,
+)
+
+if TYPE_CHECKING:
+    from evalstore.storage.mongo import MongoEngine
+
+__all__ = [
+    "EMBEDDED_SCHEME",
+    "LOCAL_SCHEME",
+    "Collection",
+    "Filter",
+    "MongoDBClient",
+    "Pipeline",
+    "Query",
+    "RefusedDocument",
+    "Sort",
+    "bson_problem",
+]
 
 log = logging.getLogger("evalstore")
 
-Collection = Literal["evaluation_runs", "test_runs"]
-"""The two collections evalstore keeps."""
-Filter = Mapping[str, Any]
-"""A MongoDB query filter."""
-Sort = Sequence[tuple[str, int]]
-"""Sort keys: `[(field, 1 or -1), ...]`."""
-Pipeline = Sequence[Mapping[str, Any]]
-"""An aggregation pipeline."""
-
 EMBEDDED_SCHEME = "mongomock://"
 LOCAL_SCHEME = "file://"
-_START_HINT = (
-    "start MongoDB with `docker compose up -d`, or set MONGODB_CONNECTION_STRING "
-    "(use mongomock:// for the embedded backend)"
-)
-_DUPLICATE_KEY = 11000
-# What encoding a document to BSON raises for a value MongoDB cannot hold (a NUL byte in a
-# key, a lone surrogate, an integer beyond 64 bits, a document over the size limit).
-_DATA_ERRORS = (InvalidDocument, DocumentTooLarge, UnicodeEncodeError, OverflowError)
-# Error codes MongoDB uses when an index exists with the same name or keys but other options.
-_INDEX_CONFLICT_CODES = {85, 86}
-_UNAUTHORIZED = 13
-_AUTHENTICATION_FAILED = 18
-
-
-def _first_line(exc: BaseException) -> str:
-    text = redact_uri(str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _is_index_conflict(exc: OperationFailure) -> bool:
-    # The embedded backend raises without a code; MongoDB says 85 or 86.
-    return exc.code in _INDEX_CONFLICT_CODES or (
-        exc.code is None and "already exists with different options" in str(exc)
-    )
-
-
-@dataclass(frozen=True)
-class RefusedDocument:
-    """A document the store would not take, and why (the others of its batch were stored)."""
-
-    document: Document
-    reason: str
 
 
 def bson_problem(document: Document) -> str | None:
     """Why MongoDB would refuse `document` (it cannot be encoded, or it is too large), or None."""
-    try:
-        size = len(bson.encode(document))
-    except _DATA_ERRORS as exc:
-        return _first_line(exc)
-    if size > MAX_DOCUMENT_BYTES:
-        return f"the document is {size:,} bytes; MongoDB's limit is {MAX_DOCUMENT_BYTES:,}"
-    return None
+    from evalstore.storage.mongo import bson_problem as problem
 
-
-def _upserts(documents: Sequence[Document]) -> list[UpdateOne]:
-    return [
-        UpdateOne({"test_run_id": doc["test_run_id"]}, {"$setOnInsert": doc}, upsert=True)
-        for doc in documents
-    ]
-
-
-def _refused_by_server(documents: Sequence[Document], exc: BulkWriteError) -> list[RefusedDocument]:
-    """The documents an unordered bulk write refused (the others were written)."""
-    refused = []
-    for error in exc.details.get("writeErrors", []):
-        if error.get("code") == _DUPLICATE_KEY:  # a concurrent upsert of the same test run won
-            continue
-        refused.append(RefusedDocument(documents[error["index"]], str(error.get("errmsg"))))
-    return refused
+    return problem(document)
 
 
 class MongoDBClient:
-    """An async connection to one MongoDB database holding evalstore's two collections.
+    """An async connection to one database of evalstore's history, on either engine.
 
     Args:
         connection_string: `mongodb://…`, `mongodb+srv://…`, `mongomock://` for the
-            embedded in-process backend, or `file:///absolute/dir` for the local store
-            (the embedded backend persisted in a directory, one process at a time);
+            embedded in-process test double, or `file:///absolute/dir` for the local
+            store (SQLite files in that directory; several processes may write at once);
             the same default as the settings' `MONGODB_CONNECTION_STRING`.
         database: the database name.
-        timeout_ms: how long to wait for a server before giving up.
+        timeout_ms: how long to wait for a server (or, on the local store, for
+            another process's write) before giving up.
 
     The connection opens lazily on first use; indexes are created on first use too.
     Usable as `async with MongoDBClient(...) as client:`.
@@ -175,7 +116,7 @@ class MongoDBClient:
         self.connection_string = connection_string
         self.database_name = database
         self.timeout_ms = timeout_ms
-        self._motor: Any = None
+        self._engine: Engine | None = None
         self._indexes_ready = False
         self._index_attempt: asyncio.Future[None] | None = None
 
@@ -199,6 +140,11 @@ class MongoDBClient:
         return self.connection_string.startswith(EMBEDDED_SCHEME)
 
     @property
+    def is_local(self) -> bool:
+        """True for the local store (`file:///absolute/dir`)."""
+        return self.connection_string.startswith(LOCAL_SCHEME)
+
+    @property
     def store_kind(self) -> str:
         """What messages call this store: MongoDB, the local store or the embedded backend."""
         if self.is_local:
@@ -215,100 +161,59 @@ class MongoDBClient:
         return "the embedded backend" if self.is_embedded else f"MongoDB at {self.redacted_uri}"
 
     @property
-    def is_local(self) -> bool:
-        """True for the local store (`file:///absolute/dir`)."""
-        return self.connection_string.startswith(LOCAL_SCHEME)
-
-    def _client(self) -> Any:
-        if self._motor is None:
-            if self.is_embedded:
-                from evalstore.storage import embedded
-
-                self._motor = embedded.open_client()
-            elif self.is_local:
+    def engine(self) -> Engine:
+        """The engine answering this client's operations (created on first use)."""
+        if self._engine is None:
+            if self.is_local:
                 from evalstore.storage import localstore
+                from evalstore.storage.sqlite.engine import SqliteEngine
 
-                self._motor = localstore.open_client(self.connection_string)
+                root = localstore.store_path(self.connection_string)
+                self._engine = SqliteEngine(root, self.database_name, timeout_ms=self.timeout_ms)
             else:
-                try:
-                    self._motor = AsyncIOMotorClient(
-                        self.connection_string,
-                        serverSelectionTimeoutMS=self.timeout_ms,
-                        connectTimeoutMS=self.timeout_ms,
-                        tz_aware=True,
-                        appname="evalstore",
-                    )
-                except (PyMongoConfigurationError, ValueError, TypeError) as exc:
-                    raise ConfigurationError(
-                        f"invalid connection string {self.redacted_uri!r}: {redact_uri(str(exc))}"
-                    ) from None
-        return self._motor
+                from evalstore.storage.mongo import MongoEngine
+
+                self._engine = MongoEngine(
+                    self.connection_string,
+                    self.database_name,
+                    timeout_ms=self.timeout_ms,
+                    redacted_uri=self.redacted_uri,
+                )
+        return self._engine
+
+    def _mongo(self) -> MongoEngine:
+        from evalstore.storage.mongo import MongoEngine
+
+        engine = self.engine
+        if not isinstance(engine, MongoEngine):
+            raise ConfigurationError(
+                "raw collections exist on MongoDB and mongomock:// only; "
+                f"{self.store_description} answers through the client's operations"
+            )
+        return engine
 
     @property
     def db(self) -> Any:
-        """The Motor database (for raw queries)."""
-        return self._client()[self.database_name]
+        """The driver's database (for raw queries; MongoDB and `mongomock://` only)."""
+        return self._mongo().db
 
     @property
     def evaluation_runs(self) -> Any:
-        """The `evaluation_runs` collection."""
-        return self.db[EVALUATION_RUNS]
+        """The `evaluation_runs` collection (MongoDB and `mongomock://` only)."""
+        return self.db["evaluation_runs"]
 
     @property
     def test_runs(self) -> Any:
-        """The `test_runs` collection."""
-        return self.db[TEST_RUNS]
-
-    @contextmanager
-    def errors(self, action: str) -> Iterator[None]:
-        """Turn driver errors raised inside the block into one-line evalstore errors.
-
-        Args:
-            action: what was being done, for the message (e.g. "save a test run").
-        """
-        try:
-            yield
-        except EvalstoreError:
-            raise
-        except ConnectionFailure as exc:
-            raise StorageUnavailableError(
-                f"cannot reach MongoDB at {self.redacted_uri} (no answer within "
-                f"{self.timeout_ms} ms, {type(exc).__name__}); {_START_HINT}"
-            ) from None
-        except OperationFailure as exc:
-            if exc.code == _AUTHENTICATION_FAILED:
-                raise StorageUnavailableError(
-                    f"MongoDB at {self.redacted_uri} refused the credentials: "
-                    "check the user and password in MONGODB_CONNECTION_STRING"
-                ) from None
-            if exc.code == _UNAUTHORIZED:
-                raise StorageUnavailableError(
-                    f"cannot {action}: the MongoDB user of {self.redacted_uri} lacks the "
-                    "permission; grant it readWrite on the database"
-                ) from None
-            raise StorageUnavailableError(
-                f"cannot {action}: MongoDB at {self.redacted_uri} answered: {_first_line(exc)}"
-            ) from None
-        except PyMongoConfigurationError as exc:
-            raise ConfigurationError(
-                f"invalid connection string {self.redacted_uri!r}: {redact_uri(str(exc))}"
-            ) from None
-        except PyMongoError as exc:
-            raise StorageUnavailableError(
-                f"cannot {action}: MongoDB at {self.redacted_uri}: {_first_line(exc)}"
-            ) from None
+        """The `test_runs` collection (MongoDB and `mongomock://` only)."""
+        return self.db["test_runs"]
 
     async def ping(self) -> float:
-        """Check that the server answers; return the round trip in milliseconds.
+        """Check that the store answers; return the round trip in milliseconds.
 
         Raises:
             StorageUnavailableError: the server cannot be reached within the timeout.
         """
-        loop = asyncio.get_running_loop()
-        with self.errors("ping"):
-            start = loop.time()
-            await self._client().admin.command("ping")
-            return (loop.time() - start) * 1000.0
+        return await self.engine.ping()
 
     async def create_indexes(self) -> list[str]:
         """Create evalstore's indexes on both collections (idempotent); return their names.
@@ -317,23 +222,7 @@ class MongoDBClient:
             IndexConflictError: an index with one of evalstore's names or keys exists
                 with other options.
         """
-        names: list[str] = []
-        for collection in (EVALUATION_RUNS, TEST_RUNS):
-            specs = [spec for spec in INDEXES if spec.collection == collection]
-            models = [
-                IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in specs
-            ]
-            with self.errors(f"create indexes on {collection}"):
-                try:
-                    names += await self.db[collection].create_indexes(models)
-                except OperationFailure as exc:
-                    if not _is_index_conflict(exc):
-                        raise
-                    raise IndexConflictError(
-                        f"an index on {collection} conflicts with evalstore's: "
-                        f"{_first_line(exc)}; drop it (db.{collection}.dropIndex(NAME)) "
-                        "and run `evalstore indexes` again"
-                    ) from None
+        names = await self.engine.create_indexes()
         self._indexes_ready = True
         return names
 
@@ -360,8 +249,10 @@ class MongoDBClient:
         try:
             await self.create_indexes()
         except StorageUnavailableError as exc:
-            cause = exc.__context__
-            if not (isinstance(cause, OperationFailure) and cause.code == _UNAUTHORIZED):
+            from evalstore.storage.mongo import MongoEngine
+
+            engine = self.engine
+            if not (isinstance(engine, MongoEngine) and engine.may_skip_indexes(exc)):
                 raise
             # A read-only user can still query: say so once and go on.
             log.warning("evalstore could not create its indexes: %s", exc)
@@ -369,30 +260,21 @@ class MongoDBClient:
 
     async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
         """The indexes that exist on both collections: name, keys and uniqueness."""
-        result: dict[str, list[dict[str, Any]]] = {}
-        for collection in (EVALUATION_RUNS, TEST_RUNS):
-            with self.errors(f"list indexes of {collection}"):
-                info = await self.db[collection].index_information()
-            result[collection] = [
-                {
-                    "name": name,
-                    "keys": [(field, int(direction)) for field, direction in spec["key"]],
-                    "unique": bool(spec.get("unique", False)),
-                }
-                for name, spec in sorted(info.items())
-            ]
-        return result
+        return await self.engine.list_indexes()
+
+    async def drop_database(self) -> None:
+        """Delete this client's database and everything in it (tests and benchmarks)."""
+        await self.engine.drop_database()
+        self._indexes_ready = False
+        self._index_attempt = None
 
     async def close(self) -> None:
-        """Close the connection (the embedded backend keeps its data for the process).
-
-        For a local store, the last client of the process to close releases its lock.
-        """
-        if self._motor is not None:
-            self._motor.close()
-            self._motor = None
-            self._indexes_ready = False
-            self._index_attempt = None
+        """Close the connection (the embedded backend keeps its data for the process)."""
+        if self._engine is not None:
+            await self._engine.close()
+            self._engine = None
+        self._indexes_ready = False
+        self._index_attempt = None
 
     async def __aenter__(self) -> MongoDBClient:
         return self
@@ -409,14 +291,8 @@ class MongoDBClient:
         return f"MongoDBClient({self.redacted_uri!r}, {self.database_name!r})"
 
     # The storage seam: every read and write evalstore makes. Each operation creates
-    # the indexes on first use and turns driver errors into one-line evalstore errors
+    # the indexes on first use and turns engine errors into one-line evalstore errors
     # that name `action`.
-
-    async def _ready(self) -> None:
-        await self.ensure_indexes()
-
-    def _collection(self, name: Collection) -> Any:
-        return self.evaluation_runs if name == EVALUATION_RUNS else self.test_runs
 
     async def insert(self, collection: Collection, document: Document, *, what: str) -> Any:
         """Insert one new document; return its `_id`.
@@ -424,13 +300,8 @@ class MongoDBClient:
         Raises:
             DuplicateRunError: `what` (e.g. "evaluation run 'x'") already exists.
         """
-        await self._ready()
-        with self.errors(f"store {what}"):
-            try:
-                result = await self._collection(collection).insert_one(document)
-            except DuplicateKeyError:
-                raise DuplicateRunError(f"{what} already exists") from None
-        return result.inserted_id
+        await self.ensure_indexes()
+        return await self.engine.insert(collection, document, what=what)
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document (with its `_id`) unless stored; True when this call stored it.
@@ -441,32 +312,11 @@ class MongoDBClient:
         Raises:
             DuplicateRunError: another run already has this `evaluation_run_id`.
         """
-        await self._ready()
-        keys = ("_id", "evaluation_run_id", "last_seen_at")  # the first two come from the filter
-        fields = {k: v for k, v in document.items() if k not in keys}
-        update: Document = {"$setOnInsert": fields}
-        if document.get("last_seen_at") is not None:
-            update["$max"] = {"last_seen_at": document["last_seen_at"]}
-        with self.errors("store an evaluation run"):
-            try:
-                result = await self.evaluation_runs.update_one(
-                    {"_id": document["_id"], "evaluation_run_id": document["evaluation_run_id"]},
-                    update,
-                    upsert=True,
-                )
-            except DuplicateKeyError:
-                raise DuplicateRunError(
-                    f"evaluation run {document['evaluation_run_id']!r} already exists"
-                ) from None
-            except _DATA_ERRORS as exc:
-                raise InvalidDataError(
-                    f"the store refused evaluation run {document.get('evaluation_run_id')!r}: "
-                    f"{_first_line(exc)}"
-                ) from None
-        return result.upserted_id is not None
+        await self.ensure_indexes()
+        return await self.engine.upsert_run(document)
 
     async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
-        """Store the test runs not stored yet, in one unordered bulk write (none if empty).
+        """Store the test runs not stored yet, in one write (none if empty).
 
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
         document, so writing one twice leaves exactly one, unchanged. A document
@@ -480,43 +330,18 @@ class MongoDBClient:
         """
         if not documents:
             return []
-        await self._ready()
-        try:
-            with self.errors("store test runs"):
-                try:
-                    await self.test_runs.bulk_write(_upserts(documents), ordered=False)
-                except BulkWriteError as exc:
-                    return _refused_by_server(documents, exc)
-            return []
-        except _DATA_ERRORS:
-            pass  # one document of the batch cannot be stored: find it, store the others
-        refused, good = [], []
-        for document in documents:
-            problem = bson_problem(document)
-            if problem is None:
-                good.append(document)
-            else:
-                refused.append(RefusedDocument(document, problem))
-        if len(good) == len(documents):  # nothing to isolate: a problem of the whole write
-            raise InvalidDataError("the store refused a batch of test runs for no one document")
-        return refused + await self.upsert_test_runs(good)
+        await self.ensure_indexes()
+        return await self.engine.upsert_test_runs(documents)
 
     async def touch_run(self, run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""
-        await self._ready()
-        with self.errors("update a run's heartbeat"):
-            await self.evaluation_runs.update_one(
-                {"_id": run_oid}, {"$max": {"last_seen_at": seen_at}}
-            )
+        await self.ensure_indexes()
+        await self.engine.touch_run(run_oid, seen_at)
 
     async def update_run(self, query: Filter, fields: Document, *, action: str) -> Document | None:
         """Set `fields` on the first run matching `query`; the updated run, or None if none."""
-        await self._ready()
-        with self.errors(action):
-            updated: Document | None = await self.evaluation_runs.find_one_and_update(
-                dict(query), {"$set": fields}, return_document=ReturnDocument.AFTER
-            )
-        return updated
+        await self.ensure_indexes()
+        return await self.engine.update_run(query, fields, action=action)
 
     async def read(
         self,
@@ -529,15 +354,10 @@ class MongoDBClient:
         limit: int = 0,
     ) -> list[Document]:
         """The documents matching `query`, sorted, at most `limit` (0: all)."""
-        await self._ready()
-        with self.errors(action):
-            cursor = self._collection(collection).find(dict(query), projection)
-            if sort:
-                cursor = cursor.sort(list(sort))
-            if limit:
-                cursor = cursor.limit(limit)
-            found: list[Document] = await cursor.to_list(None)
-        return found
+        await self.ensure_indexes()
+        return await self.engine.read(
+            collection, query, action=action, projection=projection, sort=sort, limit=limit
+        )
 
     async def read_one(
         self,
@@ -549,42 +369,29 @@ class MongoDBClient:
         sort: Sort = (),
     ) -> Document | None:
         """The first document matching `query` in `sort` order, or None."""
-        await self._ready()
-        with self.errors(action):
-            found: Document | None = await self._collection(collection).find_one(
-                dict(query), projection, sort=list(sort) or None
-            )
-        return found
+        await self.ensure_indexes()
+        return await self.engine.read_one(
+            collection, query, action=action, projection=projection, sort=sort
+        )
 
-    async def rows(
-        self, collection: Collection, pipeline: Pipeline, *, action: str
-    ) -> list[Document]:
-        """The plain rows an aggregation pipeline returns."""
-        await self._ready()
-        with self.errors(action):
-            found: list[Document] = (
-                await self._collection(collection).aggregate(list(pipeline)).to_list(None)
-            )
-        return found
+    async def rows(self, query: Query, *, action: str) -> list[Document]:
+        """The rows of a history query: its pipeline on MongoDB, its SQL on the local store."""
+        await self.ensure_indexes()
+        return await self.engine.rows(query, action=action)
 
     async def count(self, collection: Collection, query: Filter, *, action: str) -> int:
         """How many documents match `query`."""
-        await self._ready()
-        with self.errors(action):
-            return int(await self._collection(collection).count_documents(dict(query)))
+        await self.ensure_indexes()
+        return await self.engine.count(collection, query, action=action)
 
     async def distinct_values(
         self, collection: Collection, field: str, query: Filter, *, action: str
     ) -> list[Any]:
         """The distinct values of `field` among the documents matching `query`."""
-        await self._ready()
-        with self.errors(action):
-            values: list[Any] = await self._collection(collection).distinct(field, dict(query))
-        return values
+        await self.ensure_indexes()
+        return await self.engine.distinct_values(collection, field, query, action=action)
 
     async def delete(self, collection: Collection, query: Filter, *, action: str) -> int:
         """Delete the documents matching `query`; return how many were deleted."""
-        await self._ready()
-        with self.errors(action):
-            result = await self._collection(collection).delete_many(dict(query))
-        return int(result.deleted_count)
+        await self.ensure_indexes()
+        return await self.engine.delete(collection, query, action=action)

@@ -1,0 +1,150 @@
+"""The storage seam: the operations every engine implements, and a history query in
+both engines' words.
+
+Two engines answer the same service: MongoDB (a server through PyMongo's async
+client, or the in-process `mongomock://` test double) runs aggregation pipelines
+on the server; the local store runs SQL on SQLite. Everything above
+`evalstore.storage` talks to `MongoDBClient`, which hands each operation to the
+engine its connection string names.
+
+A history question is a `Query`: its pipeline for MongoDB and its SQL for the
+local store, each returning rows of the same shape, so that the Python that
+turns rows into answers is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from bson import ObjectId
+
+from evalstore.models import Document
+
+Collection = Literal["evaluation_runs", "test_runs"]
+"""The two collections (tables) evalstore keeps."""
+Filter = Mapping[str, Any]
+"""A MongoDB query filter (the local store compiles the subset evalstore uses to SQL)."""
+Sort = Sequence[tuple[str, int]]
+"""Sort keys: `[(field, 1 or -1), ...]`."""
+Pipeline = Sequence[Mapping[str, Any]]
+"""An aggregation pipeline."""
+
+
+class Select(Protocol):
+    """Runs one SQL statement on the local store and returns its rows as dicts.
+
+    `{where}` in `sql` stands for the SQL of `match` (a MongoDB filter on the
+    statement's table; `1` when None); other parameters are named (`:name`).
+    """
+
+    def __call__(
+        self, sql: str, match: Filter | None = None, **params: Any
+    ) -> list[dict[str, Any]]: ...
+
+
+SqlRows = Callable[[Select], list[Document]]
+"""The local store's side of a query: rows shaped as the pipeline's."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One history question: a pipeline for MongoDB, SQL for the local store, one row shape.
+
+    Args:
+        collection: the collection the pipeline runs on.
+        pipeline: what MongoDB runs.
+        sql: what the local store runs, given a `Select`; it returns the rows the
+            pipeline would.
+    """
+
+    collection: Collection
+    pipeline: Pipeline
+    sql: SqlRows
+
+
+@dataclass(frozen=True)
+class RefusedDocument:
+    """A document the store would not take, and why (the others of its batch were stored)."""
+
+    document: Document
+    reason: str
+
+
+class Engine(Protocol):
+    """What a storage engine does; `MongoDBClient` delegates every operation to one."""
+
+    async def ping(self) -> float: ...
+
+    async def create_indexes(self) -> list[str]: ...
+
+    async def list_indexes(self) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def close(self) -> None: ...
+
+    async def drop_database(self) -> None: ...
+
+    async def insert(self, collection: Collection, document: Document, *, what: str) -> Any: ...
+
+    async def upsert_run(self, document: Document) -> bool: ...
+
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]: ...
+
+    async def touch_run(self, run_oid: ObjectId, seen_at: datetime) -> None: ...
+
+    async def update_run(
+        self, query: Filter, fields: Document, *, action: str
+    ) -> Document | None: ...
+
+    async def read(
+        self,
+        collection: Collection,
+        query: Filter,
+        *,
+        action: str,
+        projection: Mapping[str, Any] | None,
+        sort: Sort,
+        limit: int,
+    ) -> list[Document]: ...
+
+    async def read_one(
+        self,
+        collection: Collection,
+        query: Filter,
+        *,
+        action: str,
+        projection: Mapping[str, Any] | None,
+        sort: Sort,
+    ) -> Document | None: ...
+
+    async def rows(self, query: Query, *, action: str) -> list[Document]: ...
+
+    async def count(self, collection: Collection, query: Filter, *, action: str) -> int: ...
+
+    async def distinct_values(
+        self, collection: Collection, field: str, query: Filter, *, action: str
+    ) -> list[Any]: ...
+
+    async def delete(self, collection: Collection, query: Filter, *, action: str) -> int: ...
+
+
+def project(document: Document, projection: Mapping[str, Any] | None) -> Document:
+    """`document` with a MongoDB projection of top-level fields applied (`_id` kept unless 0).
+
+    Only what evalstore asks of a store: inclusion (`{f: 1}`) or exclusion (`{f: 0}`) of
+    top-level fields.
+    """
+    if not projection:
+        return document
+    include = {name for name, flag in projection.items() if flag and name != "_id"}
+    keep_id = bool(projection.get("_id", 1))
+    if include:
+        return {
+            name: value
+            for name, value in document.items()
+            if name in include or (name == "_id" and keep_id)
+        }
+    exclude = {name for name, flag in projection.items() if not flag}
+    return {name: value for name, value in document.items() if name not in exclude}

@@ -1,0 +1,132 @@
+"""Documents as local store rows, and back.
+
+A row holds the whole document as JSON (`doc`, the journals' relaxed extended
+JSON) and copies of the fields queries use as typed columns (see `schema`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from bson import ObjectId, json_util
+
+from evalstore.codec import encode
+from evalstore.models import Document
+from evalstore.storage.sqlite.schema import RUN_COLUMNS, TEST_RUN_COLUMNS
+from evalstore.storage.sqlite.where import to_ms
+
+
+def _object_hook(value: dict[str, Any]) -> Any:
+    """ObjectIds and aware UTC datetimes from the extended JSON `encode` writes."""
+    if len(value) != 1:
+        return value
+    oid = value.get("$oid")
+    if isinstance(oid, str):
+        return ObjectId(oid)
+    stamp = value.get("$date")
+    if isinstance(stamp, str) and stamp.endswith("Z"):
+        return datetime.fromisoformat(stamp[:-1]).replace(tzinfo=timezone.utc)
+    if stamp is not None or any(key.startswith("$") for key in value):
+        return json_util.object_hook(value, _JSON_OPTIONS)
+    return value
+
+
+_JSON_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
+_DECODER = json.JSONDecoder(object_hook=_object_hook)
+
+
+def decode_document(text: str) -> Document:
+    """The document a row's `doc` holds (ObjectIds, aware UTC datetimes)."""
+    document: Document = _DECODER.decode(text)
+    return document
+
+
+def encode_document(document: Document) -> str:
+    """The JSON text a row keeps of `document`.
+
+    Raises:
+        TypeError, ValueError: a value JSON cannot hold (the caller refuses the document).
+    """
+    return encode(document)[:-1].decode("utf-8")
+
+
+def _oid_or_text(value: Any) -> str | None:
+    if isinstance(value, ObjectId):
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _date(value: Any) -> int | None:
+    return to_ms(value) if isinstance(value, datetime) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _flag(value: Any) -> int | None:
+    return int(value) if isinstance(value, bool) else None
+
+
+def _tags(value: Any) -> str | None:
+    return json.dumps(value) if isinstance(value, list) else None
+
+
+_RUN_CONVERTERS = {
+    "_id": _oid_or_text,
+    "evaluation_run_id": _text,
+    "suite": _text,
+    "environment": _text,
+    "git_branch": _text,
+    "status": _text,
+    "started_at": _date,
+    "finished_at": _date,
+    "last_seen_at": _date,
+    "score": _number,
+    "num_tests": _integer,
+    "system_info_hash": _text,
+    "experiment_tags": _tags,
+}
+_TEST_CONVERTERS = {
+    "_id": _oid_or_text,
+    "test_run_id": _text,
+    "evaluation_run_id": _oid_or_text,
+    "test_id": _text,
+    "status": _text,
+    "passed": _flag,
+    "score": _number,
+    "finished_at": _date,
+}
+assert tuple(_RUN_CONVERTERS) == RUN_COLUMNS
+assert tuple(_TEST_CONVERTERS) == TEST_RUN_COLUMNS
+
+
+def run_row(document: Document, text: str) -> tuple[Any, ...]:
+    """The `evaluation_runs` row of a run document whose JSON is `text`."""
+    return (*(convert(document.get(name)) for name, convert in _RUN_CONVERTERS.items()), text)
+
+
+def test_row(document: Document, text: str) -> tuple[Any, ...]:
+    """The `test_runs` row of a test run document whose JSON is `text`."""
+    return (*(convert(document.get(name)) for name, convert in _TEST_CONVERTERS.items()), text)
+
+
+def insert_sql(table: str, *, or_ignore: bool = False) -> str:
+    """The INSERT of a whole row of `table` (columns, then `doc`)."""
+    columns = RUN_COLUMNS if table == "evaluation_runs" else TEST_RUN_COLUMNS
+    names = ", ".join((*columns, "doc"))
+    marks = ", ".join("?" * (len(columns) + 1))
+    conflict = " ON CONFLICT DO NOTHING" if or_ignore else ""
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}"

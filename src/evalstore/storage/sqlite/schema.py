@@ -1,0 +1,127 @@
+"""The local store's tables: the fields queries filter, group and sort on as columns,
+and the whole document as JSON.
+
+One SQLite file per database, `<dir>/<database>/evalstore.sqlite3`, in WAL mode.
+Every row keeps its document in `doc` (relaxed extended JSON, the text the
+journals use), so nothing of the schema is lost and `sync` pushes exactly the
+documents a MongoDB user would have recorded. The columns beside it are copies
+of top-level fields, typed for SQL:
+
+- ObjectIds (`_id`, a test run's `evaluation_run_id`) as their 24 hex digits;
+- datetimes as whole milliseconds since the Unix epoch, UTC (MongoDB's own
+  precision, so ordering and windows agree with a server);
+- `passed` as 0 or 1, scores as REAL, `experiment_tags` as a JSON array;
+- a missing field, or one whose value is of another type than the column's, as NULL.
+
+Index names match MongoDB's (`storage.indexes`), so `evalstore indexes` reads the
+same on both engines; `test_id_finished_at` also covers what per-test statistics
+and flaky tests read, so those scan the index alone.
+"""
+
+from __future__ import annotations
+
+FILE_NAME = "evalstore.sqlite3"
+"""The store's file inside `<dir>/<database>/`."""
+
+SCHEMA_VERSION = 1
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "_id",
+    "evaluation_run_id",
+    "suite",
+    "environment",
+    "git_branch",
+    "status",
+    "started_at",
+    "finished_at",
+    "last_seen_at",
+    "score",
+    "num_tests",
+    "system_info_hash",
+    "experiment_tags",
+)
+"""The evaluation run fields kept as columns of `evaluation_runs` (beside `doc`)."""
+
+TEST_RUN_COLUMNS: tuple[str, ...] = (
+    "_id",
+    "test_run_id",
+    "evaluation_run_id",
+    "test_id",
+    "status",
+    "passed",
+    "score",
+    "finished_at",
+)
+"""The test run fields kept as columns of `test_runs` (beside `doc`)."""
+
+DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at"})
+OID_COLUMNS = frozenset({"_id", "evaluation_run_id"})  # evaluation_run_id: on test_runs only
+REAL_COLUMNS = frozenset({"score"})
+INTEGER_COLUMNS = frozenset({"num_tests", "passed"})
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluation_runs (
+    _id TEXT PRIMARY KEY,
+    evaluation_run_id TEXT,
+    suite TEXT,
+    environment TEXT,
+    git_branch TEXT,
+    status TEXT,
+    started_at INTEGER,
+    finished_at INTEGER,
+    last_seen_at INTEGER,
+    score REAL,
+    num_tests INTEGER,
+    system_info_hash TEXT,
+    experiment_tags TEXT,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS test_runs (
+    _id TEXT PRIMARY KEY,
+    test_run_id TEXT,
+    evaluation_run_id TEXT,
+    test_id TEXT,
+    status TEXT,
+    passed INTEGER,
+    score REAL,
+    finished_at INTEGER,
+    doc TEXT NOT NULL
+);
+"""
+
+INDEXES: dict[str, str] = {
+    # evaluation_runs
+    "started_at": "CREATE INDEX IF NOT EXISTS started_at ON evaluation_runs (started_at DESC)",
+    "evaluation_run_id_unique": (
+        "CREATE UNIQUE INDEX IF NOT EXISTS evaluation_run_id_unique "
+        "ON evaluation_runs (evaluation_run_id)"
+    ),
+    "system_info_hash": (
+        "CREATE INDEX IF NOT EXISTS system_info_hash ON evaluation_runs (system_info_hash)"
+    ),
+    "run_score": "CREATE INDEX IF NOT EXISTS run_score ON evaluation_runs (score DESC)",
+    "git_branch_started_at": (
+        "CREATE INDEX IF NOT EXISTS git_branch_started_at "
+        "ON evaluation_runs (git_branch, started_at DESC)"
+    ),
+    "suite_started_at": (
+        "CREATE INDEX IF NOT EXISTS suite_started_at ON evaluation_runs (suite, started_at DESC)"
+    ),
+    # test_runs
+    "test_run_id_unique": (
+        "CREATE UNIQUE INDEX IF NOT EXISTS test_run_id_unique ON test_runs (test_run_id)"
+    ),
+    "test_id_finished_at": (
+        "CREATE INDEX IF NOT EXISTS test_id_finished_at ON test_runs "
+        "(test_id, finished_at, status, passed, score, evaluation_run_id)"
+    ),
+    "test_evaluation_run_id": (
+        "CREATE INDEX IF NOT EXISTS test_evaluation_run_id ON test_runs (evaluation_run_id)"
+    ),
+    "test_finished_at": "CREATE INDEX IF NOT EXISTS test_finished_at ON test_runs (finished_at)",
+}
+"""The local store's indexes by name (SQLite index names are per file, not per table)."""
