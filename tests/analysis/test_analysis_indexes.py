@@ -30,11 +30,12 @@ from index_coverage import (
     sort_index,
 )
 
-from evalstore import MetricsStorageService
+from evalstore import MetricsStorageService, MongoDBClient
 from evalstore.analysis import comparison, configs, experiments, retention, stats, trends
 from evalstore.analysis.filters import RunFilters
 from evalstore.analysis.pipelines import per_test_stats_pipeline
 from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
+from evalstore.storage.sqlite.engine import SqliteEngine
 
 PUBLIC_METHODS = {
     name
@@ -241,3 +242,43 @@ async def test_what_the_methods_send_is_served_by_an_index(
     # prune(1) deleted both runs and their tests: the calls above really ran.
     assert await client.count("evaluation_runs", action="count", query={}) == 0
     assert await client.count("test_runs", action="count", query={}) == 0
+
+
+async def test_the_local_store_reads_test_runs_through_an_index(tmp_path: Path) -> None:
+    """The local store's side: no statement the public methods run scans the test_runs table.
+
+    Every SQL statement is captured as SQLite ran it (parameters inlined) and its
+    plan asked of SQLite: a `SCAN test_runs` without an index would read every
+    test run ever stored.
+    """
+    client = MongoDBClient(f"file://{tmp_path / 'store'}", "plans")
+    service = MetricsStorageService(client)
+    main = git_repo(tmp_path / "main", "main")
+    first = await record_run(service, at(1), [Result("a", "passed", 80)], tags=["x"], repo=main)
+    second = await record_run(service, at(2), [Result("a", "failed", 20)], tags=["y"], repo=main)
+    history = {
+        "hash": first["system_info_hash"],
+        "first": first["evaluation_run_id"],
+        "second_oid": str(second["_id"]),
+    }
+    engine = client.engine
+    assert isinstance(engine, SqliteEngine)
+    statements: list[str] = []
+    engine._connect().set_trace_callback(statements.append)
+    reading: set[str] = set()
+    try:
+        for method, calls in CALLS.items():
+            for call in calls:
+                statements.clear()
+                await call(service, history)
+                for sql in [sql for sql in statements if " test_runs" in sql]:
+                    reading.add(method)
+                    plan = engine._connect().execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+                    details = [row["detail"] for row in plan]
+                    scans = [d for d in details if d.startswith("SCAN test_runs")]
+                    assert [d for d in scans if "INDEX" not in d] == [], (method, sql, details)
+        test_run_methods = {"get_test_stats", "get_flaky_tests", "get_outcome_changes"}
+        assert reading >= test_run_methods | {"get_test_trend", "compare_runs", "prune"}
+    finally:
+        engine._connect().set_trace_callback(None)
+        await client.close()
