@@ -39,8 +39,14 @@ def sort_rows(rows: list[Any], key: str, descending: bool = False) -> list[Any]:
     by_id = sorted(rows, key=lambda r: r["test_id"])
     present = [r for r in by_id if r[key] is not None]
     missing = [r for r in by_id if r[key] is None]
-    # Python's sort is stable also with reverse=True, so ties stay in test id order.
-    return sorted(present, key=lambda r: r[key], reverse=descending) + missing
+    # Python's sort is stable also with reverse=True, so ties stay in test id order. Means
+    # are compared to 9 decimals: summed in another order (SQL, a server's pipeline) they
+    # can differ in the last bit, which must not reorder tests with equal means.
+    return sorted(present, key=lambda r: _sort_value(r[key]), reverse=descending) + missing
+
+
+def _sort_value(value: Any) -> Any:
+    return round(value, 9) if isinstance(value, float) else value
 
 
 def flips(outcomes: Sequence[bool]) -> int:

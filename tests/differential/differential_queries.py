@@ -1,0 +1,274 @@
+"""The questions the differential tests ask both engines, with the argument variants.
+
+Each `ask_*` function puts every public query of one kind to an `EnginePair`,
+over a generated `History`, with arguments drawn from that history: its run
+ids, test ids, tags, environments, branches, suites and configuration hashes,
+and windows whose edges fall exactly on stored times. Every window is explicit
+(`since`, or `until` with `window_days`), so no answer depends on the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+from itertools import pairwise
+from typing import Any
+
+from bson import ObjectId
+from differential_engines import EnginePair
+from differential_history import DAY, METRIC_NAMES, MS, WEEK, History
+
+UNKNOWN_OID = ObjectId("ffffffffffffffffffffffff")
+STATS_SORT_KEYS = (
+    "test_id",
+    "runs",
+    "passed",
+    "mean_score",
+    "min_score",
+    "max_score",
+    "pass_rate",
+    "last_status",
+    "last_seen",
+)
+IST = timezone(timedelta(hours=5, minutes=30))
+
+
+def tag_pairs(tags: list[str]) -> list[tuple[str, str]]:
+    """Neighbouring tags, and the first with the last (not every pair: that grows fast)."""
+    pairs = list(pairwise(tags))
+    return [*pairs, (tags[0], tags[-1])] if len(tags) > 2 else pairs
+
+
+def everything(history: History) -> dict[str, Any]:
+    """A window holding the whole history (no end)."""
+    return {"since": history.monday - DAY}
+
+
+def window_variants(history: History) -> list[dict[str, Any]]:
+    """Time windows (and environment and branch, which every query takes) to ask about."""
+    monday, starts = history.monday, history.started_times
+    variants: list[dict[str, Any]] = [
+        everything(history),
+        {"since": monday - WEEK, "until": history.end + WEEK},
+        # one ISO week: Monday 00:00:00.000 in, the next Monday 00:00:00.000 out
+        {"since": monday + WEEK, "until": monday + 2 * WEEK},
+        # edges on stored start times: `since` inclusive, `until` exclusive (ties on both)
+        {"since": starts[1], "until": starts[-2]},
+        # no `since`: the `window_days` before `until`, whole or fractional
+        {"until": monday + 3 * WEEK, "window_days": 7},
+        {"until": monday + 10 * DAY + timedelta(hours=12), "window_days": 2.5},
+        # a naive datetime is UTC; another offset is converted
+        {"since": (monday + 3 * DAY).replace(tzinfo=None), "until": history.end},
+        {"since": (monday + 9 * DAY).astimezone(IST), "until": (monday + 20 * DAY).astimezone(IST)},
+        {**everything(history), "branch": "no-such-branch"},
+        {"since": history.end + WEEK},
+        {"since": history.end, "until": monday},  # since after until: an error on both
+    ]
+    for start in starts:
+        if start.hour == 23 and start.minute == 59 and start.microsecond == 999000:
+            # the window opens one millisecond after a run started: its tests finish inside
+            variants.append({"since": start + MS, "until": start + 2 * DAY})
+            break
+    for environment in history.values("environment"):
+        variants.append({**everything(history), "environment": environment})
+    for branch in history.values("git_branch"):
+        if branch is not None:
+            variants.append({**everything(history), "branch": branch})
+    for suite in history.values("suite"):
+        if suite is not None:
+            variants.append({**everything(history), "suite": suite})
+    variants.append(
+        {"since": monday + WEEK, "until": history.end, "environment": "dev", "branch": "main"}
+    )
+    return variants
+
+
+def filter_variants(history: History) -> list[dict[str, Any]]:
+    """`window_variants`, windows whose edges are test-run finish times, and tag filters."""
+    tags = history.tags
+    variants = window_variants(history)
+    finishes = history.finished_times
+    if len(finishes) > 10:
+        variants.append({"since": finishes[3], "until": finishes[-4]})
+        variants.append({"since": finishes[5], "until": finishes[-6], "environment": "dev"})
+    for tag in tags:
+        variants.append({**everything(history), "tags": [tag]})
+    if len(tags) >= 2:
+        variants.append({**everything(history), "tags": tags[:2], "tags_match": "all"})
+        variants.append({**everything(history), "tags": tags[-2:], "tags_match": "any"})
+        variants.append({"since": history.monday + WEEK, "environment": "dev", "tags": tags[:2]})
+    variants.append({**everything(history), "tags": "baseline"})  # a bare string is one tag
+    variants.append({**everything(history), "tags": ["no-such-tag"], "tags_match": "all"})
+    variants.append({**everything(history), "tags": ["gpu", "gpu"], "tags_match": "all"})
+    variants.append({**everything(history), "tags": []})
+    return variants
+
+
+async def ask_runs(pair: EnginePair) -> None:
+    """Runs by id, ObjectId, hex, prefix, `latest`/`previous`; recent runs; tags; test history."""
+    history = pair.history
+    for run in history.runs:
+        for name in (run.run_id, run.oid, str(run.oid)):
+            await pair.same("get_evaluation_run", name)
+        await pair.same("select_evaluation_run", run.run_id)
+        await pair.same("get_test_runs", run.run_id)
+    stamps = sorted({run.run_id[:20] for run in history.runs})  # 2025-03-04T10-30-00Z
+    prefixes = {stamp[:length] for stamp in stamps for length in (4, 10, 13, 20)}
+    prefixes |= {run.run_id[:-1] for run in history.runs}
+    # what a regular expression, LIKE or GLOB would read as a pattern, and another case
+    prefixes |= {"2025_", "2025%", "%", "2025.0", "2025*", "2025-?", "[2]025", "^2025", ".*"}
+    prefixes |= {stamp[:13].lower() for stamp in stamps}
+    prefixes |= {run.run_id.replace("_", "-") for run in history.runs if "_" in run.run_id}
+    for prefix in sorted(prefixes):
+        await pair.same("select_evaluation_run", prefix)
+    for name in ("latest", "previous", UNKNOWN_OID, str(UNKNOWN_OID), "no-such-run", ""):
+        await pair.same("get_evaluation_run", name)
+        await pair.same("select_evaluation_run", name)
+        await pair.same("get_test_runs", name)
+    for suite in (None, *history.values("suite"), "no-such-suite"):
+        for limit in (1, 3, 100):
+            await pair.same("get_recent_evaluation_runs", limit, suite=suite)
+    for test_id in [*history.test_ids, "never-ran"]:
+        for limit in (1, 4, 100):
+            await pair.same("get_test_history", test_id, limit)
+    tags = history.tags
+    tag_sets = [*([tag] for tag in tags), *(list(p) for p in tag_pairs(tags))]
+    for tag_set in [*tag_sets, "gpu", ["gpu", "gpu"], ["baseline", "gpu", "baseline"], []]:
+        for match in ("any", "all"):
+            await pair.same("get_evaluation_runs_by_tags", tag_set, match)
+            await pair.same("get_evaluation_runs_by_tags", tag_set, match, 2)
+        for suite in history.values("suite"):
+            if suite is not None:
+                await pair.same("get_evaluation_runs_by_tags", tag_set, "any", suite=suite)
+    await pair.same("get_evaluation_runs_by_tags", ["no-such-tag"])
+
+
+async def ask_trends(pair: EnginePair) -> None:
+    """Metric trends (score and run metrics, by day and week), score trend, recorded metrics."""
+    history = pair.history
+    for filters in filter_variants(history):
+        for metric in ("score", "wer", "completeness"):
+            for by in ("day", "week"):
+                await pair.same("get_metric_trend", metric, by, **filters)
+        await pair.same("get_score_trend", **filters)
+        await pair.same("get_recorded_metrics", **filters)
+    for metric in (*METRIC_NAMES, "never-recorded"):
+        for by in ("day", "week"):
+            await pair.same("get_metric_trend", metric, by, since=history.monday - WEEK)
+
+
+async def ask_test_trends(pair: EnginePair) -> None:
+    """One test's score and outcome over time, under every filter."""
+    history = pair.history
+    variants = filter_variants(history)
+    for test_id in [*history.test_ids, "never-ran"]:
+        await pair.same("get_test_trend", test_id, **everything(history))
+    for index, filters in enumerate(variants):
+        test_id = history.test_ids[index % len(history.test_ids)]
+        await pair.same("get_test_trend", test_id, **filters)
+
+
+async def ask_stats(pair: EnginePair) -> None:
+    """Per-test statistics: every sort key both ways, one test, every filter."""
+    history = pair.history
+    for sort in STATS_SORT_KEYS:
+        for descending in (False, True):
+            await pair.same(
+                "get_test_stats", sort=sort, descending=descending, **everything(history)
+            )
+    for test_id in [*history.test_ids, "never-ran"]:
+        await pair.same("get_test_stats", test_id=test_id, **everything(history))
+    for index, filters in enumerate(filter_variants(history)):
+        sort = STATS_SORT_KEYS[index % len(STATS_SORT_KEYS)]
+        await pair.same("get_test_stats", sort=sort, descending=index % 2 == 1, **filters)
+
+
+async def ask_flaky(pair: EnginePair) -> None:
+    """Flaky tests and lasting outcome changes, with several `min_runs` and strip lengths.
+
+    Both come from the same rows; outcome changes are asked under fewer filters.
+    """
+    history = pair.history
+    for method in ("get_flaky_tests", "get_outcome_changes"):
+        for min_runs in (1, 2, 3, 5, 50):
+            await pair.same(method, min_runs, **everything(history))
+        for strip_length in (1, 3):
+            await pair.same(method, 2, strip_length=strip_length, **everything(history))
+        for test_id in history.test_ids:
+            await pair.same(method, 2, test_id=test_id, **everything(history))
+    for index, filters in enumerate(filter_variants(history)):
+        await pair.same("get_flaky_tests", 2, **filters)
+        if index % 3 == 0:
+            await pair.same("get_outcome_changes", 2, **filters)
+
+
+async def ask_after_prune(pair: EnginePair) -> None:
+    """What remains after a prune: runs, configurations, comparisons, experiments, and
+    the trends, statistics and flaky tests of the whole history."""
+    await ask_runs(pair)
+    await ask_configurations(pair)
+    await ask_comparisons(pair)
+    await ask_experiments(pair)
+    history = pair.history
+    for filters in (everything(history), window_variants(history)[2]):
+        for metric in ("score", "wer"):
+            await pair.same("get_metric_trend", metric, "week", **filters)
+        await pair.same("get_score_trend", **filters)
+        await pair.same("get_recorded_metrics", **filters)
+        await pair.same("get_test_stats", sort="mean_score", **filters)
+        await pair.same("get_flaky_tests", 2, **filters)
+        await pair.same("get_outcome_changes", 2, **filters)
+    for test_id in history.test_ids:
+        await pair.same("get_test_trend", test_id, **everything(history))
+
+
+async def ask_configurations(pair: EnginePair) -> None:
+    """Configurations compared under every filter, and diffs by full hash and by prefix."""
+    history = pair.history
+    for filters in filter_variants(history):
+        await pair.same("compare_configurations", **filters)
+    hashes = history.hashes
+    for a in hashes:
+        for b in hashes:
+            await pair.same("diff_configurations", a, b)
+        await pair.same("diff_configurations", a[:12], a.upper()[:20])
+    first = hashes[0]
+    for other in ("0" * 64, first[:1], " " + first[:8] + " ", "not-hex", ""):
+        await pair.same("diff_configurations", other, first)
+
+
+async def ask_comparisons(pair: EnginePair) -> None:
+    """Run comparisons: `previous`/`latest` per branch, environment and suite; runs by id."""
+    history = pair.history
+    wheres: list[dict[str, Any]] = [{}]
+    wheres += [{"branch": b} for b in history.values("git_branch") if b is not None]
+    wheres += [{"environment": e} for e in history.values("environment")]
+    wheres += [{"suite": s} for s in history.values("suite") if s is not None]
+    wheres += [{"branch": "main", "environment": "dev"}, {"branch": "no-such-branch"}]
+    for where in wheres:
+        await pair.same("compare_runs", "previous", "latest", **where)
+    for tolerance in (1.0, 2.5, 100):
+        await pair.same("compare_runs", "previous", "latest", tolerance=tolerance)
+    runs = sorted(history.runs, key=lambda run: (run.started_at, run.run_id))
+    for older, newer in pairwise(runs):
+        await pair.same("compare_runs", older.run_id, newer.run_id)
+    await pair.same("compare_runs", runs[0].oid, runs[-1].oid, tolerance=5)
+    await pair.same("compare_runs", runs[-1].run_id, "latest")
+    await pair.same("compare_runs", "latest", runs[0].run_id[:-2])
+    await pair.same("compare_runs", "no-such-run", "latest")
+
+
+async def ask_experiments(pair: EnginePair) -> None:
+    """Experiments: every pair of tags and of tag sets, any and all, over a few windows."""
+    history = pair.history
+    tags = history.tags
+    sides: list[tuple[Any, Any]] = tag_pairs(tags)
+    if len(tags) >= 3:
+        sides += [(tags[:2], tags[2:]), (tags[1:], [tags[0]])]
+    sides += [("baseline", ["no-such-tag"]), ([], ["baseline"])]
+    windows = window_variants(history)
+    for index, (a, b) in enumerate(sides):
+        for tags_match in ("any", "all"):
+            await pair.same(
+                "compare_experiments", a, b, tags_match=tags_match, **everything(history)
+            )
+        await pair.same("compare_experiments", a, b, **windows[index % len(windows)])
