@@ -30,6 +30,7 @@ from typing import Any
 
 from evalstore import MetricsStorageService, MongoDBClient, evaluation_run
 from evalstore.settings import load_settings
+from evalstore.storage.mongo import MongoEngine
 
 
 @dataclass
@@ -89,6 +90,16 @@ class DelayedCollection:
         return delayed
 
 
+class DelayedEngine(MongoEngine):
+    """The embedded engine, each collection behind a simulated network."""
+
+    delay_s: float
+    counter: Counter
+
+    def _collection(self, name: str) -> Any:
+        return DelayedCollection(super()._collection(name), self.delay_s, self.counter)
+
+
 class DelayedClient(MongoDBClient):
     """The embedded backend behind a simulated network."""
 
@@ -98,12 +109,17 @@ class DelayedClient(MongoDBClient):
         self._delay_s = delay_s
 
     @property
-    def evaluation_runs(self) -> Any:
-        return DelayedCollection(super().evaluation_runs, self._delay_s, self.counter)
-
-    @property
-    def test_runs(self) -> Any:
-        return DelayedCollection(super().test_runs, self._delay_s, self.counter)
+    def engine(self) -> Any:
+        if self._engine is None:
+            engine = DelayedEngine(
+                self.connection_string,
+                self.database_name,
+                timeout_ms=self.timeout_ms,
+                redacted_uri=self.redacted_uri,
+            )
+            engine.delay_s, engine.counter = self._delay_s, self.counter
+            self._engine = engine
+        return self._engine
 
 
 async def measure(results: int, delay_s: float) -> tuple[float, Counter]:
