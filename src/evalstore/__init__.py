@@ -8,7 +8,6 @@ driver until something needs it.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,11 +32,6 @@ if TYPE_CHECKING:
     from evalstore.service import MetricsStorageService
     from evalstore.settings import Settings, load_settings
     from evalstore.storage.client import MongoDBClient
-
-try:
-    __version__ = version("evalstore")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
 
 _EXPORTS: dict[str, str] = {
     "ConfigurationError": "evalstore.errors",
@@ -89,7 +83,20 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    # importlib.metadata costs 50 ms to import: only `--version` and callers asking pay it.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evalstore")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()[name] = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'evalstore' has no attribute {name!r}")
@@ -99,4 +106,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    return sorted({*globals(), *_EXPORTS, "__version__"})

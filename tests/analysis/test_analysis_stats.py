@@ -309,6 +309,14 @@ async def test_stats_and_flaky_cli(service: MetricsStorageService, history: None
     assert "Tests (5, 2025-03-01 to 2025-04-01)" in result.stdout
     assert "allskipped" not in result.stdout
 
+    # A long table shows its first rows and says how many more there are (on stderr).
+    result = await invoke(service, "stats", "--env", "prod", "--limit", "2", *window)
+    assert result.exit_code == 0, result.output
+    assert "Tests (2 of 5, 2025-03-01 to 2025-04-01)" in result.stdout
+    assert result.stderr == "note: 3 more test(s): --limit 0 shows all of them, --json too\n"
+    result = await invoke(service, "stats", "--env", "prod", "--limit", "2", "--json", *window)
+    assert len(json.loads(result.stdout)) == 5
+
     result = await invoke(service, "flaky", "--min-runs", "4", *window)
     assert result.exit_code == 0, result.output
     assert "Flaky tests (3, 2025-03-01 to 2025-04-01)" in result.stdout

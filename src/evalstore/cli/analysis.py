@@ -61,6 +61,27 @@ from evalstore.service import MetricsStorageService
 REGRESSION_EXIT = 3
 """Exit code of `compare --fail-on-regression` when the head run regressed (errors exit 1)."""
 
+SHOWN_ROWS = 50
+"""How many rows a long table shows by default (`--limit 0` shows all; `--json` has all)."""
+LimitOption = Annotated[
+    int,
+    typer.Option(
+        "--limit",
+        "-n",
+        min=0,
+        help="Rows shown (0: all). --json always has every row.",
+    ),
+]
+
+
+def _first(rows: list[Any], limit: int, what: str) -> tuple[list[Any], str]:
+    """The rows a table shows, and a note on stderr about the others ("" when none are left)."""
+    if not limit or len(rows) <= limit:
+        return rows, ""
+    more = len(rows) - limit
+    return rows[:limit], f"note: {more} more {what}: --limit 0 shows all of them, --json too"
+
+
 configs_app = typer.Typer(
     help="Configurations (system_info_hash): list them, diff two.", no_args_is_help=True
 )
@@ -202,6 +223,7 @@ def stats(
     test: Annotated[
         str | None, typer.Option("--test", help="Only this test.", show_default=False)
     ] = None,
+    limit: LimitOption = SHOWN_ROWS,
     since: SinceOption = None,
     until: UntilOption = None,
     env: EnvOption = None,
@@ -229,7 +251,14 @@ def stats(
     window = describe_window(since, until, days)
     explained = _explained(use, filters, window, test=test)
     rows, hint = run_command(lambda: with_service(url, db, explained))
-    _show(as_json, rows, f"Tests ({len(rows)}, {window})", STATS_COLUMNS, rows, hint)
+    if as_json:
+        _show(as_json, rows, "", STATS_COLUMNS, rows, hint)
+        return
+    shown, more = _first(rows, limit, "test(s)")
+    title = f"Tests ({len(rows)}, {window})"
+    if len(shown) < len(rows):
+        title = f"Tests ({len(shown)} of {len(rows)}, {window})"
+    _show(as_json, rows, title, STATS_COLUMNS, shown, hint or more)
 
 
 def flaky(
@@ -363,6 +392,7 @@ def compare(
         ),
     ] = False,
     show_all: Annotated[bool, typer.Option("--all", help="List unchanged tests too.")] = False,
+    limit: LimitOption = SHOWN_ROWS,
     url: UrlOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -378,12 +408,12 @@ def compare(
     if as_json:
         print_json(out, result)
     else:
-        _print_comparison(result, show_all)
+        _print_comparison(result, show_all, limit)
     if fail_on_regression and result["regressed"]:
         raise typer.Exit(REGRESSION_EXIT)
 
 
-def _print_comparison(result: Any, show_all: bool) -> None:
+def _print_comparison(result: Any, show_all: bool, limit: int) -> None:
     for side in ("base", "head"):
         run = result[side]
         out.print(
@@ -395,7 +425,10 @@ def _print_comparison(result: Any, show_all: bool) -> None:
             soft_wrap=True,
         )
     tests = [t for t in result["tests"] if show_all or t["change"] != "same" or t["delta"]]
-    out.print(analysis_table(f"Tests ({len(tests)} shown)", COMPARE_TEST_COLUMNS, tests))
+    shown, more = _first(tests, limit, "test(s)")
+    out.print(analysis_table(f"Tests ({len(shown)} shown)", COMPARE_TEST_COLUMNS, shown))
+    if more:
+        err.print(more, markup=False, soft_wrap=True, highlight=False)
     out.print(analysis_table("Run aggregates", METRIC_DELTA_COLUMNS, result["metric_deltas"]))
     for key in ("newly_failing", "newly_passing", "added", "removed"):
         if result[key]:

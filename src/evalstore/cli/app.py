@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from evalstore import __version__
 from evalstore.cli.analysis import register_analysis_commands
 from evalstore.cli.common import (
     DbOption,
@@ -59,7 +58,9 @@ SHOWN_TESTS = 50
 
 def _print_version(value: bool) -> None:
     if value:
-        out.print(f"evalstore {__version__}")
+        import evalstore
+
+        out.print(f"evalstore {evalstore.__version__}")
         raise typer.Exit()
 
 
