@@ -29,6 +29,7 @@ from evalstore.analysis.types import (
     RecordedMetrics,
     RunComparison,
     ScorePoint,
+    TestOutcomes,
     TrendPoint,
 )
 from evalstore.errors import InvalidDataError
@@ -295,6 +296,19 @@ class MetricsStorageService:
     ) -> list[OutcomeChange]:
         """Tests that broke (or were fixed) once and stayed so; see `analysis.stats`."""
         return await stats.get_outcome_changes(
+            self._history, min_runs, strip_length=strip_length, test_id=test_id, **filters
+        )
+
+    async def get_test_outcomes(
+        self,
+        min_runs: int = 5,
+        *,
+        strip_length: int = stats.DEFAULT_STRIP_LENGTH,
+        test_id: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> TestOutcomes:
+        """Flaky tests and tests that changed once, from one read; see `analysis.stats`."""
+        return await stats.get_test_outcomes(
             self._history, min_runs, strip_length=strip_length, test_id=test_id, **filters
         )
 

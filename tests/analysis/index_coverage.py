@@ -274,7 +274,7 @@ def registered_queries() -> list[RegisteredQuery]:
     queries += _run_queries("get_recorded_metrics", recorded_metrics_pipeline)
     queries += _test_queries("get_test_trend", single_test_trend_pipeline, ["t1"])
     queries += _test_queries("get_test_stats", per_test_stats_pipeline, [None, "t1"])
-    for method in ("get_flaky_tests", "get_outcome_changes"):
+    for method in ("get_flaky_tests", "get_outcome_changes", "get_test_outcomes"):
         queries += _test_queries(method, lambda match: flaky_tests_pipeline(match, 5), [None, "t1"])
     queries += _run_queries("compare_configurations", configurations_pipeline)
     queries += [

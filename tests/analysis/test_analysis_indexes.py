@@ -48,7 +48,7 @@ QUERIES = registered_queries()
 
 def test_every_public_analysis_method_is_registered() -> None:
     assert {q.method for q in QUERIES} == PUBLIC_METHODS
-    assert len(PUBLIC_METHODS) == 12
+    assert len(PUBLIC_METHODS) == 13
     assert all(
         inspect.iscoroutinefunction(getattr(MetricsStorageService, name)) for name in PUBLIC_METHODS
     )
@@ -181,6 +181,10 @@ CALLS: dict[str, list[Call]] = {
         lambda s, h: s.get_flaky_tests(1, **MARCH),
         lambda s, h: s.get_flaky_tests(1, environment="dev", **MARCH),
         lambda s, h: s.get_flaky_tests(1, test_id="a", **MARCH),
+    ],
+    "get_test_outcomes": [
+        lambda s, h: s.get_test_outcomes(1, **MARCH),
+        lambda s, h: s.get_test_outcomes(1, branch="main", test_id="a", **MARCH),
     ],
     "get_outcome_changes": [
         lambda s, h: s.get_outcome_changes(1, **MARCH),

@@ -347,3 +347,16 @@ async def test_stats_and_flaky_cli(service: MetricsStorageService, history: None
     result = await invoke(service, "stats", "--sort", "speed")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --sort: expected one of test_id, runs, passed,")
+
+
+async def test_test_outcomes_are_flaky_and_changed_from_one_read(
+    service: MetricsStorageService, history: None
+) -> None:
+    window: dict[str, Any] = {"since": at(1, 0), "until": at(1, 0, month=4)}
+    outcomes = await service.get_test_outcomes(4, **window)
+    assert outcomes == {
+        "flaky": await service.get_flaky_tests(4, **window),
+        "changed": await service.get_outcome_changes(4, **window),
+    }
+    assert [f["test_id"] for f in outcomes["flaky"]] == ["fewflips", "flaky", "erratic"]
+    assert [c["test_id"] for c in outcomes["changed"]] == ["sometimes"]

@@ -188,7 +188,7 @@ async def ask_flaky(pair: EnginePair) -> None:
     Both come from the same rows; outcome changes are asked under fewer filters.
     """
     history = pair.history
-    for method in ("get_flaky_tests", "get_outcome_changes"):
+    for method in ("get_flaky_tests", "get_outcome_changes", "get_test_outcomes"):
         for min_runs in (1, 2, 3, 5, 50):
             await pair.same(method, min_runs, **everything(history))
         for strip_length in (1, 3):

@@ -13,6 +13,7 @@ Columns hold datetimes as milliseconds and ObjectIds as hex (see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -161,37 +162,38 @@ def per_test_stats(match: Filter) -> SqlRows:
 
 
 def flaky_tests(match: Filter, min_runs: int) -> SqlRows:
-    """`flaky_tests_pipeline`: tests with enough executed runs and mixed outcomes, with them."""
+    """`flaky_tests_pipeline`: tests with enough executed runs and mixed outcomes, with them.
+
+    One pass over the `test_id_finished_at` index groups each test's outcomes into
+    a JSON array (time, status, row), so only the mixed tests come back, one row
+    each; Python puts each test's outcomes in time order (ties in the order stored,
+    as the embedded backend's `$push` gives them).
+    """
     executed = {**match, "status": {"$ne": "skipped"}}
 
     def rows(select: Select) -> list[Document]:
         found = select(
-            "SELECT test_id, finished_at, status, passed FROM test_runs "
-            "WHERE {where} AND test_id IN ("
-            "  SELECT test_id FROM test_runs WHERE {where} GROUP BY test_id "
-            "  HAVING count(*) >= :min_runs "
-            "  AND sum(CASE WHEN passed THEN 1 ELSE 0 END) BETWEEN 1 AND count(*) - 1) "
-            "ORDER BY test_id, rowid",
+            "SELECT test_id, count(*) AS runs, "
+            "sum(CASE WHEN passed THEN 1 ELSE 0 END) AS passes, "
+            "json_group_array(json_array(finished_at, status, rowid)) AS outcomes "
+            "FROM test_runs WHERE {where} GROUP BY test_id "
+            "HAVING count(*) >= :min_runs AND passes BETWEEN 1 AND count(*) - 1 "
+            "ORDER BY test_id",
             executed,
             min_runs=min_runs,
         )
-        grouped: dict[str, Document] = {}
+        result = []
         for row in found:
-            group = grouped.setdefault(
-                row["test_id"], {"_id": row["test_id"], "runs": 0, "passes": 0, "outcomes": []}
+            outcomes = sorted(json.loads(row["outcomes"]), key=lambda o: (o[0], o[2]))
+            result.append(
+                {
+                    "_id": row["test_id"],
+                    "runs": row["runs"],
+                    "pass_rate": row["passes"] / row["runs"],
+                    "outcomes": [{"t": _date(time), "s": status} for time, status, _ in outcomes],
+                }
             )
-            group["runs"] += 1
-            group["passes"] += 1 if row["passed"] else 0
-            group["outcomes"].append({"t": _date(row["finished_at"]), "s": row["status"]})
-        return [
-            {
-                "_id": group["_id"],
-                "runs": group["runs"],
-                "pass_rate": group["passes"] / group["runs"],
-                "outcomes": group["outcomes"],
-            }
-            for group in grouped.values()
-        ]
+        return result
 
     return rows
 

@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
-from evalstore.analysis.types import FlakyTest, OutcomeChange, PerTestStats
+from evalstore.analysis.types import FlakyTest, OutcomeChange, PerTestStats, TestOutcomes
 from evalstore.errors import InvalidDataError
 from evalstore.models import Document, check_positive_int
 
@@ -131,9 +131,7 @@ async def get_flaky_tests(
         where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
     """
     rows = await _mixed_outcomes(history, min_runs, strip_length, test_id, filters)
-    flaky = [row for row, _changed_at in rows if row["flips"] >= FLAKY_FLIPS]
-    flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
-    return flaky
+    return _flaky(rows)
 
 
 async def get_outcome_changes(
@@ -154,6 +152,35 @@ async def get_outcome_changes(
         `change` being `broke` (passing, then failing) or `fixed`, newest change first.
     """
     rows = await _mixed_outcomes(history, min_runs, strip_length, test_id, filters)
+    return _changed(rows)
+
+
+async def get_test_outcomes(
+    history: History,
+    min_runs: int = 5,
+    *,
+    strip_length: int = DEFAULT_STRIP_LENGTH,
+    test_id: str | None = None,
+    **filters: Unpack[FilterKwargs],
+) -> TestOutcomes:
+    """`get_flaky_tests` and `get_outcome_changes` together, from one read of the window.
+
+    What `evalstore flaky` shows: the flaky tests, then those that changed once.
+
+    Returns:
+        `{flaky, changed}`, each as the function of that name returns it.
+    """
+    rows = await _mixed_outcomes(history, min_runs, strip_length, test_id, filters)
+    return {"flaky": _flaky(rows), "changed": _changed(rows)}
+
+
+def _flaky(rows: list[tuple[FlakyTest, datetime]]) -> list[FlakyTest]:
+    flaky = [row for row, _changed_at in rows if row["flips"] >= FLAKY_FLIPS]
+    flaky.sort(key=lambda f: (-f["flip_rate"], f["pass_rate"], f["test_id"]))
+    return flaky
+
+
+def _changed(rows: list[tuple[FlakyTest, datetime]]) -> list[OutcomeChange]:
     changes: list[OutcomeChange] = [
         {
             "test_id": row["test_id"],

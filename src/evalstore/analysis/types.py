@@ -90,6 +90,13 @@ class OutcomeChange(TypedDict):
     last_seen: datetime
 
 
+class TestOutcomes(TypedDict):
+    """The flaky tests and the tests that changed once, from one read of the window."""
+
+    flaky: list[FlakyTest]
+    changed: list[OutcomeChange]
+
+
 class ConfigSummary(TypedDict):
     """The finished runs of one configuration (`system_info_hash`)."""
 

@@ -298,8 +298,9 @@ def flaky(
 
     async def use(service: MetricsStorageService) -> tuple[Any, Any, str]:
         kwargs: Any = {"strip_length": strip, "test_id": test, **filters}
-        flaky_rows = [] if changed else await service.get_flaky_tests(min_runs, **kwargs)
-        changes = await service.get_outcome_changes(min_runs, **kwargs)
+        outcomes = await service.get_test_outcomes(min_runs, **kwargs)
+        flaky_rows = [] if changed else outcomes["flaky"]
+        changes = outcomes["changed"]
         empty = not (changes if changed else flaky_rows or changes)
         hint = await why_empty(service, filters, window, test=test) if empty else ""
         return flaky_rows, changes, hint

@@ -8,76 +8,33 @@ test or the session: they end up as one warning in the terminal summary.
 
 With pytest-xdist the controller records everything: workers only attach each
 test's name, markers and metrics to its teardown report, which xdist sends to
-the controller.
+the controller (`evalstore.pytest_plugin.worker`).
+
+Imported by pytest in every session of a project that has evalstore installed,
+this module imports only pytest and the plugin's light parts (the fixture's
+object, the hook specification, the switch). Whether the session records is
+decided by `switch.switched_off()` from the environment and `.env` alone when
+recording is clearly off; otherwise by the full settings, as it always was.
+Only then are the settings, the recorder and the driver imported.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 import pytest
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 
-from evalstore.errors import ConfigurationError
 from evalstore.pytest_plugin import hookspecs
-from evalstore.pytest_plugin.metrics import EvalstoreMetrics, item_data
-from evalstore.pytest_plugin.outcome import REPORT_ATTR, SUBTEST_ATTR, subtest_context
-from evalstore.settings import Settings, load_settings
+from evalstore.pytest_plugin.metrics import EvalstoreMetrics
+from evalstore.pytest_plugin.switch import enabled_despite_invalid_settings, switched_off
 
 if TYPE_CHECKING:
     from evalstore.pytest_plugin.session import EvalstorePlugin
+    from evalstore.settings import Settings
 
 __all__ = ["EvalstoreMetrics", "evalstore_metrics"]
 
 PLUGIN_KEY: pytest.StashKey[EvalstorePlugin] = pytest.StashKey()
-
-
-class _Switch(BaseSettings):
-    """MONGODB_ENABLED alone, read the way `Settings` reads it."""
-
-    model_config = Settings.model_config
-
-    mongodb_enabled: bool = False
-
-
-def _enabled_despite_invalid_settings() -> bool:
-    """When another setting is invalid: was recording switched on (or MONGODB_ENABLED bad)?"""
-    try:
-        return _Switch().mongodb_enabled
-    except ValidationError:
-        return True
-
-
-class ReportAnnotator:
-    """Attaches a test's name, marker tags and metrics to its teardown report.
-
-    It also attaches to each subtest report the subtest's msg and params as they are
-    here, before xdist serialises the report (xdist's copy repr()s the params again).
-    """
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Runs around pytest's own report making, for the teardown report only."""
-        report = yield
-        if call.when == "teardown":
-            with contextlib.suppress(Exception):  # never let bookkeeping break a test
-                setattr(report, REPORT_ATTR, item_data(item))
-        return report
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Runs before xdist's worker sends the report (and before the recorder reads it)."""
-        if getattr(report, SUBTEST_ATTR, None) is not None:
-            return  # annotated by the worker that ran it
-        with contextlib.suppress(Exception):
-            context = subtest_context(report)
-            if context is not None:
-                setattr(report, SUBTEST_ATTR, context)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,22 +70,27 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Decide whether this session is recorded, and register the recorder if so."""
-    # Imported here: an inactive plugin (most pytest sessions) never loads the driver.
-    from evalstore.pytest_plugin.session import WORKER_FLAG, EvalstorePlugin
-
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # an xdist worker: annotate reports, never open storage
+        from evalstore.pytest_plugin.worker import WORKER_FLAG, ReportAnnotator
+
         if workerinput.get(WORKER_FLAG):
             config.pluginmanager.register(ReportAnnotator(), "evalstore-annotator")
         return
     requested = bool(config.getoption("evalstore"))
+    if not requested and switched_off():
+        return  # most sessions: neither the settings nor the recorder are imported
+    from evalstore.errors import ConfigurationError
+    from evalstore.pytest_plugin.session import EvalstorePlugin
+    from evalstore.settings import load_settings
+
     settings: Settings | None = None
     problem: str | None = None
     try:
         settings = load_settings()
         requested = requested or settings.mongodb_enabled
     except ConfigurationError as exc:
-        requested = requested or _enabled_despite_invalid_settings()
+        requested = requested or enabled_despite_invalid_settings()
         problem = f"results not stored: {exc}"
     if not requested:
         return
@@ -138,7 +100,6 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = EvalstorePlugin(config, settings, problem)
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "evalstore-recorder")
-    config.pluginmanager.register(ReportAnnotator(), "evalstore-annotator")
 
 
 @pytest.fixture

@@ -1,13 +1,18 @@
-"""The `evalstore_metrics` fixture's object, and what the plugin reads from a test item."""
+"""The `evalstore_metrics` fixture's object, and what the plugin reads from a test item.
+
+Imported by the plugin's entry point in every pytest session, so it imports no
+more than pytest: the models (pydantic) load when a test records its first metric.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from evalstore.models import metric_model
+if TYPE_CHECKING:
+    from _pytest.nodes import Node
 
 METRICS_KEY = pytest.StashKey[dict[str, dict[str, Any]]]()
 # Markers that say how pytest runs a test rather than what it is about.
@@ -50,6 +55,8 @@ class EvalstoreMetrics:
         Raises:
             InvalidDataError: a value cannot be stored; the message names it.
         """
+        from evalstore.models import metric_model
+
         metric = metric_model(
             name,
             {
@@ -82,7 +89,16 @@ def display_name(item: pytest.Item) -> str:
 
 def marker_tags(item: pytest.Item) -> list[str]:
     """The names of the markers on a test (its own, its class's and its module's), sorted."""
-    return sorted({mark.name for mark in item.iter_markers()} - _STRUCTURAL_MARKERS)
+    # What `item.iter_markers()` yields, read without its generators: this runs for every test.
+    names: set[str] = set()
+    node: Node | None = item
+    while node is not None:
+        for mark in node.own_markers:
+            names.add(mark.name)
+        node = node.parent
+    if names <= _STRUCTURAL_MARKERS:
+        return []
+    return sorted(names - _STRUCTURAL_MARKERS)
 
 
 def item_data(item: pytest.Item) -> dict[str, Any]:

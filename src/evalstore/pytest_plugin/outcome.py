@@ -28,11 +28,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from evalstore.models import TestStatus
+if TYPE_CHECKING:  # the models load pydantic, which an xdist worker never needs
+    from evalstore.models import TestStatus
 
 # The attribute the plugin sets on teardown reports (it survives xdist's serialisation).
 REPORT_ATTR = "evalstore"
@@ -79,10 +80,13 @@ def subtest_context(report: pytest.TestReport) -> dict[str, Any] | None:
     Works for pytest 9's built-in subtests and the pytest-subtests plugin, whose
     reports both carry a `context` with `msg` and `kwargs`.
     """
+    # Called for every report: the usual answer (no subtest) costs two getattr()s.
     data = getattr(report, SUBTEST_ATTR, None)
-    if isinstance(data, Mapping):
+    if data is not None and isinstance(data, Mapping):
         return {"msg": data.get("msg"), "params": dict(data.get("params") or {})}
     context = getattr(report, "context", None)
+    if context is None:
+        return None
     kwargs = getattr(context, "kwargs", None)
     if not isinstance(kwargs, Mapping):
         return None
@@ -166,7 +170,7 @@ def _is_subtest_summary(message: str | None) -> bool:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class TestOutcome:
     """The reports of one test seen so far, folded into what evalstore stores."""
 
@@ -190,38 +194,44 @@ class TestOutcome:
                 self.subtests = SubtestTally()
             self.subtests.add(report, context)
             return False
+        # Called three times per test: each attribute is read once, and `outcome` stands
+        # for the report's passed/failed/skipped properties, which compare it.
         when: str = report.when
-        self.duration_s += report.duration or 0.0
-        if report.start and (self.started is None or report.start < self.started):
-            self.started = report.start
-        if report.stop:
-            self.finished = max(self.finished or 0.0, report.stop)
+        outcome: str = report.outcome
+        duration, start, stop = report.duration, report.start, report.stop
+        if duration:
+            self.duration_s += duration
+        if start and (self.started is None or start < self.started):
+            self.started = start
+        if stop:
+            self.finished = max(self.finished or 0.0, stop)
         data = getattr(report, REPORT_ATTR, None)
-        if isinstance(data, Mapping):
+        if data is not None and isinstance(data, Mapping):
             self.data = data
         wasxfail: str | None = getattr(report, "wasxfail", None)
         if when == "setup":
-            if report.failed:
+            if outcome == "failed":
                 self._set("error", report_message(report), phase="setup")
-            elif report.skipped:
+            elif outcome == "skipped":
                 self._skip(report, wasxfail)
             return False
         if when == "call":
-            if report.passed:
-                self._set("passed", None)
+            if outcome == "passed":
+                self.status, self.message = "passed", None
                 if wasxfail is not None:
                     self._xfail("xpassed", wasxfail)
-            elif report.skipped:
+            elif outcome == "skipped":
                 self._skip(report, wasxfail)
             else:
                 message = report_message(report)
                 self._set("failed", message)
                 if message and message.startswith(_XPASS_STRICT):
                     self.details["xfail"] = "xpassed"
-            self._fail_on_subtests()
+            if self.subtests is not None:
+                self._fail_on_subtests()
             return False
         if when == "teardown":
-            if report.failed:
+            if outcome == "failed":
                 message = report_message(report)
                 if self.status in (None, "passed", "skipped"):
                     self.details.pop("xfail", None)
@@ -231,7 +241,7 @@ class TestOutcome:
                     self.details["teardown_error"] = message
             return True
         # pytest-xdist reports a crashed worker's test with when="???": it is over.
-        self._set("failed" if report.failed else "passed", report_message(report))
+        self._set("failed" if outcome == "failed" else "passed", report_message(report))
         return True
 
     def _fail_on_subtests(self) -> None:
@@ -270,15 +280,16 @@ class TestOutcome:
         finished = _utc(self.finished)
         if started is not None and finished is not None and finished < started:
             finished = started
-        details = dict(self.details)
         if self.subtests is not None:
-            details["subtests"] = self.subtests.document()
+            details: dict[str, Any] | None = {**self.details, "subtests": self.subtests.document()}
+        else:
+            details = dict(self.details) if self.details else None
         return {
             "test_id": self.nodeid,
             "test_name": data.get("name") or self.nodeid.rsplit("::", 1)[-1],
             "status": self.status or "passed",
             "message": self.message,
-            "details": details or None,
+            "details": details,
             "tags": list(data.get("tags") or ()),
             "metrics": dict(data.get("metrics") or {}),
             "duration_ms": duration_ms,

@@ -3,6 +3,12 @@
 Registered by `evalstore.pytest_plugin` only when recording was asked for. It
 runs in the process that reports the session (the only one with xdist, whose
 workers send their reports here), so one evaluation run gets every test.
+
+Per test it does little in pytest's thread: it folds the test's reports into a
+plain dict (`TestOutcome`), reading the test's name, markers and metrics from
+the item it has just run (or from the teardown report an xdist worker
+annotated), and hands the dicts over in batches to the storage thread
+(`evalstore.pytest_plugin.writer`).
 """
 
 from __future__ import annotations
@@ -15,13 +21,12 @@ from typing import Any
 import pytest
 
 from evalstore.models import RunStatus
+from evalstore.pytest_plugin.metrics import item_data
 from evalstore.pytest_plugin.outcome import TestOutcome, collect_result, subtest_context
+from evalstore.pytest_plugin.worker import WORKER_FLAG
 from evalstore.pytest_plugin.writer import RunSummary, StorageSession, describe
 from evalstore.settings import Settings, parse_tags
 
-# Set in an xdist worker's `workerinput` so that it attaches names, tags and metrics
-# to its reports; workers never open storage themselves.
-WORKER_FLAG = "evalstore_annotate"
 # Options with which pytest runs no test: no evaluation run for them.
 _NO_RUN_OPTIONS = (
     "collectonly",
@@ -81,6 +86,7 @@ class EvalstorePlugin:
         self.storage: StorageSession | None = None
         self.summary: RunSummary | None = None
         self._open: dict[str, TestOutcome] = {}
+        self._item: pytest.Item | None = None
         self._collect_errors: set[str] = set()
         self._subtests_total = 0
         self._subtests_failed = 0
@@ -131,23 +137,34 @@ class EvalstorePlugin:
         except Exception as exc:
             self.problem = self.problem or f"could not record {report.nodeid}: {describe(exc)}"
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """Note the test being run here: its name, tags and metrics go with its result."""
+        self._item = item
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Fold each report into its test; record the test after its teardown."""
         if self.storage is None:
             return
+        nodeid = report.nodeid
         try:
             if subtest_context(report) is not None:
                 self._subtests_total += 1
                 self._subtests_failed += bool(report.failed)
-            outcome = self._open.get(report.nodeid)
+            outcome = self._open.get(nodeid)
             if outcome is None:
-                outcome = self._open[report.nodeid] = TestOutcome(report.nodeid)
+                outcome = self._open[nodeid] = TestOutcome(nodeid)
             if outcome.add(report):
-                del self._open[report.nodeid]
+                del self._open[nodeid]
+                item = self._item
+                # A test run in this process: read its item now (the teardown is over), where
+                # an xdist worker attached the same to the report.
+                if outcome.data is None and item is not None and item.nodeid == nodeid:
+                    outcome.data = item_data(item)
                 self._record(outcome.result())
         except Exception as exc:
-            self._open.pop(report.nodeid, None)
-            self.problem = self.problem or f"could not record {report.nodeid}: {describe(exc)}"
+            self._open.pop(nodeid, None)
+            self.problem = self.problem or f"could not record {nodeid}: {describe(exc)}"
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -43,6 +43,7 @@ from evalstore.storage.engine import (
     Query,
     RefusedDocument,
     Sort,
+    bson_problem,
 )
 
 if TYPE_CHECKING:
@@ -65,13 +66,6 @@ log = logging.getLogger("evalstore")
 
 EMBEDDED_SCHEME = "mongomock://"
 LOCAL_SCHEME = "file://"
-
-
-def bson_problem(document: Document) -> str | None:
-    """Why MongoDB would refuse `document` (it cannot be encoded, or it is too large), or None."""
-    from evalstore.storage.mongo import bson_problem as problem
-
-    return problem(document)
 
 
 class MongoDBClient:

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import bson
 from bson import ObjectId
+from bson.errors import InvalidDocument
 
-from evalstore.models import Document
+from evalstore.models import MAX_DOCUMENT_BYTES, Document
+from evalstore.redaction import redact_uri
 
 Collection = Literal["evaluation_runs", "test_runs"]
 """The two collections (tables) evalstore keeps."""
@@ -128,6 +131,36 @@ class Engine(Protocol):
     ) -> list[Any]: ...
 
     async def delete(self, collection: Collection, query: Filter, *, action: str) -> int: ...
+
+
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    InvalidDocument,
+    UnicodeEncodeError,
+    OverflowError,
+)
+"""What encoding a document to BSON raises for a value MongoDB cannot hold (a NUL byte in a
+key, a lone surrogate, an integer beyond 64 bits)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, connection strings masked."""
+    text = redact_uri(str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def bson_problem(document: Document) -> str | None:
+    """Why MongoDB would refuse `document` (it cannot be encoded, or it is too large), or None.
+
+    Both engines refuse the same documents, so that a local store can always be
+    pushed to a server.
+    """
+    try:
+        size = len(bson.encode(document))
+    except DATA_ERRORS as exc:
+        return first_line(exc)
+    if size > MAX_DOCUMENT_BYTES:
+        return f"the document is {size:,} bytes; MongoDB's limit is {MAX_DOCUMENT_BYTES:,}"
+    return None
 
 
 def project(document: Document, projection: Mapping[str, Any] | None) -> Document:

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import bson
 from bson import ObjectId
 from bson.errors import InvalidDocument
 from pymongo import IndexModel, ReturnDocument, UpdateOne
@@ -42,9 +41,17 @@ from evalstore.errors import (
     InvalidDataError,
     StorageUnavailableError,
 )
-from evalstore.models import MAX_DOCUMENT_BYTES, Document
+from evalstore.models import Document
 from evalstore.redaction import redact_uri
-from evalstore.storage.engine import Collection, Filter, Query, RefusedDocument, Sort
+from evalstore.storage.engine import (
+    Collection,
+    Filter,
+    Query,
+    RefusedDocument,
+    Sort,
+    bson_problem,
+    first_line,
+)
 from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 log = logging.getLogger("evalstore")
@@ -63,28 +70,11 @@ _UNAUTHORIZED = 13
 _AUTHENTICATION_FAILED = 18
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text, connection strings masked."""
-    text = redact_uri(str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _is_index_conflict(exc: OperationFailure) -> bool:
     # The embedded backend raises without a code; MongoDB says 85 or 86.
     return exc.code in _INDEX_CONFLICT_CODES or (
         exc.code is None and "already exists with different options" in str(exc)
     )
-
-
-def bson_problem(document: Document) -> str | None:
-    """Why MongoDB would refuse `document` (it cannot be encoded, or it is too large), or None."""
-    try:
-        size = len(bson.encode(document))
-    except _DATA_ERRORS as exc:
-        return first_line(exc)
-    if size > MAX_DOCUMENT_BYTES:
-        return f"the document is {size:,} bytes; MongoDB's limit is {MAX_DOCUMENT_BYTES:,}"
-    return None
 
 
 def _upserts(documents: Sequence[Document]) -> list[UpdateOne]:

@@ -42,8 +42,15 @@ from evalstore.errors import (
     StorageUnavailableError,
 )
 from evalstore.models import Document
-from evalstore.storage.engine import Collection, Filter, Query, RefusedDocument, Sort, project
-from evalstore.storage.mongo import bson_problem
+from evalstore.storage.engine import (
+    Collection,
+    Filter,
+    Query,
+    RefusedDocument,
+    Sort,
+    bson_problem,
+    project,
+)
 from evalstore.storage.sqlite import legacy
 from evalstore.storage.sqlite.documents import (
     decode_document,
