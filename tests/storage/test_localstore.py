@@ -36,6 +36,7 @@ from evalstore.cli.app import app
 from evalstore.codec import decode
 from evalstore.storage.embedded import reset_embedded_backend
 from evalstore.storage.sqlite.engine import SqliteEngine
+from evalstore.storage.sqlite.where import Where
 
 runner = CliRunner()
 EVALSTORE = str(Path(sys.executable).parent / "evalstore")
@@ -573,3 +574,13 @@ def test_sync_refuses_one_store_under_two_spellings(tmp_path: Path, spelling: st
     result = runner.invoke(app, ["sync", "--from", f"file://{root}", "--to", target])
     assert result.exit_code == 1
     assert result.stderr == "error: --from and --to are the same local store\n"
+
+
+def test_only_literal_prefix_patterns_compile() -> None:
+    where = Where("evaluation_runs")
+    assert where.compile({"evaluation_run_id": {"$regex": "^a\\.c"}}) == (
+        "((substr(evaluation_run_id, 1, :w0) = :w1))"
+    )
+    assert where.params == {"w0": 3, "w1": "a.c"}
+    with pytest.raises(ValueError, match="only literal prefix patterns"):
+        Where("evaluation_runs").compile({"evaluation_run_id": {"$regex": "^a.c"}})

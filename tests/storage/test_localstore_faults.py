@@ -7,18 +7,27 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from evalstore import MetricsStorageService, MongoDBClient, StorageUnavailableError, evaluation_run
+from evalstore import (
+    MetricsStorageService,
+    MongoDBClient,
+    RunRecorder,
+    StorageUnavailableError,
+    evaluation_run,
+)
 from evalstore.cli.app import app
+from evalstore.storage.sqlite.engine import SqliteEngine
 
 runner = CliRunner()
 EVALSTORE = str(Path(sys.executable).parent / "evalstore")
@@ -319,3 +328,48 @@ def test_a_recorder_stores_everything_once_the_store_is_free_again(
     assert asyncio.run(_counts(store)) == (1, 3)
     assert asyncio.run(_run_status(store)) == "completed"
     assert _journals(tmp_path / "spool") == []  # nothing left for `evalstore sync`
+
+
+async def test_a_store_deleted_while_open_refuses_writes_instead_of_losing_them(
+    store: str,
+) -> None:
+    async with MongoDBClient(store, "local") as client:
+        service = MetricsStorageService(client)
+        async with evaluation_run(service, environment="dev") as run:
+            await run.record_test("t1", passed=True)
+        shutil.rmtree(_file(store).parent)
+        with pytest.raises(
+            StorageUnavailableError,
+            match=r"was deleted or replaced while open: nothing was written",
+        ):
+            await client.upsert_test_runs([{"test_run_id": "late", "test_id": "t2"}])
+
+
+async def test_a_full_disk_mid_transaction_says_the_disk_is_full(store: str) -> None:
+    async with MongoDBClient(store, "local") as client:
+        await client.create_indexes()
+        engine = client.engine
+        assert isinstance(engine, SqliteEngine)
+        pages = engine._connect().execute("PRAGMA page_count").fetchone()["page_count"]
+        engine._connect().execute(f"PRAGMA max_page_count = {pages}")  # no room to grow
+        documents = [
+            {"test_run_id": f"r{i}", "test_id": f"t{i}", "message": "x" * 2000} for i in range(50)
+        ]
+        with pytest.raises(StorageUnavailableError, match=r"^cannot store test runs: the disk"):
+            await client.upsert_test_runs(documents)
+        assert await client.count("test_runs", {}, action="count") == 0  # all or nothing
+
+
+async def test_finalize_returns_the_run_as_stored(store: str) -> None:
+    async with MongoDBClient(store, "local") as client:
+        service = MetricsStorageService(client)
+        run = RunRecorder(service, environment="dev")
+        await run.start()
+        await run.record_test("t1", passed=True)
+        naive = datetime(2025, 1, 1, 12, 0, 0, 123456)  # naive is UTC; stored to the millisecond
+        returned = await service.finalize_evaluation_run(run.document["_id"], finished_at=naive)
+        stored = await service.get_evaluation_run(run.document["_id"])
+        assert stored is not None
+        assert returned["finished_at"] == stored["finished_at"]
+        assert returned["finished_at"] == datetime(2025, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+        await run.finish()

@@ -25,12 +25,15 @@ def _object_hook(value: dict[str, Any]) -> Any:
     oid = value.get("$oid")
     if isinstance(oid, str):
         return ObjectId(oid)
+    if not any(key.startswith("$") for key in value):
+        return value
     stamp = value.get("$date")
-    if isinstance(stamp, str) and stamp.endswith("Z"):
-        return datetime.fromisoformat(stamp[:-1]).replace(tzinfo=timezone.utc)
-    if stamp is not None or any(key.startswith("$") for key in value):
+    try:
+        if isinstance(stamp, str) and stamp.endswith("Z"):
+            return datetime.fromisoformat(stamp[:-1]).replace(tzinfo=timezone.utc)
         return json_util.object_hook(value, _JSON_OPTIONS)
-    return value
+    except (ValueError, TypeError, OverflowError):  # not extended JSON after all: as stored
+        return value
 
 
 _JSON_OPTIONS = json_util.RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)

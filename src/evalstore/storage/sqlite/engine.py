@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,6 +108,7 @@ class SqliteEngine:
         self.path = self.directory / FILE_NAME
         self.timeout_ms = timeout_ms
         self._connection: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     # -- the connection ---------------------------------------------------------------
@@ -132,7 +134,28 @@ class SqliteEngine:
                     connection.close()
                     raise
             self._connection = connection
+            stat = os.stat(self.path)
+            self._identity = (stat.st_dev, stat.st_ino)
+        elif self._replaced():
+            self._close()
+            raise StorageUnavailableError(
+                f"the local store at {self.directory} was deleted or replaced while open: "
+                "nothing was written; open it again"
+            )
         return self._connection
+
+    def _replaced(self) -> bool:
+        """True when the store's file is gone or another file took its place."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (stat.st_dev, stat.st_ino) != self._identity
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def _create_schema(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()["user_version"]
@@ -206,6 +229,8 @@ class SqliteEngine:
             raise StorageUnavailableError(
                 f"cannot {action}: the local store at {self.directory}: {text}"
             ) from None
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError) as exc:
+            raise InvalidDataError(f"cannot {action}: the local store refused it: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise StorageUnavailableError(
                 f"cannot {action}: {self.path} is not a readable evalstore store ({exc})"
@@ -261,11 +286,13 @@ class SqliteEngine:
         return await self._run("list the local store's indexes", read)
 
     async def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+        """Close the connection (in a worker thread: an operation may hold it for a while)."""
+
+        def close() -> None:
+            with self._lock:
+                self._close()
+
+        await asyncio.to_thread(close)
 
     async def drop_database(self) -> None:
         """Delete this database's directory and everything in it."""
@@ -278,6 +305,7 @@ class SqliteEngine:
         """Insert one new document (an `_id` is added when it has none); its `_id`."""
         if "_id" not in document:
             document["_id"] = ObjectId()
+        _check_size(document, what)
         text = _encoded(document, what)
         row = (run_row if collection == "evaluation_runs" else test_row)(document, text)
 
@@ -297,6 +325,10 @@ class SqliteEngine:
         run is left as it is but for `last_seen_at`, which only moves forward.
         """
         run_id = document.get("evaluation_run_id")
+        if "last_seen_at" in document and document["last_seen_at"] is None:
+            # MongoDB's upsert sets last_seen_at only through $max, never as a null.
+            document = {k: v for k, v in document.items() if k != "last_seen_at"}
+        _check_size(document, f"evaluation run {run_id!r}")
         text = _encoded(document, f"evaluation run {run_id!r}")
         row = run_row(document, text)
         oid = sql_value(document["_id"])
@@ -377,13 +409,19 @@ class SqliteEngine:
                     return None
                 document = decode_document(found["doc"])
                 document.update(fields)
-                text = _encoded(document, f"evaluation run {document.get('evaluation_run_id')!r}")
+                what = f"evaluation run {document.get('evaluation_run_id')!r}"
+                _check_size(document, what)
+                text = _encoded(document, what)
                 row = run_row(document, text)
                 assignments = ", ".join(f"{name} = ?" for name in (*RUN_COLUMNS, "doc"))
-                connection.execute(
-                    f"UPDATE evaluation_runs SET {assignments} WHERE _id = ?", (*row, found["_id"])
-                )
-                return document
+                try:
+                    connection.execute(
+                        f"UPDATE evaluation_runs SET {assignments} WHERE _id = ?",
+                        (*row, found["_id"]),
+                    )
+                except sqlite3.IntegrityError:
+                    raise DuplicateRunError(f"{what} already exists") from None
+                return decode_document(text)  # as stored: UTC, milliseconds
 
         return await self._run(action, write)
 
@@ -497,6 +535,13 @@ def _object_id(value: Any) -> Any:
     return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
 
 
+def _check_size(document: Document, what: str) -> None:
+    """Refuse what MongoDB would refuse, so that `sync` can always push the local store."""
+    problem = bson_problem(document)
+    if problem is not None:
+        raise InvalidDataError(f"the store refused {what}: {problem}")
+
+
 def _encoded(document: Document, what: str) -> str:
     try:
         return encode_document(document)
@@ -525,6 +570,9 @@ def _transaction(connection: sqlite3.Connection) -> Any:
     try:
         yield
     except BaseException:
-        connection.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (a full disk, an I/O error).
+        if connection.in_transaction:
+            with suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")

@@ -296,6 +296,8 @@ def retire_legacy_files(directory: Path) -> list[Path]:
             target = directory / f"{name}{IMPORTED_SUFFIX}.{copy}"
         try:
             os.rename(source, target)
+        except FileNotFoundError:  # another process opening the store retired it first
+            continue
         except OSError as exc:
             raise StorageUnavailableError(
                 f"cannot rename {source} to {target.name} after importing it: {exc}"

@@ -65,7 +65,7 @@ def _literal_prefix(pattern: str) -> str:
     if not pattern.startswith("^"):
         raise ValueError(f"the local store answers only anchored prefix patterns, not {pattern!r}")
     literal = _ESCAPED.sub(r"\1", pattern[1:])
-    if re.escape(literal) != pattern[1:] and literal != pattern[1:]:
+    if re.escape(literal) != pattern[1:]:
         raise ValueError(f"the local store answers only literal prefix patterns, not {pattern!r}")
     return literal
 
