@@ -216,10 +216,8 @@ def test_every_public_analysis_method_is_exercised_below() -> None:
     assert set(CALLS) == PUBLIC_METHODS
 
 
-@pytest.mark.mongodb_only
-async def test_what_the_methods_send_is_served_by_an_index(
-    service: MetricsStorageService, tmp_path: Path
-) -> None:
+async def two_runs(service: MetricsStorageService, tmp_path: Path) -> dict[str, Any]:
+    """Two runs of test `a` on main (passed, then failed): what the calls below refer to."""
     main = git_repo(tmp_path / "main", "main")
     first = await record_run(service, at(1), [Result("a", "passed", 80)], tags=["x"], repo=main)
     second = await record_run(service, at(2), [Result("a", "failed", 20)], tags=["y"], repo=main)
@@ -228,6 +226,14 @@ async def test_what_the_methods_send_is_served_by_an_index(
         "first": first["evaluation_run_id"],
         "second_oid": str(second["_id"]),
     }
+    return history
+
+
+@pytest.mark.mongodb_only
+async def test_what_the_methods_send_is_served_by_an_index(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    history = await two_runs(service, tmp_path)
     client = service.client
     recording = RecordingClient(client.connection_string, client.database_name)
     recording.shapes = []
@@ -257,14 +263,7 @@ async def test_the_local_store_reads_test_runs_through_an_index(tmp_path: Path) 
     """
     client = MongoDBClient(f"file://{tmp_path / 'store'}", "plans")
     service = MetricsStorageService(client)
-    main = git_repo(tmp_path / "main", "main")
-    first = await record_run(service, at(1), [Result("a", "passed", 80)], tags=["x"], repo=main)
-    second = await record_run(service, at(2), [Result("a", "failed", 20)], tags=["y"], repo=main)
-    history = {
-        "hash": first["system_info_hash"],
-        "first": first["evaluation_run_id"],
-        "second_oid": str(second["_id"]),
-    }
+    history = await two_runs(service, tmp_path)
     engine = client.engine
     assert isinstance(engine, SqliteEngine)
     statements: list[str] = []
