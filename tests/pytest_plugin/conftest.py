@@ -14,6 +14,12 @@ from typing import Any
 import pytest
 from plugin_helpers import EMBEDDED, INNER_INI, read_database
 
+# Imported here, in the outer process: pytester's in-process sessions forget every module
+# they imported when they end, and the process-wide embedded backend they write to must
+# keep meeting the pymongo and mongomock classes it was built with.
+import evalstore.storage.embedded
+import evalstore.storage.mongo  # noqa: F401
+
 
 @pytest.fixture
 def db_name(monkeypatch: pytest.MonkeyPatch) -> str:

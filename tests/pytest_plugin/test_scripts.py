@@ -106,10 +106,20 @@ def test_example_runner_rejects_bad_scenarios(tmp_path, content, message):
     assert message in done.stderr
 
 
-def test_overhead_benchmark_runs_and_prints_the_ratio():
-    done = _run("bench_plugin_overhead.py", "--tests", "30", "--rounds", "1")
+def test_overhead_benchmark_prints_each_variant_against_no_plugin():
+    # No plugin variant can run in half the time of no plugin: --max-ratio 0.5 fails both.
+    done = _run("bench_plugin_overhead.py", "--tests", "30", "--rounds", "1", "--max-ratio", "0.5")
 
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "tests:            30  (1 rounds, medians)"
-    assert re.fullmatch(r"ratio:            \d+\.\d\d", lines[-1])
+    assert lines[0] == "tests: 30  (1 rounds, medians; ratio to no plugin)"
+    timing = r" +\d+\.\d\d s  x(\d+\.\d\d)   cpu +\d+\.\d\d s  x\d+\.\d\d   \(\d+\.\d\d\)"
+    names = ["no plugin", "--junitxml", "mongomock://", "file://"]
+    rows = [
+        re.fullmatch(re.escape(name) + timing, line)
+        for name, line in zip(names, lines[1:5], strict=True)
+    ]
+    assert all(rows), lines
+    assert rows[0] is not None
+    assert rows[0].group(1) == "1.00"
+    assert re.fullmatch(r"above x0\.5: mongomock:// x\d+\.\d\d, file:// x\d+\.\d\d", lines[5])

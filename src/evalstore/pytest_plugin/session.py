@@ -4,10 +4,10 @@ Registered by `evalstore.pytest_plugin` only when recording was asked for. It
 runs in the process that reports the session (the only one with xdist, whose
 workers send their reports here), so one evaluation run gets every test.
 
-Per test it does little in pytest's thread: it folds the test's reports into a
-plain dict (`TestOutcome`), reading the test's name, markers and metrics from
-the item it has just run (or from the teardown report an xdist worker
-annotated), and hands the dicts over in batches to the storage thread
+Per test it does little in pytest's thread: it folds the test's reports into
+one result (`TestOutcome`), reads the test's name, markers and metrics from the
+item it has just run (or from the teardown report an xdist worker annotated),
+and hands the results over in batches to the storage thread
 (`evalstore.pytest_plugin.writer`).
 """
 

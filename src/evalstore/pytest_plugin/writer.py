@@ -7,6 +7,19 @@ a daemon thread. The pytest thread only appends plain dicts to a list; every
 where `RunRecorder.record_test` validates, journals and queues each result for
 the recorder's own batching writer. Storage problems never reach pytest: they
 are kept (with the warnings the recorder logs) for one line in the summary.
+
+The pytest thread waits while the loop takes a batch (at most `HANDOFF_WAIT_S`,
+and only when the loop has finished with the previous one). Both threads need
+the GIL: running side by side, they would hand it to each other at every system
+call either makes (a journal line, a SQLite step, pytest's output capture), and
+those thousands of hand-overs cost more than recording the results. Waiting
+costs pytest nothing, since only one of them could run at a time anyway, and a
+batch is then in the journal before the next tests run. With an in-process
+store (`mongomock://`, the local store) the wait also covers the store write a
+batch completes, which is this process's work too. A MongoDB server's answer is
+still waited for on the loop alone: the recorder's writer sends batches in the
+background, and a loop still busy with earlier work (opening the run, a store
+that holds it up) gets the next batch without a wait.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,12 +42,17 @@ from evalstore.recording.run import RunRecorder
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
 from evalstore.settings import Settings
-from evalstore.storage.client import MongoDBClient
+from evalstore.storage.client import MongoDBClient, RefusedDocument
 
 log = logging.getLogger("evalstore")
 # How many results pytest's thread hands to the recorder at once, and the longest one waits.
 HANDOFF_BATCH = 100
 HANDOFF_INTERVAL_S = 1.0
+# The longest the pytest thread waits for the loop to take a batch (journaled and queued).
+HANDOFF_WAIT_S = 1.0
+# Loop turns the recorder's writer needs to wake on its queue, take a batch the handoff filled
+# and start writing it (`BatchWriter._next_batch` waits on the queue's getter task).
+WRITER_TURNS = 8
 
 T = TypeVar("T")
 
@@ -168,6 +186,26 @@ def describe(exc: BaseException) -> str:
     return one_line(redact_uri(text), limit=None) or type(exc).__name__
 
 
+class WatchedService(MetricsStorageService):
+    """The storage service, noting the batch of test runs being written (for the handoff)."""
+
+    def __init__(self, client: MongoDBClient) -> None:
+        super().__init__(client)
+        self.writing: asyncio.Future[None] | None = None
+        """Done when the latest `upsert_test_runs` call is; None once it is."""
+
+    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
+        """`MetricsStorageService.upsert_test_runs`, noted in `writing` while it runs."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.writing = done
+        try:
+            return await super().upsert_test_runs(documents)
+        finally:
+            done.set_result(None)
+            if self.writing is done:
+                self.writing = None
+
+
 class StorageSession:
     """One evaluation run recorded from pytest's thread onto the background loop.
 
@@ -193,8 +231,9 @@ class StorageSession:
         suite: str | None = None,
     ) -> None:
         self.client = MongoDBClient.from_settings(settings)
+        self.service = WatchedService(self.client)
         self.recorder = RunRecorder(
-            MetricsStorageService(self.client),
+            self.service,
             config=system_config,
             tags=tags,
             environment=settings.environment,
@@ -204,8 +243,12 @@ class StorageSession:
             settings=settings,
         )
         self._timeout_s = settings.mongodb_timeout_ms / 1000.0
+        # No network to wait for: its writes are this process's work, best done in a handoff.
+        self._in_process_store = self.client.is_embedded or self.client.is_local
         self._pending: list[dict[str, Any]] = []
         self._last_flush = time.monotonic()
+        self._busy: concurrent.futures.Future[None] | None = None
+        """The loop's latest work from this thread: opening the run, or recording a batch."""
         self._problems: list[str] = []
         self._problems_lock = threading.Lock()
         self._disabled = False
@@ -225,9 +268,14 @@ class StorageSession:
         with self._problems_lock:
             return [*self._collector.messages, *self._problems]
 
-    def start(self) -> None:
-        """Open the evaluation run in the background: tests run while MongoDB answers."""
-        self._loop.submit(self._start())
+    def start(self) -> concurrent.futures.Future[None]:
+        """Open the evaluation run in the background: tests run while MongoDB answers.
+
+        Returns:
+            The opening, for a caller that wants to wait for it (the plugin does not).
+        """
+        self._busy = self._loop.submit(self._start())
+        return self._busy
 
     def add(self, result: dict[str, Any]) -> None:
         """Queue one test result (the keyword arguments of `record_test`)."""
@@ -266,7 +314,10 @@ class StorageSession:
         self._last_flush = time.monotonic()
         if self._pending:
             batch, self._pending = self._pending, []
-            self._loop.submit(self._record(batch))
+            wait = self._busy is None or self._busy.done()
+            self._busy = self._loop.submit(self._record(batch))
+            if wait:  # see the module docstring; a loop still busy gets no wait
+                concurrent.futures.wait([self._busy], timeout=HANDOFF_WAIT_S)
 
     def _note(self, message: str) -> None:
         with self._problems_lock:
@@ -299,6 +350,23 @@ class StorageSession:
                     await self.recorder.record_test(**result)
                 except Exception as exc:
                     self._note(f"test {result.get('test_id')!r} not stored: {describe(exc)}")
+            if self._in_process_store:
+                await self._let_the_writer_catch_up()
+
+    async def _let_the_writer_catch_up(self) -> None:
+        """Let the recorder's writer take a batch this handoff filled, and wait while it writes.
+
+        With an in-process store that write is work for this process's GIL: done while
+        pytest's thread waits for the handoff, it competes with nothing (see the module
+        docstring). A MongoDB server's answer is waited for on the loop alone.
+        """
+        for _ in range(WRITER_TURNS):
+            if self.service.writing is not None:
+                break
+            await asyncio.sleep(0)
+        writing = self.service.writing
+        if writing is not None:
+            await asyncio.wait([writing])  # not `await writing`: a cancellation must not reach it
 
     async def _finish(self, status: RunStatus) -> RunSummary | None:
         async with self._lock():

@@ -152,6 +152,9 @@ class BatchWriter:
                 self.back_off(exc)
 
     async def _next_batch(self) -> tuple[list[Document], bool]:
+        # The pytest plugin waits for a batch its handoff fills, on an in-process store: it
+        # counts on this taking the batch within a few loop turns of the put that fills it
+        # (`pytest_plugin.writer.WRITER_TURNS`; tests/pytest_plugin/test_handoff.py).
         batch: list[Document] = []
         deadline = self._loop.time() + self._interval
         while len(batch) < self._batch_size:
