@@ -86,7 +86,10 @@ def heavy(modules: list[str]) -> list[str]:
     ids=["unset", "false", "dotenv-no", "environment-over-dotenv"],
 )
 def test_an_inactive_session_imports_nothing_heavy(
-    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], dotenv: str
+    inner: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    environ: dict[str, str],
+    dotenv: str | None,
 ) -> None:
     for name, value in environ.items():
         monkeypatch.setenv(name, value)

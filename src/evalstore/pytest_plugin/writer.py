@@ -9,17 +9,18 @@ the recorder's own batching writer. Storage problems never reach pytest: they
 are kept (with the warnings the recorder logs) for one line in the summary.
 
 The pytest thread waits while the loop takes a batch (at most `HANDOFF_WAIT_S`,
-and only when the loop has finished with the previous one). Both threads need
+and only when the loop has finished with its previous work). Both threads need
 the GIL: running side by side, they would hand it to each other at every system
 call either makes (a journal line, a SQLite step, pytest's output capture), and
 those thousands of hand-overs cost more than recording the results. Waiting
 costs pytest nothing, since only one of them could run at a time anyway, and a
 batch is then in the journal before the next tests run. With an in-process
 store (`mongomock://`, the local store) the wait also covers the store write a
-batch completes, which is this process's work too. A MongoDB server's answer is
-still waited for on the loop alone: the recorder's writer sends batches in the
-background, and a loop still busy with earlier work (opening the run, a store
-that holds it up) gets the next batch without a wait.
+batch completes, and the session waits while the run opens: that is this
+process's work too. A MongoDB server's answer is still waited for on the loop
+alone: the recorder's writer sends batches in the background, and a loop still
+busy with earlier work (opening the run, a store that holds it up) gets the
+next batch without a wait.
 """
 
 from __future__ import annotations
@@ -271,10 +272,17 @@ class StorageSession:
     def start(self) -> concurrent.futures.Future[None]:
         """Open the evaluation run in the background: tests run while MongoDB answers.
 
+        With an in-process store there is no server to wait for: opening the run (the
+        store's modules and schema, git, the run document) is this process's own work,
+        so pytest's thread waits for it (at most `HANDOFF_WAIT_S`) rather than compete
+        with it for the GIL (see the module docstring).
+
         Returns:
-            The opening, for a caller that wants to wait for it (the plugin does not).
+            The opening, for a caller that wants to wait for it.
         """
         self._busy = self._loop.submit(self._start())
+        if self._in_process_store:
+            concurrent.futures.wait([self._busy], timeout=HANDOFF_WAIT_S)
         return self._busy
 
     def add(self, result: dict[str, Any]) -> None:
