@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -23,22 +23,14 @@ from bson import ObjectId
 from evalstore.analysis.pipelines import PERIOD_FORMATS, Period
 from evalstore.models import Document
 from evalstore.storage.engine import Filter, Select, SqlRows
-from evalstore.storage.sqlite.documents import decode_document
+from evalstore.storage.sqlite.documents import decode_document, decode_value, object_id
+from evalstore.storage.sqlite.where import from_ms
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NUMBER = "('integer', 'real')"
 
 
 def _date(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(milliseconds=value)
-
-
-def _oid(value: Any) -> Any:
-    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
-
-
-def _json(text: str | None) -> Any:
-    return None if text is None else decode_document(f'{{"v": {text}}}')["v"]
+    return None if value is None else from_ms(value)
 
 
 def _present(row: Mapping[str, Any]) -> Document:
@@ -51,7 +43,7 @@ def run_ids(match: Filter) -> SqlRows:
 
     def rows(select: Select) -> list[Document]:
         found = select("SELECT _id FROM evaluation_runs WHERE {where}", match)
-        return [{"_id": _oid(row["_id"])} for row in found]
+        return [{"_id": object_id(row["_id"])} for row in found]
 
     return rows
 
@@ -226,7 +218,7 @@ def configurations(match: Filter) -> SqlRows:
                         **row,
                         "first_seen": _date(row["first_seen"]),
                         "last_seen": _date(row["last_seen"]),
-                        "snapshot": _json(row["snapshot"]),
+                        "snapshot": decode_value(row["snapshot"]),
                     }
                     for row in runs
                 ],
@@ -255,7 +247,7 @@ def run_tests(evaluation_run_oid: ObjectId) -> SqlRows:
                 {
                     **row,
                     "finished_at": _date(row["finished_at"]),
-                    "message": _json(row["message"]),
+                    "message": decode_value(row["message"]),
                 }
             )
             for row in found

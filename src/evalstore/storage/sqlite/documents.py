@@ -46,6 +46,16 @@ def decode_document(text: str) -> Document:
     return document
 
 
+def decode_value(text: str | None) -> Any:
+    """A JSON value taken out of a row's `doc` (SQL `doc -> '$.field'`), or None."""
+    return None if text is None else _DECODER.decode(text)
+
+
+def object_id(value: Any) -> Any:
+    """An id column's value as the document holds it (ObjectIds are kept as hex)."""
+    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
+
+
 def encode_document(document: Document) -> str:
     """The JSON text a row keeps of `document`.
 

@@ -57,6 +57,7 @@ from evalstore.storage.sqlite.documents import (
     decode_document,
     encode_document,
     insert_sql,
+    object_id,
     run_row,
     test_row,
 )
@@ -525,14 +526,9 @@ class SqliteEngine:
 
         def select(connection: sqlite3.Connection) -> list[Any]:
             values = [row["v"] for row in connection.execute(sql, where.params).fetchall()]
-            return [_object_id(value) for value in values] if holds_ids else values
+            return [object_id(value) for value in values] if holds_ids else values
 
         return await self._run(action, select)
-
-
-def _object_id(value: Any) -> Any:
-    """An id column's value as the document holds it (ObjectIds are kept as hex)."""
-    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
 
 
 def _check_size(document: Document, what: str) -> None:
