@@ -17,18 +17,9 @@ from bson import ObjectId
 from differential_engines import EnginePair
 from differential_history import DAY, METRIC_NAMES, MS, WEEK, History
 
+from evalstore.analysis.stats import STATS_SORT_KEYS
+
 UNKNOWN_OID = ObjectId("ffffffffffffffffffffffff")
-STATS_SORT_KEYS = (
-    "test_id",
-    "runs",
-    "passed",
-    "mean_score",
-    "min_score",
-    "max_score",
-    "pass_rate",
-    "last_status",
-    "last_seen",
-)
 IST = timezone(timedelta(hours=5, minutes=30))
 
 
