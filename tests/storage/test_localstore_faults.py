@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -262,6 +264,53 @@ def test_a_store_busy_beyond_the_timeout_is_one_clear_error(store: str) -> None:
         assert asyncio.run(go()) == (0, 1)
     finally:
         holder.connection.close()
+
+
+def test_openers_of_a_new_store_all_get_in(tmp_path: Path) -> None:
+    """Switching a new file to WAL takes it whole and SQLite does not wait for that by
+    itself: CI jobs or xdist workers opening a new store at once must all get in."""
+    openers = 6
+
+    def open_and_write(store: str, ready: threading.Barrier, name: str) -> None:
+        async def go() -> None:
+            async with MongoDBClient(store, "local", timeout_ms=5000) as client:
+                ready.wait()
+                await client.insert("test_runs", {"test_run_id": name}, what=name)
+
+        asyncio.run(go())
+
+    failures: list[str] = []
+    for attempt in range(15):  # each a new store; without waiting, most attempts fail
+        store = f"file://{tmp_path / str(attempt)}"
+        ready = threading.Barrier(openers)
+        with ThreadPoolExecutor(openers) as pool:
+            done = [pool.submit(open_and_write, store, ready, f"t{i}") for i in range(openers)]
+        failures += [str(f.exception()) for f in done if f.exception() is not None]
+        if not failures:
+            assert asyncio.run(_counts(store)) == (0, openers)
+    assert failures == []
+
+
+def test_a_new_store_held_beyond_the_timeout_is_one_clear_error(store: str) -> None:
+    path = _file(store)
+    path.parent.mkdir(parents=True)
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("BEGIN EXCLUSIVE")
+    creator.execute("CREATE TABLE creating (x)")
+
+    async def ping() -> None:
+        async with MongoDBClient(store, "local", timeout_ms=200) as client:
+            await client.count("test_runs", {}, action=READ)
+
+    try:
+        with pytest.raises(StorageUnavailableError) as error:
+            asyncio.run(ping())
+    finally:
+        creator.close()
+    assert str(error.value) == (
+        f"cannot open the local store: the local store at {path.parent} stayed busy for "
+        "200 ms (another process is writing); try again, or raise MONGODB_TIMEOUT_MS"
+    )
 
 
 def _unavailable(caplog: pytest.LogCaptureFixture) -> list[str]:

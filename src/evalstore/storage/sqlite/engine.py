@@ -127,7 +127,7 @@ class SqliteEngine:
                 try:
                     connection.row_factory = _dict_row
                     connection.execute(f"PRAGMA busy_timeout = {int(self.timeout_ms)}")
-                    connection.execute("PRAGMA journal_mode = WAL")
+                    self._use_wal(connection)
                     connection.execute("PRAGMA synchronous = FULL")
                     self._create_schema(connection)
                     self._import_legacy(connection)
@@ -157,6 +157,35 @@ class SqliteEngine:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, waiting up to the timeout for other openers.
+
+        Switching needs the file to itself and SQLite does not call the busy
+        handler for it: processes opening a new store at once (two CI jobs,
+        xdist workers) would fail at once. WAL is a property of the file, so
+        once one of them has switched, the others find it done.
+        """
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        pause = 0.005
+        while True:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()["journal_mode"]
+            if mode == "wal":
+                return
+            try:
+                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            else:
+                if mode == "wal":
+                    return
+                raise StorageUnavailableError(
+                    f"the local store at {self.directory} cannot use SQLite's WAL mode "
+                    f"(the file system kept it in {mode!r} mode): put it on a local disk"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _create_schema(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()["user_version"]
@@ -217,7 +246,7 @@ class SqliteEngine:
             raise
         except sqlite3.OperationalError as exc:
             text = str(exc)
-            if "locked" in text or "busy" in text:
+            if _is_busy(exc):
                 raise StorageUnavailableError(
                     f"cannot {action}: the local store at {self.directory} stayed busy "
                     f"for {self.timeout_ms} ms (another process is writing); try again, "
@@ -554,6 +583,12 @@ def _move_heartbeat(connection: sqlite3.Connection, oid: str, seen_at: datetime)
         "WHERE _id = :oid AND (last_seen_at IS NULL OR last_seen_at < :ms)",
         {"ms": to_ms(seen_at), "date": text, "oid": oid},
     )
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock."""
+    text = str(error)
+    return "locked" in text or "busy" in text
 
 
 @contextmanager
