@@ -1,0 +1,1 @@
+"""Monitors: rules on recorded results, the alerts they raise, and where alerts go."""
