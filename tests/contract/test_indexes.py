@@ -41,12 +41,17 @@ EXPECTED_INDEXES = {
         },
         {"name": "test_run_id_unique", "keys": [("test_run_id", 1)], "unique": True},
     ],
+    "alerts": [
+        {"name": "_id_", "keys": [("_id", 1)], "unique": False},
+        {"name": "alert_fired_at", "keys": [("fired_at", -1)], "unique": False},
+        {"name": "alert_key_state", "keys": [("key", 1), ("state", 1)], "unique": False},
+    ],
 }
 
 
 async def test_create_indexes_creates_the_declared_indexes(client: MongoDBClient) -> None:
     names = await client.create_indexes()
-    assert len(names) == 13
+    assert len(names) == 15
     assert await client.list_indexes() == EXPECTED_INDEXES
 
 

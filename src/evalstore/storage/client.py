@@ -297,6 +297,11 @@ class MongoDBClient:
         await self.ensure_indexes()
         return await self.engine.insert(collection, document, what=what)
 
+    async def replace(self, collection: Collection, document: Document, *, what: str) -> None:
+        """Store `document` (with its `_id`) whole, replacing the one stored under that `_id`."""
+        await self.ensure_indexes()
+        await self.engine.replace(collection, document, what=what)
+
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document (with its `_id`) unless stored; True when this call stored it.
 

@@ -26,8 +26,8 @@ from bson.errors import InvalidDocument
 from evalstore.models import MAX_DOCUMENT_BYTES, Document
 from evalstore.redaction import redact_uri
 
-Collection = Literal["evaluation_runs", "test_runs"]
-"""The two collections (tables) evalstore keeps."""
+Collection = Literal["evaluation_runs", "test_runs", "alerts"]
+"""The collections (tables) evalstore keeps."""
 Filter = Mapping[str, Any]
 """A MongoDB query filter (the local store compiles the subset evalstore uses to SQL)."""
 Sort = Sequence[tuple[str, int]]
@@ -90,6 +90,8 @@ class Engine(Protocol):
     async def drop_database(self) -> None: ...
 
     async def insert(self, collection: Collection, document: Document, *, what: str) -> Any: ...
+
+    async def replace(self, collection: Collection, document: Document, *, what: str) -> None: ...
 
     async def upsert_run(self, document: Document) -> bool: ...
 

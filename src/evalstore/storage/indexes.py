@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 EVALUATION_RUNS = "evaluation_runs"
 TEST_RUNS = "test_runs"
+ALERTS = "alerts"
 
 
 @dataclass(frozen=True)
@@ -54,4 +55,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     # the time window of per-test statistics and flaky tests over all tests (no test id and no
     # run filter): without it those queries scan every test run ever stored
     IndexSpec(TEST_RUNS, "finished_at", (("finished_at", -1),)),
+    # the open alert of one rule and subject (de-duplication), and alerts newest first
+    IndexSpec(ALERTS, "alert_key_state", (("key", 1), ("state", 1))),
+    IndexSpec(ALERTS, "alert_fired_at", (("fired_at", -1),)),
 )

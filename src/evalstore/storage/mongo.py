@@ -52,7 +52,7 @@ from evalstore.storage.engine import (
     bson_problem,
     first_line,
 )
-from evalstore.storage.indexes import EVALUATION_RUNS, INDEXES, TEST_RUNS
+from evalstore.storage.indexes import ALERTS, EVALUATION_RUNS, INDEXES, TEST_RUNS
 
 log = logging.getLogger("evalstore")
 
@@ -202,7 +202,7 @@ class MongoEngine:
     async def create_indexes(self) -> list[str]:
         """Create evalstore's indexes on both collections (idempotent); their names."""
         names: list[str] = []
-        for collection in (EVALUATION_RUNS, TEST_RUNS):
+        for collection in (EVALUATION_RUNS, TEST_RUNS, ALERTS):
             specs = [spec for spec in INDEXES if spec.collection == collection]
             models = [
                 IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in specs
@@ -228,7 +228,7 @@ class MongoEngine:
     async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
         """The indexes that exist on both collections: name, keys and uniqueness."""
         result: dict[str, list[dict[str, Any]]] = {}
-        for collection in (EVALUATION_RUNS, TEST_RUNS):
+        for collection in (EVALUATION_RUNS, TEST_RUNS, ALERTS):
             with self.errors(f"list indexes of {collection}"):
                 info = await self.db[collection].index_information()
             result[collection] = [
@@ -260,6 +260,13 @@ class MongoEngine:
             except DuplicateKeyError:
                 raise DuplicateRunError(f"{what} already exists") from None
         return result.inserted_id
+
+    async def replace(self, collection: Collection, document: Document, *, what: str) -> None:
+        """Store `document` whole under its `_id`, replacing the one stored there."""
+        with self.errors(f"store {what}"):
+            await self._collection(collection).replace_one(
+                {"_id": document["_id"]}, document, upsert=True
+            )
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document unless stored; True when this call stored it."""

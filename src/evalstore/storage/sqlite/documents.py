@@ -14,7 +14,7 @@ from bson import ObjectId, json_util
 
 from evalstore.codec import encode
 from evalstore.models import Document
-from evalstore.storage.sqlite.schema import RUN_COLUMNS, TEST_RUN_COLUMNS
+from evalstore.storage.sqlite.schema import ALERT_COLUMNS, RUN_COLUMNS, TEST_RUN_COLUMNS
 from evalstore.storage.sqlite.where import to_ms
 
 
@@ -122,8 +122,24 @@ _TEST_CONVERTERS = {
     "score": _number,
     "finished_at": _date,
 }
+_ALERT_CONVERTERS = {
+    "_id": _oid_or_text,
+    "key": _text,
+    "rule": _text,
+    "level": _text,
+    "state": _text,
+    "acknowledged": _flag,
+    "evaluation_run_id": _oid_or_text,
+    "test_id": _text,
+    "suite": _text,
+    "environment": _text,
+    "git_branch": _text,
+    "fired_at": _date,
+    "last_seen_at": _date,
+}
 assert tuple(_RUN_CONVERTERS) == RUN_COLUMNS
 assert tuple(_TEST_CONVERTERS) == TEST_RUN_COLUMNS
+assert tuple(_ALERT_CONVERTERS) == ALERT_COLUMNS
 
 
 def run_row(document: Document, text: str) -> tuple[Any, ...]:
@@ -136,10 +152,37 @@ def test_row(document: Document, text: str) -> tuple[Any, ...]:
     return (*(convert(document.get(name)) for name, convert in _TEST_CONVERTERS.items()), text)
 
 
-def insert_sql(table: str, *, or_ignore: bool = False) -> str:
-    """The INSERT of a whole row of `table` (columns, then `doc`)."""
-    columns = RUN_COLUMNS if table == "evaluation_runs" else TEST_RUN_COLUMNS
+def alert_row(document: Document, text: str) -> tuple[Any, ...]:
+    """The `alerts` row of an alert document whose JSON is `text`."""
+    return (*(convert(document.get(name)) for name, convert in _ALERT_CONVERTERS.items()), text)
+
+
+def table_columns(table: str) -> tuple[str, ...]:
+    """The columns kept beside `doc` in `table`."""
+    if table == "evaluation_runs":
+        return RUN_COLUMNS
+    return TEST_RUN_COLUMNS if table == "test_runs" else ALERT_COLUMNS
+
+
+def row_of(table: str, document: Document, text: str) -> tuple[Any, ...]:
+    """The row of `document` (whose JSON is `text`) in `table`."""
+    if table == "evaluation_runs":
+        return run_row(document, text)
+    return test_row(document, text) if table == "test_runs" else alert_row(document, text)
+
+
+def insert_sql(table: str, *, or_ignore: bool = False, replace: bool = False) -> str:
+    """The INSERT of a whole row of `table` (columns, then `doc`).
+
+    Args:
+        or_ignore: a row with the same key is left as it is.
+        replace: a row with the same `_id` is replaced (its other unique keys must not clash).
+    """
+    columns = table_columns(table)
     names = ", ".join((*columns, "doc"))
     marks = ", ".join("?" * (len(columns) + 1))
     conflict = " ON CONFLICT DO NOTHING" if or_ignore else ""
+    if replace:
+        assignments = ", ".join(f"{name} = excluded.{name}" for name in (*columns[1:], "doc"))
+        conflict = f" ON CONFLICT(_id) DO UPDATE SET {assignments}"
     return f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}"

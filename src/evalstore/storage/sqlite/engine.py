@@ -58,7 +58,9 @@ from evalstore.storage.sqlite.documents import (
     encode_document,
     insert_sql,
     object_id,
+    row_of,
     run_row,
+    table_columns,
     test_row,
 )
 from evalstore.storage.sqlite.schema import (
@@ -67,14 +69,13 @@ from evalstore.storage.sqlite.schema import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
     TABLES,
-    TEST_RUN_COLUMNS,
 )
 from evalstore.storage.sqlite.where import Where, order_by, sql_value, to_ms
 
 log = logging.getLogger("evalstore")
 
 T = TypeVar("T")
-_TABLES: tuple[Collection, ...] = ("evaluation_runs", "test_runs")
+_TABLES: tuple[Collection, ...] = ("evaluation_runs", "test_runs", "alerts")
 
 
 def database_directory(root: Path, database: str) -> Path:
@@ -337,7 +338,7 @@ class SqliteEngine:
             document["_id"] = ObjectId()
         _check_size(document, what)
         text = _encoded(document, what)
-        row = (run_row if collection == "evaluation_runs" else test_row)(document, text)
+        row = row_of(collection, document, text)
 
         def write(connection: sqlite3.Connection) -> None:
             try:
@@ -347,6 +348,14 @@ class SqliteEngine:
 
         await self._run(f"store {what}", write)
         return document["_id"]
+
+    async def replace(self, collection: Collection, document: Document, *, what: str) -> None:
+        """Store `document` whole under its `_id`, replacing the one stored there."""
+        _check_size(document, what)
+        row = row_of(collection, document, _encoded(document, what))
+        await self._run(
+            f"store {what}", lambda c: c.execute(insert_sql(collection, replace=True), row)
+        )
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document unless stored; True when this call stored it.
@@ -543,10 +552,12 @@ class SqliteEngine:
         self, collection: Collection, field: str, query: Filter, *, action: str
     ) -> list[Any]:
         """The distinct non-null values of a column among the documents matching `query`."""
-        columns = RUN_COLUMNS if collection == "evaluation_runs" else TEST_RUN_COLUMNS
+        columns = table_columns(collection)
         if field not in columns or field == "experiment_tags":
             raise ValueError(f"the local store lists distinct values of columns, not {field!r}")
-        holds_ids = field == "_id" or (collection == "test_runs" and field == "evaluation_run_id")
+        holds_ids = field == "_id" or (
+            collection != "evaluation_runs" and field == "evaluation_run_id"
+        )
         where = Where(collection)
         sql = (
             f"SELECT DISTINCT {field} AS v FROM {collection} "

@@ -23,7 +23,8 @@ from __future__ import annotations
 FILE_NAME = "evalstore.sqlite3"
 """The store's file inside `<dir>/<database>/`."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: runs and test runs; 2: alerts (created on open of a version-1 store)."""
 
 RUN_COLUMNS: tuple[str, ...] = (
     "_id",
@@ -54,10 +55,27 @@ TEST_RUN_COLUMNS: tuple[str, ...] = (
 )
 """The test run fields kept as columns of `test_runs` (beside `doc`)."""
 
-DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at"})
+ALERT_COLUMNS: tuple[str, ...] = (
+    "_id",
+    "key",
+    "rule",
+    "level",
+    "state",
+    "acknowledged",
+    "evaluation_run_id",
+    "test_id",
+    "suite",
+    "environment",
+    "git_branch",
+    "fired_at",
+    "last_seen_at",
+)
+"""The alert fields kept as columns of `alerts` (beside `doc`)."""
+
+DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at", "fired_at"})
 OID_COLUMNS = frozenset({"_id", "evaluation_run_id"})  # evaluation_run_id: on test_runs only
 REAL_COLUMNS = frozenset({"score"})
-INTEGER_COLUMNS = frozenset({"num_tests", "passed"})
+INTEGER_COLUMNS = frozenset({"num_tests", "passed", "acknowledged"})
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -89,6 +107,22 @@ CREATE TABLE IF NOT EXISTS test_runs (
     passed INTEGER,
     score REAL,
     finished_at INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    _id TEXT PRIMARY KEY,
+    key TEXT,
+    rule TEXT,
+    level TEXT,
+    state TEXT,
+    acknowledged INTEGER,
+    evaluation_run_id TEXT,
+    test_id TEXT,
+    suite TEXT,
+    environment TEXT,
+    git_branch TEXT,
+    fired_at INTEGER,
+    last_seen_at INTEGER,
     doc TEXT NOT NULL
 );
 """
@@ -123,5 +157,8 @@ INDEXES: dict[str, str] = {
         "CREATE INDEX IF NOT EXISTS test_evaluation_run_id ON test_runs (evaluation_run_id)"
     ),
     "test_finished_at": "CREATE INDEX IF NOT EXISTS test_finished_at ON test_runs (finished_at)",
+    # alerts
+    "alert_key_state": "CREATE INDEX IF NOT EXISTS alert_key_state ON alerts (key, state)",
+    "alert_fired_at": "CREATE INDEX IF NOT EXISTS alert_fired_at ON alerts (fired_at DESC)",
 }
 """The local store's indexes by name (SQLite index names are per file, not per table)."""

@@ -23,12 +23,16 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.storage.sqlite.schema import RUN_COLUMNS, TEST_RUN_COLUMNS
+from evalstore.storage.sqlite.schema import ALERT_COLUMNS, RUN_COLUMNS, TEST_RUN_COLUMNS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 ARRAY_COLUMNS = frozenset({"experiment_tags"})
-_COLUMNS = {"evaluation_runs": frozenset(RUN_COLUMNS), "test_runs": frozenset(TEST_RUN_COLUMNS)}
+_COLUMNS = {
+    "evaluation_runs": frozenset(RUN_COLUMNS),
+    "test_runs": frozenset(TEST_RUN_COLUMNS),
+    "alerts": frozenset(ALERT_COLUMNS),
+}
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
