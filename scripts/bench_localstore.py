@@ -457,6 +457,20 @@ FROM test_runs WHERE finished_at >= ? AND status IS NOT 'skipped' GROUP BY test_
 HAVING count(*) >= 5 AND passes BETWEEN 1 AND count(*) - 1 ORDER BY test_id''', {since})""",
         ),
         Command(
+            ("slowest", "--since", SINCE),
+            f"""q('''SELECT g.*, (SELECT json_extract(t.doc, '$.duration_ms') FROM test_runs AS t
+  WHERE t.test_id = g._id AND t.finished_at IS g.last_seen AND t.finished_at >= ?
+  AND t.status IS NOT 'skipped'
+  AND json_type(t.doc, '$.duration_ms') IN ('integer', 'real')
+  ORDER BY t.rowid DESC LIMIT 1) AS last_ms
+FROM (SELECT test_id AS _id, count(*) AS runs, avg(d) AS mean_ms, max(d) AS max_ms,
+  max(finished_at) AS last_seen
+  FROM (SELECT test_id, finished_at, json_extract(doc, '$.duration_ms') AS d FROM test_runs
+    WHERE finished_at >= ? AND status IS NOT 'skipped'
+    AND json_type(doc, '$.duration_ms') IN ('integer', 'real'))
+  GROUP BY test_id) AS g ORDER BY g._id''', {since}, {since})""",
+        ),
+        Command(
             ("trend", "--metric", "accuracy", "--since", SINCE),
             f"""q('''SELECT {DAY} AS day, avg(doc ->> '$.metrics.accuracy'), count(*)
 FROM evaluation_runs WHERE started_at >= ?

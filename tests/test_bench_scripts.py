@@ -11,6 +11,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_localstore.py"
 COMMANDS = (
     "evalstore stats --since 2024-01-01",
     "evalstore flaky --since 2024-01-01",
+    "evalstore slowest --since 2024-01-01",
     "evalstore trend --metric accuracy --since 2024-01-01",
     "evalstore trend --since 2024-01-01",
     "evalstore tests history tests/asr/",

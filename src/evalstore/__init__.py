@@ -21,6 +21,8 @@ if TYPE_CHECKING:
         StorageUnavailableError,
     )
     from evalstore.models import EvaluationRun, MetricData, TestRun
+    from evalstore.monitors.monitor import Monitor, RunCheck
+    from evalstore.monitors.rules import Rule
     from evalstore.recording.provenance import (
         GitInfo,
         git_info,
@@ -44,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "MetricData": "evalstore.models",
     "MetricsStorageService": "evalstore.service",
     "MongoDBClient": "evalstore.storage.client",
+    "Monitor": "evalstore.monitors.monitor",
+    "Rule": "evalstore.monitors.rules",
+    "RunCheck": "evalstore.monitors.monitor",
     "RunNotFoundError": "evalstore.errors",
     "RunRecorder": "evalstore.recording.run",
     "Settings": "evalstore.settings",
@@ -68,6 +73,9 @@ __all__ = [
     "MetricData",
     "MetricsStorageService",
     "MongoDBClient",
+    "Monitor",
+    "Rule",
+    "RunCheck",
     "RunNotFoundError",
     "RunRecorder",
     "Settings",

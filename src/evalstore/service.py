@@ -9,17 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal, overload
 
 from bson import ObjectId
 from typing_extensions import Unpack
 
-from evalstore.analysis import comparison, configs, experiments, queries, retention, stats, trends
+from evalstore.analysis import (
+    comparison,
+    configs,
+    durations,
+    experiments,
+    queries,
+    retention,
+    stats,
+    trends,
+)
 from evalstore.analysis.base import History, run_not_found
 from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
-from evalstore.analysis.pipelines import Period
+from evalstore.analysis.pipelines import FINISHED, Period, TestValue
 from evalstore.analysis.types import (
     ConfigDifference,
     ConfigSummary,
+    DurationPoint,
     ExperimentMetric,
     FlakyTest,
     HistoryPoint,
@@ -29,6 +40,7 @@ from evalstore.analysis.types import (
     RecordedMetrics,
     RunComparison,
     ScorePoint,
+    SlowTest,
     TestOutcomes,
     TrendPoint,
 )
@@ -250,11 +262,52 @@ class MetricsStorageService:
         """Score and tests passed of each finished run, oldest first; see `analysis.trends`."""
         return await trends.get_score_trend(self._history, **filters)
 
+    @overload
     async def get_test_trend(
-        self, test_id: str, **filters: Unpack[FilterKwargs]
-    ) -> list[HistoryPoint]:
-        """One test's score and outcome in each run, oldest first; see `analysis.trends`."""
-        return await trends.get_test_trend(self._history, test_id, **filters)
+        self,
+        test_id: str,
+        *,
+        value: Literal["score"] = ...,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[HistoryPoint]: ...
+
+    @overload
+    async def get_test_trend(
+        self,
+        test_id: str,
+        *,
+        value: Literal["duration"],
+        **filters: Unpack[FilterKwargs],
+    ) -> list[DurationPoint]: ...
+
+    async def get_test_trend(
+        self, test_id: str, *, value: TestValue = "score", **filters: Unpack[FilterKwargs]
+    ) -> list[HistoryPoint] | list[DurationPoint]:
+        """One test's score (or duration) and outcome in each run, oldest first.
+
+        See `analysis.trends`.
+        """
+        return await trends.get_test_trend(
+            self._history,
+            test_id,
+            value=value,
+            **filters,
+        )
+
+    async def get_test_duration_trend(
+        self, test_id: str, by: Period = "day", **filters: Unpack[FilterKwargs]
+    ) -> list[TrendPoint]:
+        """Mean duration of one test's runs per day or ISO week; see `analysis.durations`."""
+        return await durations.get_test_duration_trend(self._history, test_id, by, **filters)
+
+    async def get_slowest_tests(
+        self,
+        *,
+        limit: int | None = durations.DEFAULT_SLOWEST,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[SlowTest]:
+        """The tests with the longest mean duration, slowest first; see `analysis.durations`."""
+        return await durations.get_slowest_tests(self._history, limit=limit, **filters)
 
     async def get_recorded_metrics(self, **filters: Unpack[FilterKwargs]) -> RecordedMetrics:
         """How many finished runs match, and their metric names; see `analysis.trends`."""
@@ -329,8 +382,16 @@ class MetricsStorageService:
         environment: str | None = None,
         suite: str | None = None,
         tolerance: float = 0.0,
+        stats: bool = False,
+        duration_tolerance: float | None = None,
     ) -> RunComparison:
-        """Test by test, two runs (or `previous`/`latest`); see `analysis.comparison`."""
+        """Test by test, two runs (or `previous`/`latest`); see `analysis.comparison`.
+
+        `stats=True` pairs the tests of both runs and adds `statistics`
+        (bootstrap intervals, Wilcoxon and McNemar p-values; needs the
+        `evalstore[stats]` extra); `duration_tolerance` (percent) judges
+        slowdowns.
+        """
         return await comparison.compare_runs(
             self._history,
             base,
@@ -339,6 +400,8 @@ class MetricsStorageService:
             environment=environment,
             suite=suite,
             tolerance=tolerance,
+            stats=stats,
+            duration_tolerance=duration_tolerance,
         )
 
     async def compare_experiments(
@@ -363,3 +426,98 @@ class MetricsStorageService:
     ) -> PruneResult:
         """Delete runs older than the cutoff and their test runs; see `analysis.retention`."""
         return await retention.prune(self._history, older_than_days, dry_run, batch_size=batch_size)
+
+    # -- monitors and alerts ----------------------------------------------------------
+
+    async def get_comparable_runs(
+        self, run: Document, match: Document, limit: int
+    ) -> list[Document]:
+        """The `limit` newest finished runs started before `run` and equal to it on `match`.
+
+        `match` holds the run fields that make a run comparable (suite, branch,
+        environment, configuration hash), newest first; the baselines of monitors.
+        Finished: `completed` or `failed` (a run whose tests failed ran to its end);
+        interrupted and running runs are not comparable.
+        """
+        query = {
+            **match,
+            "status": {"$in": list(FINISHED)},
+            "started_at": {"$lt": run["started_at"]},
+        }
+        return await self.client.read(
+            "evaluation_runs",
+            query,
+            sort=[("started_at", -1)],
+            limit=check_positive_int(limit, "limit"),
+            action="read comparable runs",
+        )
+
+    async def get_test_runs_of_runs(
+        self, run_oids: Sequence[ObjectId], test_ids: Sequence[str] | None = None
+    ) -> list[Document]:
+        """The test runs of several evaluation runs (only `test_ids`, when given)."""
+        if not run_oids:
+            return []
+        query: Document = {"evaluation_run_id": {"$in": list(run_oids)}}
+        if test_ids is not None:
+            query["test_id"] = {"$in": list(test_ids)}
+        return await self.client.read(
+            "test_runs", query, sort=[("finished_at", 1)], action="read test runs"
+        )
+
+    async def get_firing_alert(self, key: str) -> Document | None:
+        """The alert still firing for one de-duplication key, or None."""
+        return await self.client.read_one(
+            "alerts", {"key": key, "state": "firing"}, action="read alerts"
+        )
+
+    async def save_alert(self, alert: Document) -> None:
+        """Store an alert document whole (a new one, or a new state of a stored one)."""
+        await self.client.replace("alerts", alert, what=f"alert {alert.get('rule')!r}")
+
+    async def get_alerts(
+        self,
+        *,
+        level: Sequence[str] = (),
+        state: str | None = None,
+        since: datetime | None = None,
+        evaluation_run_oid: ObjectId | None = None,
+        limit: int = 100,
+    ) -> list[Document]:
+        """Stored alerts, newest first: of some levels, in one state, fired since a time."""
+        query: Document = {}
+        if level:
+            query["level"] = {"$in": list(level)}
+        if state is not None:
+            query["state"] = state
+        if since is not None:
+            query["fired_at"] = {"$gte": since}
+        if evaluation_run_oid is not None:
+            query["evaluation_run_id"] = evaluation_run_oid
+        return await self.client.read(
+            "alerts",
+            query,
+            sort=[("fired_at", -1)],
+            limit=check_positive_int(limit, "limit") if limit else 0,
+            action="read alerts",
+        )
+
+    async def acknowledge_alert(self, alert_id: str, *, by: str | None = None) -> Document:
+        """Mark one alert acknowledged (its `_id` as 24 hex digits); the alert as stored.
+
+        Raises:
+            InvalidDataError: `alert_id` is not an alert id, or no alert has it.
+        """
+        if not isinstance(alert_id, str) or not ObjectId.is_valid(alert_id):
+            raise InvalidDataError(
+                f"{alert_id!r} is not an alert id: use the 24-character id `evalstore alerts "
+                "list` shows"
+            )
+        alert = await self.client.read_one(
+            "alerts", {"_id": ObjectId(alert_id)}, action="read alerts"
+        )
+        if alert is None:
+            raise InvalidDataError(f"no alert has the id {alert_id}")
+        alert.update(acknowledged=True, acknowledged_at=utcnow(), acknowledged_by=by)
+        await self.save_alert(alert)
+        return alert

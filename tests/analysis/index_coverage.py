@@ -302,6 +302,17 @@ def registered_queries() -> list[RegisteredQuery]:
         ),
         RegisteredQuery("compare_runs", TEST_RUNS, "tests of a run", run_tests_pipeline(_OID)),
     ]
+    queries += [  # is a newly failing test known flaky: the 30 days up to the head's last test
+        RegisteredQuery(
+            "compare_runs",
+            TEST_RUNS,
+            f"known flaky, test {test_id}",
+            flaky_tests_pipeline(
+                RunFilters(until=_NOW, window_days=30, test_id=test_id).test_match(now=_NOW), 5
+            ),
+        )
+        for test_id in (None, "t1")
+    ]
     queries += _run_queries("compare_experiments", experiment_pipeline)
     queries += [
         RegisteredQuery(

@@ -103,6 +103,13 @@ def row(
         "head_message": None,
         "change": change,
         "regressed": regressed,
+        "known_flaky": False if change == "newly_failing" else None,
+        # Every test of these runs lasts 30 s (it starts 30 s before it finishes).
+        "base_duration_ms": None if base[0] is None else 30_000.0,
+        "head_duration_ms": None if head[0] is None else 30_000.0,
+        "duration_delta_ms": None if None in (base[0], head[0]) else 0.0,
+        "duration_change_pct": None if None in (base[0], head[0]) else 0.0,
+        "slower": False,
     }
 
 
@@ -316,7 +323,8 @@ async def test_previous_and_latest_come_from_one_query(
 
     monkeypatch.setattr(service.client, "rows", counting)
     await service.compare_runs("previous", "latest", branch="main")
-    assert actions == ["find the latest runs", "compare runs", "compare runs"]
+    # ... then, as `a` is newly failing, one read of the flaky tests (is `a` known flaky).
+    assert actions == ["find the latest runs", "compare runs", "compare runs", "find flaky tests"]
 
 
 async def test_missing_runs(service: MetricsStorageService, runs: dict[str, str]) -> None:

@@ -354,6 +354,8 @@ async def test_latest_runs_and_their_tests(service: MetricsStorageService, runs:
                 "score": 1,
                 "finished_at": 1,
                 "message": 1,
+                "duration_ms": 1,
+                "metrics": 1,
             }
         },
     ]

@@ -190,8 +190,21 @@ async def test_stats_filters(service: MetricsStorageService, history: None) -> N
     ]
 
 
+# Wilson 95% bounds, z = 1.959964: 3 passes in 5 runs give (0.6 + 0.384146) / 1.768292 -/+
+# 1.959964 * sqrt(0.048 + 0.038415) / 1.768292 = 0.556552 -/+ 0.325827; 2 in 5 the mirror image.
+WILSON_3_OF_5 = (0.230724, 0.882379)
+WILSON_2_OF_5 = (0.117621, 0.769276)
+
+
 def flaky_row(
-    test_id: str, runs: int, pass_rate: float, count: int, rate: float, recent: str, seen: Any
+    test_id: str,
+    runs: int,
+    pass_rate: float,
+    count: int,
+    rate: float,
+    recent: str,
+    seen: Any,
+    wilson: tuple[float, float],
 ) -> dict[str, Any]:
     return {
         "test_id": test_id,
@@ -201,6 +214,8 @@ def flaky_row(
         "flip_rate": rate,
         "recent": recent,
         "last_seen": seen,
+        "pass_rate_low": wilson[0],
+        "pass_rate_high": wilson[1],
     }
 
 
@@ -210,8 +225,8 @@ async def test_flaky_tests_ranked_by_flip_rate(
     # steady always passes, once ran once, fewflips has 4 runs (< 5), allskipped never ran.
     # sometimes (PPPFFF) changed once and stayed: a regression, not a flake.
     assert await service.get_flaky_tests(**MARCH) == [
-        flaky_row("flaky", 5, 0.6, 4, 1.0, "PFPFP", at(5, 10, 2)),
-        flaky_row("erratic", 5, 0.4, 2, 0.5, "FEPPF", at(6, 10, 3)),
+        flaky_row("flaky", 5, 0.6, 4, 1.0, "PFPFP", at(5, 10, 2), WILSON_3_OF_5),
+        flaky_row("erratic", 5, 0.4, 2, 0.5, "FEPPF", at(6, 10, 3), WILSON_2_OF_5),
     ]
 
 
@@ -336,10 +351,13 @@ async def test_stats_and_flaky_cli(service: MetricsStorageService, history: None
         ("sometimes", "broke")
     ]
     line = next(line for line in flaky_part.splitlines() if "fewflips" in line)
-    assert [cell.strip() for cell in line.split("│")[1:6]] == [
+    # The Wilson 95% interval of 2 passes in 4: 0.5 -/+ 1.959964 * sqrt(0.0625 + 0.060037)
+    # / 1.960365 = 0.5 -/+ 0.349981.
+    assert [cell.strip() for cell in line.split("│")[1:7]] == [
         "fewflips",
         "4",
         "50%",
+        "15-85%",
         "100%",
         "PFPF",
     ]

@@ -192,6 +192,25 @@ async def ask_flaky(pair: EnginePair) -> None:
             await pair.same("get_outcome_changes", 2, **filters)
 
 
+async def ask_durations(pair: EnginePair) -> None:
+    """The slowest tests (every limit, every filter) and each test's duration over time."""
+    history = pair.history
+    for limit in (1, 2, 3, 100, None, 0, -1, True):  # 0, -1 and True: an error on both
+        await pair.same("get_slowest_tests", limit=limit, **everything(history))
+    for filters in filter_variants(history):
+        await pair.same("get_slowest_tests", limit=None, **filters)
+    for test_id in [*history.test_ids, "never-ran"]:
+        await pair.same("get_test_trend", test_id, value="duration", **everything(history))
+        for by in ("day", "week"):
+            await pair.same("get_test_duration_trend", test_id, by, **everything(history))
+    for index, filters in enumerate(filter_variants(history)):
+        test_id = history.test_ids[index % len(history.test_ids)]
+        await pair.same("get_test_trend", test_id, value="duration", **filters)
+        await pair.same("get_test_duration_trend", test_id, ("day", "week")[index % 2], **filters)
+    await pair.same("get_test_trend", history.test_ids[0], value="speed", **everything(history))
+    await pair.same("get_test_duration_trend", history.test_ids[0], "run", **everything(history))
+
+
 async def ask_after_prune(pair: EnginePair) -> None:
     """What remains after a prune: runs, configurations, comparisons, experiments, and
     the trends, statistics and flaky tests of the whole history."""
@@ -208,8 +227,10 @@ async def ask_after_prune(pair: EnginePair) -> None:
         await pair.same("get_test_stats", sort="mean_score", **filters)
         await pair.same("get_flaky_tests", 2, **filters)
         await pair.same("get_outcome_changes", 2, **filters)
+        await pair.same("get_slowest_tests", limit=None, **filters)
     for test_id in history.test_ids:
         await pair.same("get_test_trend", test_id, **everything(history))
+        await pair.same("get_test_trend", test_id, value="duration", **everything(history))
 
 
 async def ask_configurations(pair: EnginePair) -> None:
@@ -243,6 +264,9 @@ async def ask_comparisons(pair: EnginePair) -> None:
     for older, newer in pairwise(runs):
         await pair.same("compare_runs", older.run_id, newer.run_id)
     await pair.same("compare_runs", runs[0].oid, runs[-1].oid, tolerance=5)
+    # --stats: metric scores and durations of both runs' tests, paired (issue 12.5/12.6).
+    await pair.same("compare_runs", runs[0].oid, runs[-1].oid, stats=True, duration_tolerance=10)
+    await pair.same("compare_runs", "previous", "latest", stats=True, tolerance=1)
     await pair.same("compare_runs", runs[-1].run_id, "latest")
     await pair.same("compare_runs", "latest", runs[0].run_id[:-2])
     await pair.same("compare_runs", "no-such-run", "latest")
@@ -263,3 +287,47 @@ async def ask_experiments(pair: EnginePair) -> None:
                 "compare_experiments", a, b, tags_match=tags_match, **everything(history)
             )
         await pair.same("compare_experiments", a, b, **windows[index % len(windows)])
+
+
+async def ask_monitors(pair: EnginePair) -> None:
+    """What monitors read (comparable runs, test runs of runs) and the alerts they keep."""
+    history = pair.history
+    for run in history.runs:
+        doc = run.document
+        for fields in (
+            ("suite", "git_branch", "environment", "system_info_hash"),
+            ("git_branch", "environment"),
+            (),
+        ):
+            match = {name: doc.get(name) for name in fields}
+            for limit in (1, 5):
+                await pair.same("get_comparable_runs", doc, match, limit)
+        await pair.same("get_test_runs_of_runs", [run.oid], None)
+        await pair.same("get_test_runs_of_runs", [run.oid], history.test_ids[:2])
+    await pair.same("get_test_runs_of_runs", [run.oid for run in history.runs[:3]], None)
+    await pair.same("get_test_runs_of_runs", [], None)
+    levels = ("warning", "error", "critical", "info")
+    for index, run in enumerate(history.runs[:8]):
+        alert = {
+            "_id": ObjectId(f"{index + 1:024x}"),
+            "key": f"rule|{index % 3}|",
+            "rule": "rule",
+            "level": levels[index % 4],
+            "state": ("firing", "resolved")[index % 2],
+            "acknowledged": False,
+            "evaluation_run_id": run.oid,
+            "test_id": None,
+            "value": float(index),
+            "fired_at": history.monday + index * DAY,
+            "message": f"alert {index}",
+        }
+        await pair.same("save_alert", alert)
+    for key in ("rule|0|", "rule|1|", "rule|2|", "no-such-key"):
+        await pair.same("get_firing_alert", key)
+    for level in ((), ("error",), ("warning", "critical")):
+        for state in (None, "firing", "resolved"):
+            await pair.same("get_alerts", level=level, state=state)
+    await pair.same("get_alerts", since=history.monday + 3 * DAY, limit=0)
+    await pair.same("get_alerts", evaluation_run_oid=history.runs[0].oid)
+    for alert_id in ("nope", str(UNKNOWN_OID)):  # both refused, in the same words
+        await pair.same("acknowledge_alert", alert_id)

@@ -26,8 +26,10 @@ from differential_engines import EnginePair
 from differential_queries import (
     ask_comparisons,
     ask_configurations,
+    ask_durations,
     ask_experiments,
     ask_flaky,
+    ask_monitors,
     ask_runs,
     ask_stats,
     ask_test_trends,
@@ -48,6 +50,16 @@ async def test_trends(pair: EnginePair) -> None:
 
 async def test_stats(pair: EnginePair) -> None:
     await ask_stats(pair)
+    pair.assert_agreed()
+
+
+async def test_monitors_reads_and_alerts(pair: EnginePair) -> None:
+    await ask_monitors(pair)
+    pair.assert_agreed()
+
+
+async def test_durations(pair: EnginePair) -> None:
+    await ask_durations(pair)
     pair.assert_agreed()
 
 

@@ -101,8 +101,18 @@ def recorded_metrics_pipeline(match: Filter) -> Pipeline:
     ]
 
 
-def single_test_trend_pipeline(match: Filter) -> Pipeline:
-    """One test's runs (match on `test_id` and `finished_at`): score and outcome, oldest first."""
+TestValue = Literal["score", "duration"]
+"""What a test's trend follows: its score, or its duration (`duration_ms`)."""
+
+TEST_VALUE_FIELDS: dict[str, str] = {"score": "score", "duration": "duration_ms"}
+"""The test run field each `TestValue` reads."""
+
+
+def single_test_trend_pipeline(match: Filter, value: TestValue = "score") -> Pipeline:
+    """One test's runs (match on `test_id` and `finished_at`): score and outcome, oldest first.
+
+    With `value="duration"`, each row holds `duration_ms` instead of `score`.
+    """
     return [
         {"$match": match},
         {"$sort": {"finished_at": 1}},
@@ -111,11 +121,44 @@ def single_test_trend_pipeline(match: Filter) -> Pipeline:
                 "_id": 0,
                 "test_run_id": 1,
                 "finished_at": 1,
-                "score": 1,
+                TEST_VALUE_FIELDS[value]: 1,
                 "passed": 1,
                 "status": 1,
             }
         },
+    ]
+
+
+def slowest_tests_pipeline(match: Filter) -> Pipeline:
+    """Per test id, the durations of its executed runs: count, mean, max, last, last seen.
+
+    Skipped runs (their duration is the time to skip) and runs without a
+    numeric `duration_ms` are left out. The `$sort` before `$group` makes
+    `$last` the latest run's duration; every matched document has the field,
+    so the embedded backend's `$last` (which skips a missing one) agrees.
+    Ranking and the limit are Python's, so that both engines cut at the same test.
+    """
+    return [
+        # $ne rather than $in: the status index must not look like it serves this query.
+        {
+            "$match": {
+                **match,
+                "status": {"$ne": "skipped"},
+                "duration_ms": {"$type": "number"},
+            }
+        },
+        {"$sort": {"finished_at": 1}},
+        {
+            "$group": {
+                "_id": "$test_id",
+                "runs": {"$sum": 1},
+                "mean_ms": {"$avg": "$duration_ms"},
+                "max_ms": {"$max": "$duration_ms"},
+                "last_ms": {"$last": "$duration_ms"},
+                "last_seen": {"$max": "$finished_at"},
+            }
+        },
+        {"$sort": {"_id": 1}},
     ]
 
 
@@ -285,7 +328,8 @@ def latest_runs_pipeline(
 
 
 def run_tests_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
-    """The outcome of every test run of one evaluation run (for run comparison)."""
+    """The outcome, duration and metrics of every test run of one evaluation run (for run
+    comparison: `compare --stats` pairs the metric scores and the durations)."""
     return [
         {"$match": {"evaluation_run_id": evaluation_run_oid}},
         {
@@ -296,6 +340,8 @@ def run_tests_pipeline(evaluation_run_oid: ObjectId) -> Pipeline:
                 "score": 1,
                 "finished_at": 1,
                 "message": 1,
+                "duration_ms": 1,
+                "metrics": 1,
             }
         },
     ]

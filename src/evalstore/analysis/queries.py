@@ -12,7 +12,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from evalstore.analysis import pipelines, sql
-from evalstore.analysis.pipelines import Filter, Period
+from evalstore.analysis.pipelines import Filter, Period, TestValue
 from evalstore.storage.engine import Query
 
 
@@ -39,11 +39,18 @@ def recorded_metrics(match: Filter) -> Query:
     )
 
 
-def single_test_trend(match: Filter) -> Query:
-    """One test's runs: score and outcome, oldest first."""
+def single_test_trend(match: Filter, value: TestValue = "score") -> Query:
+    """One test's runs: score (or duration) and outcome, oldest first."""
     return Query(
-        "test_runs", pipelines.single_test_trend_pipeline(match), sql.single_test_trend(match)
+        "test_runs",
+        pipelines.single_test_trend_pipeline(match, value),
+        sql.single_test_trend(match, value),
     )
+
+
+def slowest_tests(match: Filter) -> Query:
+    """Per test id, the count, mean, max and last of its executed runs' durations."""
+    return Query("test_runs", pipelines.slowest_tests_pipeline(match), sql.slowest_tests(match))
 
 
 def per_test_stats(match: Filter) -> Query:

@@ -14,13 +14,13 @@ Columns hold datetimes as milliseconds and ObjectIds as hex (see
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 
-from evalstore.analysis.pipelines import PERIOD_FORMATS, Period
+from evalstore.analysis.pipelines import PERIOD_FORMATS, TEST_VALUE_FIELDS, Period, TestValue
 from evalstore.models import Document
 from evalstore.storage.engine import Filter, Select, SqlRows
 from evalstore.storage.sqlite.documents import decode_document, decode_value, object_id
@@ -102,12 +102,17 @@ def recorded_metrics(match: Filter) -> SqlRows:
     return rows
 
 
-def single_test_trend(match: Filter) -> SqlRows:
-    """`single_test_trend_pipeline`: one test's runs, oldest first."""
+def single_test_trend(match: Filter, value: TestValue = "score") -> SqlRows:
+    """`single_test_trend_pipeline`: one test's runs, oldest first (score or duration)."""
+    decode: Callable[[Any], Any] = _same
+    column = "score"
+    if value == "duration":  # not a column: the stored value as it is, decoded from `doc`
+        column, decode = "doc -> '$.duration_ms'", decode_value
+    field = TEST_VALUE_FIELDS[value]
 
     def rows(select: Select) -> list[Document]:
         found = select(
-            "SELECT test_run_id, finished_at, score, passed, status FROM test_runs "
+            f"SELECT test_run_id, finished_at, {column} AS value, passed, status FROM test_runs "
             "WHERE {where} ORDER BY finished_at, rowid",
             match,
         )
@@ -115,12 +120,53 @@ def single_test_trend(match: Filter) -> SqlRows:
             {
                 "test_run_id": row["test_run_id"],
                 "finished_at": _date(row["finished_at"]),
-                "score": row["score"],
+                field: decode(row["value"]),
                 "passed": None if row["passed"] is None else bool(row["passed"]),
                 "status": row["status"],
             }
             for row in found
         ]
+
+    return rows
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_DURATION = "json_extract({table}.doc, '$.duration_ms')"
+_HAS_DURATION = f"json_type({{table}}.doc, '$.duration_ms') IN {_NUMBER}"
+"""A test run's duration and whether it is a number (not a column: it is read from `doc`)."""
+
+
+def slowest_tests(match: Filter) -> SqlRows:
+    """`slowest_tests_pipeline`: per test id, count, mean, max and last of its durations.
+
+    Over the executed runs with a numeric `duration_ms`. The last duration is
+    that of the latest `finished_at` (of runs finished at the same time, the
+    last stored, as the embedded backend's stable sort gives), looked up per test.
+    `duration_ms` is no column of `test_runs`, so each run's `doc` is read: the
+    window's rows are found through an index, their durations in the table.
+    """
+    executed = {**match, "status": {"$ne": "skipped"}}
+    outer = {"table": "test_runs"}
+    inner = {"table": "t"}
+
+    def rows(select: Select) -> list[Document]:
+        found = select(
+            f"SELECT g.*, (SELECT {_DURATION.format(**inner)} FROM test_runs AS t "
+            f"  WHERE t.test_id = g._id AND t.finished_at IS g.last_seen AND {{where}} "
+            f"  AND {_HAS_DURATION.format(**inner)} "
+            "  ORDER BY t.rowid DESC LIMIT 1) AS last_ms "
+            "FROM (SELECT test_id AS _id, count(*) AS runs, avg(d) AS mean_ms, "
+            "  max(d) AS max_ms, max(finished_at) AS last_seen "
+            f"  FROM (SELECT test_id, finished_at, {_DURATION.format(**outer)} AS d "
+            f"    FROM test_runs WHERE {{where}} AND {_HAS_DURATION.format(**outer)}) "
+            "  GROUP BY test_id) AS g "
+            "ORDER BY g._id",
+            executed,
+        )
+        return [{**row, "last_seen": _date(row["last_seen"])} for row in found]
 
     return rows
 
@@ -233,13 +279,14 @@ def configurations(match: Filter) -> SqlRows:
 
 
 def run_tests(evaluation_run_oid: ObjectId) -> SqlRows:
-    """`run_tests_pipeline`: the outcome of every test run of one evaluation run."""
+    """`run_tests_pipeline`: the outcome, duration and metrics of every test run of one run."""
     match = {"evaluation_run_id": evaluation_run_oid}
 
     def rows(select: Select) -> list[Document]:
         found = select(
-            "SELECT test_id, status, score, finished_at, "
-            "doc -> '$.message' AS message FROM test_runs WHERE {where} ORDER BY rowid",
+            "SELECT test_id, status, score, finished_at, doc -> '$.message' AS message, "
+            "doc -> '$.duration_ms' AS duration_ms, doc -> '$.metrics' AS metrics "
+            "FROM test_runs WHERE {where} ORDER BY rowid",
             match,
         )
         return [
@@ -248,6 +295,8 @@ def run_tests(evaluation_run_oid: ObjectId) -> SqlRows:
                     **row,
                     "finished_at": _date(row["finished_at"]),
                     "message": decode_value(row["message"]),
+                    "duration_ms": decode_value(row["duration_ms"]),
+                    "metrics": decode_value(row["metrics"]),
                 }
             )
             for row in found

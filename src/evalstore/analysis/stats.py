@@ -12,6 +12,7 @@ from typing_extensions import Unpack
 from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
+from evalstore.analysis.significance import wilson_interval
 from evalstore.analysis.types import FlakyTest, OutcomeChange, PerTestStats, TestOutcomes
 from evalstore.errors import InvalidDataError
 from evalstore.models import Document, check_positive_int
@@ -31,6 +32,8 @@ STATS_SORT_KEYS: tuple[str, ...] = get_args(StatsSortKey)
 DEFAULT_STRIP_LENGTH = 10
 FLAKY_FLIPS = 2
 """A test is flaky from two outcome changes on; one change is a lasting regression or fix."""
+RATE_DIGITS = 6
+"""Interval bounds of a pass rate are rounded to this many decimals."""
 _STRIP_LETTERS = {"passed": "P", "failed": "F", "error": "E"}
 
 
@@ -127,8 +130,11 @@ async def get_flaky_tests(
         **filters: as for `get_test_stats`.
 
     Returns:
-        `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen}]`,
-        where `recent` reads oldest to newest, e.g. `PPFPF` (E for an error).
+        `[{test_id, runs, pass_rate, flips, flip_rate, recent, last_seen,
+        pass_rate_low, pass_rate_high}]`, where `recent` reads oldest to
+        newest, e.g. `PPFPF` (E for an error), and `pass_rate_low` /
+        `pass_rate_high` bound the Wilson 95% interval of the pass rate (how
+        sure `runs` runs make it: 3 passes in 5 runs give 23% to 88%).
     """
     rows = await _mixed_outcomes(history, min_runs, strip_length, test_id, filters)
     return _flaky(rows)
@@ -223,6 +229,8 @@ def _flaky_row(row: Document, strip_length: int) -> tuple[FlakyTest, datetime]:
     count = flips(passed)
     last_change = max(i for i in range(1, len(passed)) if passed[i] != passed[i - 1])
     last_seen: datetime = outcomes[-1]["t"]
+    interval = wilson_interval(sum(passed), len(passed))
+    assert interval is not None  # the query returns tests with at least one executed run
     flaky: FlakyTest = {
         "test_id": row["_id"],
         "runs": row["runs"],
@@ -231,5 +239,7 @@ def _flaky_row(row: Document, strip_length: int) -> tuple[FlakyTest, datetime]:
         "flip_rate": count / (row["runs"] - 1),
         "recent": "".join(_STRIP_LETTERS[o["s"]] for o in outcomes[-strip_length:]),
         "last_seen": last_seen,
+        "pass_rate_low": round(interval[0], RATE_DIGITS),
+        "pass_rate_high": round(interval[1], RATE_DIGITS),
     }
     return flaky, outcomes[last_change]["t"]

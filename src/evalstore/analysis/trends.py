@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 from typing_extensions import Unpack
 
 from evalstore.analysis import queries
 from evalstore.analysis.base import History
 from evalstore.analysis.filters import FilterKwargs, RunFilters
-from evalstore.analysis.pipelines import Period
-from evalstore.analysis.types import HistoryPoint, RecordedMetrics, ScorePoint, TrendPoint
+from evalstore.analysis.pipelines import TEST_VALUE_FIELDS, Period, TestValue
+from evalstore.analysis.types import (
+    DurationPoint,
+    HistoryPoint,
+    RecordedMetrics,
+    ScorePoint,
+    TrendPoint,
+)
 from evalstore.errors import InvalidDataError
 from evalstore.models import check_key
 
@@ -78,23 +86,70 @@ async def get_score_trend(history: History, **filters: Unpack[FilterKwargs]) -> 
     ]
 
 
+@overload
 async def get_test_trend(
-    history: History, test_id: str, **filters: Unpack[FilterKwargs]
-) -> list[HistoryPoint]:
-    """One test's score and outcome in each run that finished in the window, oldest first.
+    history: History,
+    test_id: str,
+    *,
+    value: Literal["score"] = ...,
+    **filters: Unpack[FilterKwargs],
+) -> list[HistoryPoint]: ...
+
+
+@overload
+async def get_test_trend(
+    history: History,
+    test_id: str,
+    *,
+    value: Literal["duration"],
+    **filters: Unpack[FilterKwargs],
+) -> list[DurationPoint]: ...
+
+
+async def get_test_trend(
+    history: History,
+    test_id: str,
+    *,
+    value: TestValue = "score",
+    **filters: Unpack[FilterKwargs],
+) -> list[HistoryPoint] | list[DurationPoint]:
+    """One test's score (or duration) and outcome in each run that finished in the window.
+
+    Oldest first.
 
     Args:
         test_id: the test's stable id.
+        value: `score`, or `duration` for its `duration_ms` (None where a run
+            has no numeric duration).
         **filters: `since`, `until` (on the test runs' `finished_at`),
             `environment`, `branch`, `tags`, `tags_match` (of their
             evaluation runs), `window_days` (default 30).
 
     Returns:
-        `[{test_run_id, finished_at, score, passed, status}]`.
+        `[{test_run_id, finished_at, score, passed, status}]`, with
+        `duration_ms` instead of `score` for `value="duration"`.
     """
+    if value not in TEST_VALUE_FIELDS:
+        raise InvalidDataError(f"value must be 'score' or 'duration', got {value!r}")
     run_filters = RunFilters.of(**filters, test_id=test_id)
-    rows = await history.test_rows(run_filters, queries.single_test_trend, "compute a test's trend")
-    return [
+    rows = await history.test_rows(
+        run_filters,
+        lambda match: queries.single_test_trend(match, value),
+        "compute a test's trend",
+    )
+    if value == "duration":
+        durations: list[DurationPoint] = [
+            {
+                "test_run_id": r["test_run_id"],
+                "finished_at": r["finished_at"],
+                "duration_ms": _number(r.get("duration_ms")),
+                "passed": r["passed"],
+                "status": r["status"],
+            }
+            for r in rows
+        ]
+        return durations
+    scores: list[HistoryPoint] = [
         {
             "test_run_id": r["test_run_id"],
             "finished_at": r["finished_at"],
@@ -104,6 +159,12 @@ async def get_test_trend(
         }
         for r in rows
     ]
+    return scores
+
+
+def _number(value: Any) -> float | None:
+    """`value` if it is a number (an int or a float, not a bool), else None."""
+    return value if type(value) in (int, float) else None
 
 
 async def get_recorded_metrics(

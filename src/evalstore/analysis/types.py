@@ -68,6 +68,9 @@ class FlakyTest(TypedDict):
     recent: str
     """The last outcomes, oldest to newest: P passed, F failed, E error."""
     last_seen: datetime
+    pass_rate_low: float
+    pass_rate_high: float
+    """The Wilson 95% interval of the pass rate: where the test's true pass rate plausibly lies."""
 
 
 class RecordedMetrics(TypedDict):
@@ -148,6 +151,16 @@ class PerTestComparison(TypedDict):
     change: str
     """`newly_failing`, `newly_passing`, `added`, `removed`, `score_drop` or `same`."""
     regressed: bool
+    known_flaky: bool | None
+    """For a newly failing test: whether its recent history shows it flaky; None otherwise."""
+    base_duration_ms: float | None
+    head_duration_ms: float | None
+    duration_delta_ms: float | None
+    """head duration minus base duration; None when either is missing."""
+    duration_change_pct: float | None
+    """The duration change in percent of the base duration; None when that is 0 or missing."""
+    slower: bool
+    """Slower by more than the duration tolerance (always False without one)."""
 
 
 class MetricDelta(TypedDict):
@@ -157,6 +170,86 @@ class MetricDelta(TypedDict):
     base: float | None
     head: float | None
     delta: float | None
+
+
+Verdict = Literal["significant", "within_noise", "no_regression", "too_few_pairs"]
+"""How `compare --stats` judges one quantity:
+
+* `significant`: the whole confidence interval lies beyond the tolerance (a regression);
+* `within_noise`: the mean (or the count of flips) regressed, the interval does not rule out
+  a change within the tolerance;
+* `no_regression`: the mean did not regress beyond the tolerance;
+* `too_few_pairs`: fewer than two pairs, no interval.
+"""
+
+
+class MeanInterval(TypedDict):
+    """A mean of paired differences with its bootstrap confidence interval."""
+
+    n: int
+    mean: float | None
+    low: float | None
+    high: float | None
+    note: str | None
+    """Why a figure is None (no pairs, one pair); None when all are there."""
+
+
+class SignedRankTest(TypedDict):
+    """The Wilcoxon signed-rank test of paired differences."""
+
+    n: int
+    """Non-zero differences (zeros are dropped)."""
+    p_value: float | None
+    note: str | None
+    """Why `p_value` is None (all differences zero, too few pairs)."""
+
+
+class PairedDifference(TypedDict):
+    """Head minus base of one quantity over the tests that have it in both runs."""
+
+    metric: str
+    """`score`, a metric name, or `duration_ms`."""
+    pairs: int
+    mean_difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    """The bootstrap confidence interval of the mean difference."""
+    wilcoxon_p: float | None
+    note: str | None
+    """Why a figure is None."""
+    verdict: Verdict | None
+    """None for durations when no duration tolerance was given."""
+
+
+class PassFailChange(TypedDict):
+    """McNemar's exact test on the tests that passed or failed in both runs."""
+
+    pairs: int
+    newly_failing: int
+    newly_passing: int
+    p_value: float
+    verdict: Verdict
+
+
+class ComparisonStatistics(TypedDict):
+    """`compare --stats`: is the head's change real or noise."""
+
+    confidence: float
+    resamples: int
+    seed: int
+    paired: int
+    """Tests present in both runs."""
+    unmatched: list[str]
+    """Tests in only one of the runs (added or removed), not paired."""
+    score: PairedDifference
+    metrics: list[PairedDifference]
+    """One per metric name, sorted; reported, not part of the gate."""
+    pass_fail: PassFailChange
+    duration: PairedDifference
+    """In milliseconds; judged only with a duration tolerance."""
+    regressed: bool
+    """A significant regression of the score or of pass/fail (or, with a duration tolerance,
+    of the duration): what `--fail-on-regression --stats` fails on."""
 
 
 class RunComparison(TypedDict):
@@ -176,6 +269,15 @@ class RunComparison(TypedDict):
     """Tests that regressed: newly failing, or a score drop beyond the tolerance."""
     metric_deltas: list[MetricDelta]
     regressed: bool
+    known_flaky: list[str]
+    """Newly failing tests whose recent history shows them flaky."""
+    duration_tolerance: float | None
+    """Percent a test may slow down before it counts; None: durations are not judged."""
+    duration_regressions: list[str]
+    """Tests slower than in the base by more than the duration tolerance."""
+    duration_regressed: bool
+    statistics: ComparisonStatistics | None
+    """With `stats=True`; None otherwise."""
 
 
 class ExperimentMetric(TypedDict):
@@ -200,3 +302,29 @@ class PruneResult(TypedDict):
     test_runs: int
     cutoff: datetime
     dry_run: bool
+
+
+class DurationPoint(TypedDict):
+    """One run of one test in its duration trend."""
+
+    test_run_id: str
+    finished_at: datetime
+    duration_ms: float | None
+    """None when the stored run has no numeric duration."""
+    passed: bool
+    status: str
+
+
+class SlowTest(TypedDict):
+    """The durations of one test id's executed (not skipped) runs over the window."""
+
+    test_id: str
+    runs: int
+    """Executed runs with a duration."""
+    mean_ms: float
+    max_ms: float
+    last_ms: float
+    """The duration of the latest run."""
+    change: float | None
+    """The last duration against the mean, as a fraction (0.5: 50% slower); None for a 0 mean."""
+    last_seen: datetime

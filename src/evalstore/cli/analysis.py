@@ -9,6 +9,7 @@ so a CI job can tell a regression from an error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -42,7 +43,7 @@ from evalstore.cli.options import (
     usage_error,
     window_kwargs,
 )
-from evalstore.cli.render import TREND_COLUMNS, fmt, print_json
+from evalstore.cli.render import TREND_COLUMNS, Column, fmt, print_json
 from evalstore.cli.tables import (
     COMPARE_TEST_COLUMNS,
     CONFIG_COLUMNS,
@@ -52,9 +53,11 @@ from evalstore.cli.tables import (
     METRIC_DELTA_COLUMNS,
     OUTCOME_CHANGE_COLUMNS,
     SCORE_TREND_COLUMNS,
+    SIGNIFICANCE_COLUMNS,
     STATS_COLUMNS,
     TEST_TREND_COLUMNS,
     analysis_table,
+    p_value,
 )
 from evalstore.service import MetricsStorageService
 
@@ -165,20 +168,46 @@ def _filter_text(filters: dict[str, Any]) -> str:
     return f" with {' and '.join(parts)}" if parts else ""
 
 
+DURATION_TREND_COLUMNS: list[Column] = [
+    ("finished (UTC)", lambda r: r.get("finished_at")),
+    ("status", lambda r: r.get("status")),
+    ("duration (ms)", lambda r: r.get("duration_ms")),
+    ("test run", lambda r: r.get("test_run_id")),
+]
+DURATION_PERIOD_COLUMNS: list[Column] = [
+    ("period", lambda r: r.get("period")),
+    ("mean (ms)", lambda r: r.get("mean")),
+    ("runs", lambda r: r.get("runs")),
+]
+
+
 def trend(
     metric: Annotated[
         str, typer.Option("--metric", "-m", help="`score` or a metric name such as wer.")
     ] = "score",
     by: Annotated[
-        str,
-        typer.Option("--by", help="day, week, or run (the score, passed and tests of each run)."),
-    ] = "day",
+        str | None,
+        typer.Option(
+            "--by",
+            help="day, week, or run (the score, passed and tests of each run). "
+            "Default: day; with --test, each run.",
+            show_default=False,
+        ),
+    ] = None,
     test: Annotated[
         str | None,
         typer.Option(
             "--test", help="One test's score and outcome in each run.", show_default=False
         ),
     ] = None,
+    duration: Annotated[
+        bool,
+        typer.Option(
+            "--duration",
+            help="With --test: its duration (ms) in each run, or the mean per day or week "
+            "with --by day/week (skipped runs left out).",
+        ),
+    ] = False,
     since: SinceOption = None,
     until: UntilOption = None,
     env: EnvOption = None,
@@ -192,27 +221,50 @@ def trend(
     as_json: JsonOption = False,
 ) -> None:
     """Mean of a run metric per day or week, the score of each run, or one test over time."""
-    check_choice(by, ("day", "week", "run"), "--by")
+    if by is not None:
+        check_choice(by, ("day", "week", "run"), "--by")
     if by == "run" and metric != "score":
         usage_error("--by run shows each run's score: leave out --metric")
+    if duration and test is None:
+        usage_error("--duration follows one test: add --test ID (`evalstore slowest` ranks all)")
+    if duration and metric != "score":
+        usage_error("--duration shows the test's duration: leave out --metric")
     filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
     window = describe_window(since, until, days)
+    per_period = duration and by in ("day", "week")
 
     async def use(service: MetricsStorageService) -> Any:
+        if test is not None and per_period:
+            return await service.get_test_duration_trend(test, by, **filters)  # type: ignore[arg-type]
         if test is not None:
-            return await service.get_test_trend(test, **filters)
+            value = "duration" if duration else "score"
+            return await service.get_test_trend(test, value=value, **filters)  # type: ignore[call-overload]
         if by == "run":
             return await service.get_score_trend(**filters)
-        return await service.get_metric_trend(metric, by, **filters)  # type: ignore[arg-type]
+        return await service.get_metric_trend(metric, by or "day", **filters)  # type: ignore[arg-type]
 
     explained = _explained(use, filters, window, metric=None if by == "run" else metric, test=test)
-    rows, hint = run_command(lambda: with_service(url, db, explained))
-    if test is not None:
+
+    async def explained_trend(service: MetricsStorageService) -> tuple[Any, str]:
+        rows, hint = await explained(service)
+        if per_period and not rows and test is not None:  # ran, but was it only skipped?
+            ran = await service.get_test_trend(test, value="duration", **filters)
+            hint = f"note: test {test!r} was skipped in every run in {window}" if ran else hint
+        return rows, hint
+
+    rows, hint = run_command(lambda: with_service(url, db, explained_trend))
+    if test is not None and per_period:
+        title = f"{test}: mean duration per {by} ({window})"
+        _show(as_json, rows, title, DURATION_PERIOD_COLUMNS, rows, hint)
+    elif test is not None and duration:
+        title = f"{test}: duration of each run ({window})"
+        _show(as_json, rows, title, DURATION_TREND_COLUMNS, rows, hint)
+    elif test is not None:
         _show(as_json, rows, f"{test} over time ({window})", TEST_TREND_COLUMNS, rows, hint)
     elif by == "run":
         _show(as_json, rows, f"Score of each run ({window})", SCORE_TREND_COLUMNS, rows, hint)
     else:
-        _show(as_json, rows, f"{metric} per {by} ({window})", TREND_COLUMNS, rows, hint)
+        _show(as_json, rows, f"{metric} per {by or 'day'} ({window})", TREND_COLUMNS, rows, hint)
 
 
 def stats(
@@ -389,20 +441,51 @@ def compare(
         bool,
         typer.Option(
             "--fail-on-regression",
-            help=f"Exit with code {REGRESSION_EXIT} when a test newly fails or drops.",
+            help=f"Exit with code {REGRESSION_EXIT} when a test newly fails or drops (with "
+            "--stats: when the score or pass/fail regression is significant; with "
+            "--duration-tolerance: also when slower).",
         ),
     ] = False,
+    with_stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Pair the tests of both runs: mean change with a 95% bootstrap interval, "
+            "Wilcoxon and McNemar p-values; a regression is significant or within noise "
+            "(needs scipy: pip install 'evalstore[stats]').",
+        ),
+    ] = False,
+    duration_tolerance: Annotated[
+        float | None,
+        typer.Option(
+            "--duration-tolerance",
+            min=0.0,
+            help="Percent a test (with --stats: the paired mean) may slow down before it "
+            "counts as a duration regression. Default: durations are not judged.",
+            show_default=False,
+        ),
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List unchanged tests too.")] = False,
     limit: LimitOption = SHOWN_ROWS,
     url: UrlOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare two runs: per-test score and status changes, and the run aggregates."""
+    """Compare two runs: per-test score, status and duration changes, and the run aggregates."""
+    for option, value in (("--tolerance", tolerance), ("--duration-tolerance", duration_tolerance)):
+        if value is not None and not math.isfinite(value):
+            usage_error(f"{option}: expected a finite number, got {value}")
 
     async def use(service: MetricsStorageService) -> Any:
         return await service.compare_runs(
-            base, head, branch=branch, environment=env, suite=suite, tolerance=tolerance
+            base,
+            head,
+            branch=branch,
+            environment=env,
+            suite=suite,
+            tolerance=tolerance,
+            stats=with_stats,
+            duration_tolerance=duration_tolerance,
         )
 
     result = run_command(lambda: with_service(url, db, use))
@@ -410,8 +493,16 @@ def compare(
         print_json(out, result)
     else:
         _print_comparison(result, show_all, limit)
-    if fail_on_regression and result["regressed"]:
+    if fail_on_regression and _gate_fails(result):
         raise typer.Exit(REGRESSION_EXIT)
+
+
+def _gate_fails(result: Any) -> bool:
+    """What `--fail-on-regression` fails on: the significance verdict with --stats, else
+    any regressed test (or slower one, with a duration tolerance)."""
+    if result["statistics"] is not None:
+        return bool(result["statistics"]["regressed"])
+    return bool(result["regressed"] or result["duration_regressed"])
 
 
 def _print_comparison(result: Any, show_all: bool, limit: int) -> None:
@@ -425,17 +516,31 @@ def _print_comparison(result: Any, show_all: bool, limit: int) -> None:
             ),
             soft_wrap=True,
         )
-    tests = [t for t in result["tests"] if show_all or t["change"] != "same" or t["delta"]]
+    tests = [
+        t for t in result["tests"] if show_all or t["change"] != "same" or t["delta"] or t["slower"]
+    ]
     shown, more = _first(tests, limit, "test(s)")
     out.print(analysis_table(f"Tests ({len(shown)} shown)", COMPARE_TEST_COLUMNS, shown))
     if more:
         err.print(more, markup=False, soft_wrap=True, highlight=False)
     out.print(analysis_table("Run aggregates", METRIC_DELTA_COLUMNS, result["metric_deltas"]))
-    for key in ("newly_failing", "newly_passing", "added", "removed"):
+    for key in ("newly_failing", "newly_passing", "added", "removed", "known_flaky"):
         if result[key]:
             out.print(
                 f"{key.replace('_', ' ')}: {', '.join(result[key])}", markup=False, soft_wrap=True
             )
+    duration_tolerance = result["duration_tolerance"]
+    if duration_tolerance is not None:
+        slower = ", ".join(result["duration_regressions"]) or "none"
+        out.print(
+            f"slower by more than {fmt(duration_tolerance)}%: {slower}",
+            markup=False,
+            soft_wrap=True,
+        )
+    statistics = result["statistics"]
+    if statistics is not None:
+        _print_statistics(result, statistics)
+        return
     if result["regressed"]:
         out.print(
             Text.assemble(
@@ -447,6 +552,61 @@ def _print_comparison(result: Any, show_all: bool, limit: int) -> None:
         )
     else:
         out.print(f"no regression (tolerance {fmt(result['tolerance'])} points)")
+
+
+def _print_statistics(result: Any, statistics: Any) -> None:
+    """The `--stats` part: pairs, the significance table, McNemar, and the verdict."""
+    unmatched = ", ".join(statistics["unmatched"]) or "none"
+    out.print(
+        f"paired {statistics['paired']} test(s) present in both runs; unmatched: {unmatched}",
+        markup=False,
+        soft_wrap=True,
+    )
+    rows = [statistics["score"], *statistics["metrics"], statistics["duration"]]
+    confidence = f"{statistics['confidence'] * 100:g}%"
+    title = f"Head minus base over paired tests ({confidence} bootstrap interval)"
+    out.print(analysis_table(title, SIGNIFICANCE_COLUMNS, rows))
+    notes = [f"{row['metric']}: {row['note']}" for row in rows if row["note"]]
+    if notes:
+        out.print(f"note: {'; '.join(notes)}", markup=False, soft_wrap=True)
+    flips = statistics["pass_fail"]
+    out.print(
+        f"pass/fail: {flips['newly_failing']} newly failing, {flips['newly_passing']} newly "
+        f"passing of {flips['pairs']} pair(s); McNemar exact p = {p_value(flips['p_value'])}: "
+        f"{flips['verdict'].replace('_', ' ')}",
+        markup=False,
+        soft_wrap=True,
+    )
+    tolerance = f"tolerance {fmt(result['tolerance'])} points"
+    if statistics["regressed"]:
+        judged = [
+            name
+            for name, verdict in (
+                ("score", statistics["score"]["verdict"]),
+                ("pass/fail", flips["verdict"]),
+                ("duration", statistics["duration"]["verdict"]),
+            )
+            if verdict == "significant"
+        ]
+        out.print(
+            Text.assemble(
+                ("regressed (significant)", "red"), f": {', '.join(judged)} ({tolerance})"
+            ),
+            soft_wrap=True,
+        )
+    elif result["regressed"] or result["duration_regressed"]:
+        what = []
+        if result["regressed"]:
+            what.append(f"{len(result['regressions'])} test(s) dropped or newly failing")
+        if result["duration_regressed"]:
+            what.append(f"{len(result['duration_regressions'])} slower")
+        out.print(
+            f"regression within noise: {', '.join(what)}, not significant ({tolerance})",
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print(f"no regression ({tolerance})")
 
 
 @experiments_app.command("compare")

@@ -24,7 +24,10 @@ from evalstore.cli.common import (
 )
 from evalstore.cli.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
 from evalstore.cli.durability import register_durability_commands
+from evalstore.cli.durations import register_duration_commands
+from evalstore.cli.monitoring import register_monitoring_commands
 from evalstore.cli.options import SuiteOption
+from evalstore.cli.prometheus import register_prometheus_commands
 from evalstore.cli.render import (
     HISTORY_COLUMNS,
     RUN_COLUMNS,
@@ -287,6 +290,9 @@ def show_test_history(
 # Registered after the core commands so that `--help` lists those first.
 register_analysis_commands(app)
 register_durability_commands(app, runs_app)
+register_duration_commands(app)
+register_monitoring_commands(app)
+register_prometheus_commands(app)
 
 
 def main() -> None:

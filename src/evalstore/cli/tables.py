@@ -29,6 +29,8 @@ _TEXT_HEADERS = {
     "test run",
     "metrics (mean)",
     "recent (oldest → newest)",
+    "quantity",
+    "verdict",
 }
 
 
@@ -53,6 +55,41 @@ def signed(value: float | None, digits: int = 1) -> str | None:
     if value is None:
         return None
     return f"{value:+.{digits}f}" if round(value, digits) else f"{0:.{digits}f}"
+
+
+def percent_range(low: float | None, high: float | None) -> str | None:
+    """`23-88%` from two 0-1 rates; None when either is missing."""
+    if low is None or high is None:
+        return None
+    return f"{low * 100:.0f}-{percent(high)}"
+
+
+def interval(low: float | None, high: float | None, digits: int = 1) -> str | None:
+    """`[-6.1, -4.3]`; None when either bound is missing."""
+    if low is None or high is None:
+        return None
+    return f"[{signed(low, digits)}, {signed(high, digits)}]"
+
+
+def p_value(value: float | None) -> str | None:
+    """`0.031`, or `<0.001`; None stays None."""
+    if value is None:
+        return None
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _change(row: Mapping[str, Any]) -> Any:
+    change = row.get("change")
+    return f"{change} (known flaky)" if row.get("known_flaky") else change
+
+
+def _duration_change(row: Mapping[str, Any]) -> str | None:
+    """`+120 (+12.0%)`: the head's duration minus the base's in ms, and in percent."""
+    ms = signed(row.get("duration_delta_ms"), 0)
+    if ms is None:
+        return None
+    pct = row.get("duration_change_pct")
+    return ms if pct is None else f"{ms} ({signed(pct)}%)"
 
 
 def short_hash(value: Any) -> str:
@@ -91,6 +128,7 @@ FLAKY_COLUMNS: list[Column] = [
     ("test", lambda r: r.get("test_id")),
     ("runs", lambda r: r.get("runs")),
     ("pass rate", lambda r: percent(r.get("pass_rate"))),
+    ("95% interval", lambda r: percent_range(r.get("pass_rate_low"), r.get("pass_rate_high"))),
     ("flip rate", lambda r: percent(r.get("flip_rate"))),
     ("recent (oldest → newest)", lambda r: r.get("recent")),
     ("last seen (UTC)", lambda r: r.get("last_seen")),
@@ -130,9 +168,19 @@ COMPARE_TEST_COLUMNS: list[Column] = [
     ("base score", lambda r: r.get("base_score")),
     ("head score", lambda r: r.get("head_score")),
     ("delta", lambda r: signed(r.get("delta"))),
-    ("change", lambda r: r.get("change")),
+    ("change", _change),
     ("regressed", lambda r: r.get("regressed")),
+    ("ms change", _duration_change),
     ("message", lambda r: r.get("head_message")),
+]
+
+SIGNIFICANCE_COLUMNS: list[Column] = [
+    ("quantity", lambda r: r.get("metric")),
+    ("pairs", lambda r: r.get("pairs")),
+    ("mean change", lambda r: signed(r.get("mean_difference"), 2)),
+    ("95% interval", lambda r: interval(r.get("ci_low"), r.get("ci_high"), 2)),
+    ("Wilcoxon p", lambda r: p_value(r.get("wilcoxon_p"))),
+    ("verdict", lambda r: (r.get("verdict") or "-").replace("_", " ")),
 ]
 
 METRIC_DELTA_COLUMNS: list[Column] = [

@@ -27,6 +27,9 @@ from evalstore.pytest_plugin.worker import WORKER_FLAG
 from evalstore.pytest_plugin.writer import RunSummary, StorageSession, describe
 from evalstore.settings import Settings, parse_tags
 
+SHOWN_ALERTS = 10
+"""Alerts listed in the terminal summary; `evalstore alerts list` shows them all."""
+
 # Options with which pytest runs no test: no evaluation run for them.
 _NO_RUN_OPTIONS = (
     "collectonly",
@@ -189,9 +192,20 @@ class EvalstorePlugin:
         problems = [self.problem] if self.problem else []
         if self.storage is not None:
             problems += self.storage.problems
+            if self.storage.monitor_problem:
+                problems.append(self.storage.monitor_problem)
         if self.summary is not None:
             line = with_subtests(self.summary.line(), self._subtests_total, self._subtests_failed)
             terminalreporter.write_line(line)
+            shown = self.summary.alerts[:SHOWN_ALERTS]
+            for alert in shown:
+                failing = alert.startswith(("ERROR", "CRITICAL"))
+                terminalreporter.write_line(f"evalstore: {alert}", red=failing, yellow=not failing)
+            if len(self.summary.alerts) > len(shown):
+                hidden = len(self.summary.alerts) - len(shown)
+                terminalreporter.write_line(
+                    f"evalstore: and {hidden} more alert(s): evalstore alerts list", yellow=True
+                )
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             terminalreporter.write_line(f"evalstore: WARNING: {problems[0]}{more}", yellow=True)

@@ -31,13 +31,14 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from evalstore.analysis.pipelines import FINISHED
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document, RunStatus
+from evalstore.monitors.channels import ALERTS_LOGGER, alert_line
 from evalstore.pytest_plugin.outcome import one_line
 from evalstore.recording.run import RunRecorder
 from evalstore.redaction import redact_uri
@@ -123,6 +124,8 @@ class WarningCollector(logging.Handler):
         """Keep the record's first line (only records from `thread_id`, when set)."""
         if self.thread_id is not None and record.thread != self.thread_id:
             return  # e.g. the session's own tests using evalstore
+        if record.name == ALERTS_LOGGER:
+            return  # the monitor's alerts: the summary lists them, they are no storage problem
         try:
             text = record.getMessage()
         except Exception:  # a malformed record must not break the writer
@@ -144,6 +147,8 @@ class RunSummary:
     environment: str
     previous_run_id: str | None = None
     previous_score: float | None = None
+    alerts: list[str] = field(default_factory=list)
+    """One line per alert the monitor rules raised on this run, worst first."""
 
     def line(self) -> str:
         """`evalstore: run <id>  tests 12  passed 11  score 86.6 (+1.3 vs <previous id>)`."""
@@ -233,6 +238,16 @@ class StorageSession:
     ) -> None:
         self.client = MongoDBClient.from_settings(settings)
         self.service = WatchedService(self.client)
+        self._problems: list[str] = []
+        self.monitor_problem: str | None = None
+        """Why the monitor rules are not checked (an invalid configuration), or None."""
+        monitor = None
+        try:
+            from evalstore.monitors.config import configured_monitor
+
+            monitor = configured_monitor(Path(repo_path))
+        except EvalstoreError as exc:  # the results are still stored; the rules are not checked
+            self.monitor_problem = f"monitor rules not checked: {exc}"
         self.recorder = RunRecorder(
             self.service,
             config=system_config,
@@ -242,6 +257,7 @@ class StorageSession:
             repo_path=repo_path,
             packages=packages,
             settings=settings,
+            monitor=monitor,
         )
         self._timeout_s = settings.mongodb_timeout_ms / 1000.0
         # No network to wait for: its writes are this process's work, best done in a handoff.
@@ -250,7 +266,6 @@ class StorageSession:
         self._last_flush = time.monotonic()
         self._busy: concurrent.futures.Future[None] | None = None
         """The loop's latest work from this thread: opening the run, or recording a batch."""
-        self._problems: list[str] = []
         self._problems_lock = threading.Lock()
         self._disabled = False
         self._write_lock: asyncio.Lock | None = None
@@ -388,7 +403,9 @@ class StorageSession:
             except Exception as exc:
                 self._fail(exc)
                 return None
+        check = self.recorder.check
         return RunSummary(
+            alerts=[alert_line(alert) for alert in check.alerts] if check else [],
             evaluation_run_id=str(run["evaluation_run_id"]),
             num_tests=int(run.get("num_tests", 0)),
             num_passed=int(run.get("num_passed", 0)),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 from pydantic import ValidationError
@@ -50,6 +51,9 @@ from evalstore.service import MetricsStorageService
 from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
 from evalstore.storage.client import MongoDBClient
 
+if TYPE_CHECKING:
+    from evalstore.monitors.monitor import Monitor, RunCheck
+
 log = logging.getLogger("evalstore")
 
 Clock = Callable[[], datetime]
@@ -78,6 +82,7 @@ class RunRecorder:
         clock: Clock = utcnow,
         owns_client: bool = False,
         settings: Settings | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         if environment not in ALLOWED_ENVIRONMENTS:
             raise InvalidDataError(
@@ -101,6 +106,10 @@ class RunRecorder:
         self._replay: asyncio.Task[Any] | None = None
         self._guard = TerminationGuard()
         self._totals = RunTotals()
+        self._stored = False
+        self.monitor = monitor
+        self.check: RunCheck | None = None
+        """What the monitor's rules said of the finished run (None: no monitor, or not stored)."""
 
     @property
     def enabled(self) -> bool:
@@ -360,6 +369,10 @@ class RunRecorder:
                 self._finished = self._local_result(status, finished_at)
             else:
                 self._finished = await self._finalize(self.service, status, finished_at)
+                if self.monitor is not None and self._stored and status != "interrupted":
+                    await self._check(self.service, self._finished)
+                if self._stored and os.environ.get("EVALSTORE_PUSHGATEWAY"):
+                    await self._push(self._finished)
         finally:
             if self._owns_client and self.service is not None:
                 try:
@@ -367,6 +380,25 @@ class RunRecorder:
                 except EvalstoreError as exc:  # e.g. a local store on a full disk
                     log.warning("evalstore: closing the store failed: %s", exc)
         return self._finished
+
+    async def _push(self, run: dict[str, Any]) -> None:
+        """Push the run's figures to `EVALSTORE_PUSHGATEWAY`; a failure is a warning."""
+        from evalstore.monitors.prometheus import push_configured_run
+
+        counts = self.check.counts() if self.check is not None else None
+        problem = await asyncio.to_thread(push_configured_run, run, counts)
+        if problem:
+            log.warning("%s", problem)
+
+    async def _check(self, service: MetricsStorageService, run: dict[str, Any]) -> None:
+        """Evaluate the monitor's rules on the stored run; a failure is a warning, never raised."""
+        assert self.monitor is not None
+        try:
+            self.check = await self.monitor.evaluate_run(service, run)
+        except Exception as exc:  # monitoring must never break the run it watches
+            log.warning(
+                "evalstore: the monitors could not check run %s: %s", self.evaluation_run_id, exc
+            )
 
     async def _finalize(
         self, service: MetricsStorageService, status: RunStatus, finished_at: datetime
@@ -396,6 +428,7 @@ class RunRecorder:
         except Exception as exc:  # storage must never break the caller: the journal keeps all
             writer.warn_unavailable(exc)
         finally:
+            self._stored = stored is not None
             journal.close(remove=stored is not None)
             if not journal.intact:
                 self._warn_journal_failed(journal, writer, stored is not None)
@@ -588,6 +621,7 @@ def evaluation_run(
     packages: Iterable[str] = (),
     settings: Settings | None = None,
     clock: Clock = utcnow,
+    monitor: Monitor | bool | None = True,
 ) -> RunRecorder:
     """Open an evaluation run: `async with evaluation_run(service, config=...) as run:`.
 
@@ -604,12 +638,16 @@ def evaluation_run(
         packages: distributions whose versions go into the snapshot.
         settings: settings to use instead of reading the environment.
         clock: the source of timestamps (for importing history with past times).
+        monitor: the rules checked when the run ends (not when interrupted); True
+            (default): those of `EVALSTORE_MONITORS`, `evalstore.toml` or
+            `pyproject.toml`, if any; False: none.
+            The result is `run.check`; alerts go to the monitor's channels.
 
     On leaving the block the run is finalised: `completed`, or `failed` when the
     block raised, was cancelled or interrupted (the exception propagates).
 
     Raises:
-        ConfigurationError: an environment variable is invalid.
+        ConfigurationError: an environment variable or the monitor configuration is invalid.
     """
     owns_client = False
     if service is None or tags is None or environment is None or suite is None:
@@ -619,8 +657,15 @@ def evaluation_run(
         if settings.mongodb_enabled:
             service = MetricsStorageService(MongoDBClient.from_settings(settings))
             owns_client = True
+    if monitor is True:
+        monitor = None
+        if service is not None:
+            from evalstore.monitors.config import configured_monitor
+
+            monitor = configured_monitor()
     return RunRecorder(
         service,
+        monitor=monitor or None,
         config=config,
         tags=settings.experiment_tags if tags is None and settings else (tags or ()),
         environment=environment or (settings.environment if settings else "dev"),
