@@ -213,3 +213,23 @@ async def test_a_finished_run_is_pushed_with_its_alert_counts(
         '"error"} 0.0',
         '"warning"} 0.0',
     ]
+
+
+async def test_alerts_observed_inside_a_run_are_stored_with_their_run_and_step(
+    service: MetricsStorageService,
+) -> None:
+    monitor = Monitor(
+        [{"name": "mse", "on": "step", "metric": "mse", "check": "above", "threshold": 0.1}]
+    )
+    recorder = evaluation_run(service, config={"m": 1}, clock=RunClock(at(1)), monitor=monitor)
+    async with recorder as run:
+        for epoch, mse in enumerate([0.05, 0.2, 0.3, 0.04, 0.15]):
+            monitor.observe({"mse": mse}, step=epoch, context={"model": "m1"})
+        await run.record_test("t1", passed=True, score=90.0)
+    stored = sorted(await service.get_alerts(), key=lambda alert: alert["step"])
+    assert [(a["rule"], a["step"], a["value"], a["context"]) for a in stored] == [
+        ("mse", 1, 0.2, {"model": "m1"}),
+        ("mse", 4, 0.15, {"model": "m1"}),
+    ]
+    assert {a["run"] for a in stored} == {recorder.evaluation_run_id}
+    assert await monitor.store_observed(service, recorder.document) == 0  # each stored once

@@ -120,6 +120,7 @@ class Monitor:
         self._observed: dict[str, list[float]] = {}
         self._firing: dict[str, tuple[int, Document]] = {}
         self._step = 0
+        self._stored_observed = 0
         self.alerts: list[Document] = []
         """Every alert `observe` raised, oldest first."""
 
@@ -276,6 +277,31 @@ class Monitor:
             existing.update(state="resolved", resolved_at=utcnow(), resolved_by=result.run)
             await service.save_alert(existing)
             result.resolved.append(existing)
+
+    async def store_observed(self, service: MetricsStorageService, run: Document) -> int:
+        """Store the alerts `observe` raised that are not stored yet, as alerts of `run`.
+
+        The run recorder calls this when the run ends, so alerts raised in a training
+        loop inside `evaluation_run(monitor=...)` are kept with their run and step.
+        """
+        pending = self.alerts[self._stored_observed :]
+        for alert in pending:
+            context = ",".join(f"{k}={v}" for k, v in sorted(alert["context"].items()))
+            stored = {
+                **alert,
+                "key": f"{alert['rule']}|step {alert['step']}|{context}",
+                "test_id": None,
+                "acknowledged": False,
+                "evaluation_run_id": run["_id"],
+                "run": run.get("evaluation_run_id"),
+                "suite": run.get("suite"),
+                "environment": run.get("environment"),
+                "git_branch": run.get("git_branch"),
+                "last_seen_at": alert["fired_at"],
+            }
+            await service.save_alert(stored)
+            self._stored_observed += 1
+        return len(pending)
 
     # -- training loops ------------------------------------------------------------
 

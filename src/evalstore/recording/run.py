@@ -369,8 +369,8 @@ class RunRecorder:
                 self._finished = self._local_result(status, finished_at)
             else:
                 self._finished = await self._finalize(self.service, status, finished_at)
-                if self.monitor is not None and self._stored and status != "interrupted":
-                    await self._check(self.service, self._finished)
+                if self.monitor is not None and self._stored:
+                    await self._check(self.service, self._finished, status)
                 if self._stored and os.environ.get("EVALSTORE_PUSHGATEWAY"):
                     await self._push(self._finished)
         finally:
@@ -390,11 +390,16 @@ class RunRecorder:
         if problem:
             log.warning("%s", problem)
 
-    async def _check(self, service: MetricsStorageService, run: dict[str, Any]) -> None:
-        """Evaluate the monitor's rules on the stored run; a failure is a warning, never raised."""
+    async def _check(
+        self, service: MetricsStorageService, run: dict[str, Any], status: RunStatus
+    ) -> None:
+        """Store the alerts observed during the run and evaluate the rules on it (unless it
+        was interrupted); a failure is a warning, never raised."""
         assert self.monitor is not None
         try:
-            self.check = await self.monitor.evaluate_run(service, run)
+            await self.monitor.store_observed(service, run)
+            if status != "interrupted":
+                self.check = await self.monitor.evaluate_run(service, run)
         except Exception as exc:  # monitoring must never break the run it watches
             log.warning(
                 "evalstore: the monitors could not check run %s: %s", self.evaluation_run_id, exc
