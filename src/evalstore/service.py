@@ -465,10 +465,10 @@ class MetricsStorageService:
             "test_runs", query, sort=[("finished_at", 1)], action="read test runs"
         )
 
-    async def get_firing_alert(self, key: str) -> Document | None:
-        """The alert still firing for one de-duplication key, or None."""
+    async def get_latest_alert(self, key: str) -> Document | None:
+        """The newest alert of one de-duplication key (firing or resolved), or None."""
         return await self.client.read_one(
-            "alerts", {"key": key, "state": "firing"}, action="read alerts"
+            "alerts", {"key": key}, sort=[("fired_at", -1)], action="read alerts"
         )
 
     async def save_alert(self, alert: Document) -> None:

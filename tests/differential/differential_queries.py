@@ -323,7 +323,7 @@ async def ask_monitors(pair: EnginePair) -> None:
         }
         await pair.same("save_alert", alert)
     for key in ("rule|0|", "rule|1|", "rule|2|", "no-such-key"):
-        await pair.same("get_firing_alert", key)
+        await pair.same("get_latest_alert", key)
     for level in ((), ("error",), ("warning", "critical")):
         for state in (None, "firing", "resolved"):
             await pair.same("get_alerts", level=level, state=state)

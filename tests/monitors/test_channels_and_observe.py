@@ -14,7 +14,7 @@ import pytest
 from analysis_helpers import Result, RunClock, at, record_run
 from http_receiver import Gateway
 
-from evalstore import MetricsStorageService, Monitor, evaluation_run
+from evalstore import ConfigurationError, MetricsStorageService, Monitor, evaluation_run
 
 DROP = {"name": "floor", "metric": "score", "check": "below", "threshold": 50, "level": "error"}
 
@@ -233,3 +233,51 @@ async def test_alerts_observed_inside_a_run_are_stored_with_their_run_and_step(
     ]
     assert {a["run"] for a in stored} == {recorder.evaluation_run_id}
     assert await monitor.store_observed(service, recorder.document) == 0  # each stored once
+
+
+def test_observe_alerts_again_when_a_breach_rises_a_level() -> None:
+    monitor = Monitor(
+        [
+            {
+                "name": "loss",
+                "on": "step",
+                "metric": "loss",
+                "check": "above",
+                "threshold": {"warning": 1.0, "critical": 10.0},
+            }
+        ]
+    )
+    levels = [[a["level"] for a in monitor.observe({"loss": v})] for v in (2.0, 3.0, 50.0, 60.0)]
+    assert levels == [["warning"], [], ["critical"], []]
+
+
+def test_all_callbacks_of_one_send_share_one_time_limit() -> None:
+    def hangs(alert: dict[str, Any]) -> None:
+        time.sleep(3)
+
+    rules = [
+        {"name": f"x{i}", "on": "step", "metric": f"m{i}", "check": "above", "threshold": 0}
+        for i in range(5)
+    ]
+    monitor = Monitor(rules, callbacks=[hangs], callback_timeout_s=0.3)
+    started = time.monotonic()
+    assert len(monitor.observe({f"m{i}": 1 for i in range(5)})) == 5
+    assert time.monotonic() - started < 1.5  # not 5 x 0.3 s, let alone 5 x 3 s
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:SECRETPORT/hook", "http://127.0.0.1/hook/s3cr3t\n", "s3cr3t"]
+)
+def test_a_malformed_webhook_url_is_refused_at_once_without_showing_it(url: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        Monitor([DROP], webhook_url=url)
+    assert "s3cr3t" not in str(error.value).lower()
+    assert "SECRETPORT" not in str(error.value)
+    assert str(error.value) == (
+        "the alert webhook URL is not a valid http(s) URL (not shown: it may hold a token)"
+    )
+
+
+def test_the_webhook_token_is_not_in_the_monitors_repr() -> None:
+    monitor = Monitor([DROP], webhook_url="https://hooks.example.com/services/s3cr3tT0ken")
+    assert "s3cr3tT0ken" not in repr(monitor.channels)

@@ -183,3 +183,69 @@ async def test_alerts_list_refuses_bad_options_with_exit_2(
 ) -> None:
     result = await invoke(service, "alerts", "list", *option)
     assert result.exit_code == 2
+
+
+async def test_checking_an_older_run_again_changes_no_alert(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    (tmp_path / "evalstore.toml").write_text(
+        '[[rules]]\nname = "floor"\nmetric = "score"\ncheck = "below"\nthreshold = 50\n'
+        'level = "error"\n'
+    )
+    old = await record_run(service, at(1), one_test(40.0, 0.0))
+    await record_run(service, at(2), one_test(60.0, 0.0))  # resolves it
+    [resolved] = await stored_alerts(service)
+    again = await invoke(service, "check", old["evaluation_run_id"], "--json")
+    assert again.exit_code == 3  # the old run did breach
+    assert json.loads(again.stdout)["new"] == []  # ...but nothing is sent or reopened
+    assert await stored_alerts(service) == [resolved]
+
+
+async def test_a_level_follows_the_latest_run_and_an_improvement_resolves_a_regression(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    (tmp_path / "evalstore.toml").write_text(
+        '[[rules]]\nname = "floor"\nmetric = "score"\ncheck = "below"\n'
+        "threshold = { warning = 60.0, critical = 30.0 }\n"
+    )
+    await record_run(service, at(1), one_test(20.0, 0.0))
+    [alert] = await stored_alerts(service)
+    assert (alert["level"], alert["max_level"]) == ("critical", "critical")
+    await record_run(service, at(2), one_test(55.0, 0.0))
+    [alert] = await stored_alerts(service)
+    assert (alert["level"], alert["max_level"], alert["threshold"]) == ("warning", "critical", 60.0)
+    checked = await invoke(service, "check")
+    assert checked.exit_code == 0  # a warning only, now
+
+
+async def test_a_significant_improvement_resolves_the_regression_and_is_an_info_alert(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    (tmp_path / "evalstore.toml").write_text(
+        '[[rules]]\nname = "z"\nmetric = "score"\ncheck = "zscore"\nthreshold = 2.0\n'
+        'min_samples = 3\nbaseline = "last:3"\nimprovement = true\nlevel = "error"\n'
+    )
+    for day, score in enumerate([80.0, 81.0, 79.0], start=1):
+        await record_run(service, at(day), one_test(score, 0.0))
+    await record_run(service, at(4), one_test(60.0, 0.0))  # far below: a regression
+    # baseline of day 5: 60, 79, 81: mean 73.33, sample std 11.59; 99 is z = +2.21
+    await record_run(service, at(5), one_test(99.0, 0.0))
+    states = sorted((a["kind"], a["level"], a["state"]) for a in await stored_alerts(service))
+    assert states == [("improvement", "info", "firing"), ("regression", "error", "resolved")]
+    checked = await invoke(service, "check", "--strict")
+    assert checked.exit_code == 0  # an improvement never fails a gate
+    await record_run(service, at(6), one_test(79.0, 0.0))  # back within noise
+    states = sorted((a["kind"], a["state"]) for a in await stored_alerts(service))
+    assert states == [("improvement", "resolved"), ("regression", "resolved")]
+
+
+async def test_a_bracketed_pytest_id_is_its_own_pattern(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    (tmp_path / "evalstore.toml").write_text(
+        '[[rules]]\nname = "gone"\nmetric = "score"\ntests = "test_m.py::test_x[1]"\n'
+        'check = "below"\nthreshold = 50\n'
+    )
+    await record_run(service, at(1), [Result("test_m.py::test_x[1]", "failed", 10.0)])
+    [alert] = await stored_alerts(service)
+    assert (alert["test_id"], alert["value"]) == ("test_m.py::test_x[1]", 10.0)

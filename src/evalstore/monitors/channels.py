@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from bson import ObjectId
 
+from evalstore.errors import ConfigurationError
 from evalstore.models import Document
 
 log = logging.getLogger("evalstore")
@@ -44,10 +45,32 @@ def alert_line(alert: Mapping[str, Any]) -> str:
 
 def webhook_host(url: str) -> str:
     """What may be said of a webhook URL: its scheme and host, never its path or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the configured URL"
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
+
+
+def check_webhook_url(url: str) -> str:
+    """`url` if it is an http(s) URL httpx can send to.
+
+    Raises:
+        ConfigurationError: it is not; the message does not quote it (it holds a token).
+    """
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+        ok = parsed.scheme in ("http", "https") and bool(parsed.host) and url == url.strip()
+    except (httpx.InvalidURL, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigurationError(
+            "the alert webhook URL is not a valid http(s) URL (not shown: it may hold a token)"
+        )
+    return url
 
 
 def _plain(value: Any) -> Any:
@@ -77,50 +100,73 @@ class Channels:
 
     callbacks: Sequence[AlertCallback] = field(default_factory=list)
     callback_timeout_s: float = 5.0
-    webhook_url: str | None = None
+    webhook_url: str | None = field(default=None, repr=False)
     webhook_timeout_s: float = 5.0
     log_alerts: bool = True
 
+    def __post_init__(self) -> None:
+        if self.webhook_url is not None:
+            check_webhook_url(self.webhook_url)
+
     def send(self, alerts: Sequence[Document]) -> None:
-        """Send each alert to every channel; never raises."""
+        """Send each alert to every channel; never raises.
+
+        All callbacks of one send share one time limit, however many alerts there are.
+        """
         for alert in alerts:
             if self.log_alerts:
-                alerts_log.log(
-                    LOG_LEVELS.get(str(alert["level"]), logging.WARNING), alert_line(alert)
-                )
-            for callback in self.callbacks:
-                self._call(callback, alert)
+                level = LOG_LEVELS.get(str(alert["level"]), logging.WARNING)
+                alerts_log.log(level, alert_line(alert))
+        if self.callbacks and alerts:
+            self._call_all(alerts)
         if self.webhook_url and alerts:
-            self._post(alerts)
-
-    def _call(self, callback: AlertCallback, alert: Document) -> None:
-        name = getattr(callback, "__qualname__", repr(callback))
-        failure: list[BaseException] = []
-
-        def call() -> None:
             try:
-                callback(dict(alert))
-            except BaseException as exc:  # a callback must never break the run
-                failure.append(exc)
+                self._post(alerts)
+            except Exception as exc:  # never into the caller's run or training loop
+                log.warning(
+                    "evalstore: the alert webhook at %s failed (%s); the alerts are kept",
+                    webhook_host(self.webhook_url),
+                    type(exc).__name__,
+                )
 
-        thread = threading.Thread(target=call, name=f"evalstore-alert-{name}", daemon=True)
-        thread.start()
-        thread.join(self.callback_timeout_s)
-        if thread.is_alive():
-            log.warning(
-                "evalstore: alert callback %s did not return within %g s; left running, "
-                "the alert is kept",
-                name,
-                self.callback_timeout_s,
-            )
-        elif failure:
-            exc = failure[0]
-            log.warning(
-                "evalstore: alert callback %s raised %s: %s; the alert is kept",
-                name,
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
-            )
+    def _call_all(self, alerts: Sequence[Document]) -> None:
+        calls = []
+        for alert in alerts:
+            for callback in self.callbacks:
+                failure: list[BaseException] = []
+                name = getattr(callback, "__qualname__", repr(callback))
+
+                def call(
+                    callback: AlertCallback = callback,
+                    alert: Document = alert,
+                    failure: list[BaseException] = failure,
+                ) -> None:
+                    try:
+                        callback(dict(alert))
+                    except BaseException as exc:  # a callback must never break the run
+                        failure.append(exc)
+
+                thread = threading.Thread(target=call, name=f"evalstore-alert-{name}", daemon=True)
+                thread.start()
+                calls.append((name, thread, failure))
+        deadline = time.monotonic() + self.callback_timeout_s
+        for name, thread, failure in calls:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning(
+                    "evalstore: alert callback %s did not return within %g s; left running, "
+                    "the alert is kept",
+                    name,
+                    self.callback_timeout_s,
+                )
+            elif failure:
+                exc = failure[0]
+                log.warning(
+                    "evalstore: alert callback %s raised %s: %s; the alert is kept",
+                    name,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                )
 
     def _post(self, alerts: Sequence[Document]) -> None:
         import httpx

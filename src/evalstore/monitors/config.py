@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evalstore.errors import ConfigurationError
-from evalstore.monitors.channels import Channels
+from evalstore.monitors.channels import Channels, check_webhook_url
 from evalstore.monitors.monitor import Monitor
 
 if sys.version_info >= (3, 11):
@@ -79,10 +79,14 @@ def monitor_from_file(path: Path, *, top_level: bool = True) -> Monitor | None:
 
     rules = parse_rules(section["rules"], str(path))
     url = os.environ.get("EVALSTORE_WEBHOOK_URL") or section.get("webhook_url")
-    if url is not None and (not isinstance(url, str) or "://" not in url):
+    if url is not None and not isinstance(url, str):
         raise ConfigurationError(f"{path}: webhook_url must be an http(s) URL")
+    try:
+        channels_url = check_webhook_url(url) if url else None
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
     channels = Channels(
-        webhook_url=url or None,
+        webhook_url=channels_url,
         webhook_timeout_s=_number(section, "webhook_timeout_s", path, 5.0),
         callback_timeout_s=_number(section, "callback_timeout_s", path, 5.0),
     )

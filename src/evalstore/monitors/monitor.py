@@ -14,7 +14,7 @@ a new alert, or one whose level rose, is sent to the channels.
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +61,16 @@ class RunCheck:
             if alert["level"] in counts:
                 counts[str(alert["level"])] += 1
         return counts
+
+
+def matches(pattern: str, test_id: str) -> bool:
+    """True when `test_id` matches a glob of `*` (any text) and `?` (one character).
+
+    Everything else is literal, brackets included: pytest ids such as
+    `test_wer[es-en]` are their own pattern.
+    """
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, test_id, re.DOTALL) is not None
 
 
 def _applies(rule: Rule, run: Document) -> bool:
@@ -193,7 +203,7 @@ class Monitor:
         assert rule.tests is not None
         by_run: dict[str, dict[str, Document]] = {}
         for test in tests:
-            if fnmatch.fnmatchcase(str(test.get("test_id")), rule.tests):
+            if matches(rule.tests, str(test.get("test_id"))):
                 by_run.setdefault(str(test["evaluation_run_id"]), {})[str(test["test_id"])] = test
         current = by_run.get(str(runs[0]["_id"]), {})
         subjects = sorted(current) or ([rule.tests] if rule.check == "missing" else [])
@@ -244,39 +254,76 @@ class Monitor:
         store: bool,
         result: RunCheck,
     ) -> None:
+        """Open, update or resolve the alerts of one rule and subject for this run.
+
+        A regression and an improvement are two alerts (two keys): a run much better
+        than its baseline resolves the regression and may open an `info` alert.
+        """
         key = _key(rule, subject, group)
-        existing = await service.get_firing_alert(key) if store else None
-        newer = existing is None or run["started_at"] >= existing["last_run_started_at"]
-        if verdict.breached:
-            now = utcnow()
-            alert = _alert_document(rule, verdict, run, subject, key, now)
-            if existing is not None:
-                rose = SEVERITY[str(alert["level"])] > SEVERITY[str(existing["level"])]
-                if newer:
-                    kept = {name: existing[name] for name in _KEPT}
-                    if existing["last_run_started_at"] != run["started_at"]:
-                        kept["runs"] = int(existing.get("runs", 1)) + 1
-                    else:
-                        kept["runs"] = existing.get("runs", 1)
-                    alert.update(kept)
-                    if not rose:
-                        alert["level"] = existing["level"]
-                else:
-                    alert = existing
-                    rose = False
-                if store:
-                    await service.save_alert(alert)
-                if rose:
-                    result.new.append(alert)
-            else:
-                if store:
-                    await service.save_alert(alert)
+        decided = verdict.undecided is None
+        improved = verdict.breached and verdict.kind == "improvement"
+        regression = verdict if verdict.breached and not improved else None
+        await self._settle_key(service, run, rule, subject, key, regression, decided, store, result)
+        if rule.improvement:
+            await self._settle_key(
+                service,
+                run,
+                rule,
+                subject,
+                f"{key}|improvement",
+                verdict if improved else None,
+                decided,
+                store,
+                result,
+            )
+
+    async def _settle_key(
+        self,
+        service: MetricsStorageService,
+        run: Document,
+        rule: Rule,
+        subject: str | None,
+        key: str,
+        breach: Verdict | None,
+        decided: bool,
+        store: bool,
+        result: RunCheck,
+    ) -> None:
+        latest = await service.get_latest_alert(key) if store else None
+        if latest is not None and latest["last_run_started_at"] > run["started_at"]:
+            # An older run, checked again: report what it breached, change nothing.
+            if breach is not None:
+                result.alerts.append(_alert_document(rule, breach, run, subject, key, utcnow()))
+            return
+        firing = latest if latest is not None and latest["state"] == "firing" else None
+        if breach is not None:
+            alert = _alert_document(rule, breach, run, subject, key, utcnow())
+            if firing is None:
                 result.new.append(alert)
+            else:
+                same_run = firing["last_run_started_at"] == run["started_at"]
+                alert.update({name: firing[name] for name in _KEPT})
+                alert["runs"] = int(firing.get("runs", 1)) + (0 if same_run else 1)
+                worst = max(
+                    str(firing.get("max_level", firing["level"])),
+                    str(alert["level"]),
+                    key=SEVERITY.__getitem__,
+                )
+                alert["max_level"] = worst
+                if SEVERITY[str(alert["level"])] > SEVERITY[str(firing["level"])]:
+                    result.new.append(alert)  # it rose a level: tell the channels again
+            if store:
+                await service.save_alert(alert)
             result.alerts.append(alert)
-        elif existing is not None and newer and verdict.undecided is None:
-            existing.update(state="resolved", resolved_at=utcnow(), resolved_by=result.run)
-            await service.save_alert(existing)
-            result.resolved.append(existing)
+        elif firing is not None and decided:
+            firing.update(
+                state="resolved",
+                resolved_at=utcnow(),
+                resolved_by=result.run,
+                last_run_started_at=run["started_at"],
+            )
+            await service.save_alert(firing)
+            result.resolved.append(firing)
 
     async def store_observed(self, service: MetricsStorageService, run: Document) -> int:
         """Store the alerts `observe` raised that are not stored yet, as alerts of `run`.
@@ -344,8 +391,9 @@ class Monitor:
                     del self._firing[key]
                 continue
             if firing is not None:
-                since = firing[0]
-                if rule.cooldown is None or self._step - since < rule.cooldown:
+                since, earlier = firing
+                rose = SEVERITY[str(verdict.level)] > SEVERITY[str(earlier["level"])]
+                if not rose and (rule.cooldown is None or self._step - since < rule.cooldown):
                     continue
             now = utcnow()
             alert = {
@@ -390,6 +438,7 @@ def _alert_document(
         "key": key,
         "rule": rule.name,
         "level": verdict.level,
+        "max_level": verdict.level,
         "kind": verdict.kind,
         "check": rule.check,
         "metric": rule.metric,
