@@ -16,6 +16,7 @@ machine), and the wall time of each round.
     python scripts/bench_plugin_overhead.py                  # 2,000 tests, 5 rounds
     python scripts/bench_plugin_overhead.py --tests 20000    # 20,000 tests
     python scripts/bench_plugin_overhead.py --max-ratio 1.25 # exit 1 when a plugin variant is above
+    python scripts/bench_plugin_overhead.py --only file://   # the baseline and one variant
 
 The first run of each variant is a warm-up (file system, bytecode caches) and is
 not counted. Not a timed test: timings depend on the machine and its load.
@@ -130,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-ratio", type=float, default=None, help="fail when a plugin variant is above"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="run only this variant besides `no plugin` (repeatable: --junitxml, mongomock://, "
+        "file://)",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="evalstore-bench-") as tmp:
@@ -138,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir()
         write_suite(root, args.tests)
         runs = variants(work)
+        if args.only:
+            unknown = set(args.only) - {variant.name for variant in runs}
+            if unknown:
+                parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
+            runs = [runs[0], *(variant for variant in runs[1:] if variant.name in args.only)]
         for variant in runs:  # warm the file system and bytecode caches
             run_suite(root, work, variant, args.tests, run=0)
             variant.times.clear()

@@ -83,21 +83,33 @@ _float_repr = float.__repr__  # what the C encoder writes for a finite float
 
 
 def _encode_test_entry(entry: Document) -> str | None:
-    """`_ENCODER.encode(entry) + "\\n"` for a journal's `test` line of the usual shape, else None.
+    """`_ENCODER.encode(entry) + "\\n"` for a journal test line of the usual shape, else None."""
+    if tuple(entry) != ("kind", "doc") or entry["kind"] != "test":
+        return None
+    encoded = encode_test_run(entry["doc"])
+    return None if encoded is None else f'{{"kind": "test", "doc": {encoded[0]}}}\n'
 
-    A test line is written for every result, and the generic encoder spends
-    most of its time calling `_extended_json`; this writes the same text from a
-    template. Its fixed fields must have exactly the types `record_test` stores
-    (so each value's text is the C encoder's), and free-form `details` go
-    through the generic encoder; anything else returns None to go the generic
-    way, which then writes it or raises as before.
+
+def encode_test_run(doc: object) -> tuple[str, bool] | None:
+    """`_ENCODER.encode(doc)` for a test run document of the usual shape, and whether it is plain.
+
+    A test run is written for every result (a journal line, a local store row), and
+    the generic encoder spends most of its time calling `_extended_json`; this
+    writes the same text from a template. Its fixed fields must have exactly the
+    types `record_test` stores (so each value's text is the C encoder's), and
+    free-form `details` go through the generic encoder; anything else returns None
+    to go the generic way, which then writes it or raises as before.
 
     The keys are `TEST_RUN_KEYS`, the model's; the template spells them in that
     order, which `_check_template` verifies when this module is imported.
+
+    Returns:
+        The text, and True when the document holds no free-form value (no `details`,
+        its own or a metric's): every key is then one of the template's or a metric
+        name (an exact `str`), every value a typed field of the template's, and the
+        text is pure ASCII (non-ASCII characters, NUL and lone surrogates are written
+        as `\\u` escapes). None when the generic encoder must write it.
     """
-    if tuple(entry) != ("kind", "doc") or entry["kind"] != "test":
-        return None
-    doc = entry["doc"]
     if type(doc) is not dict or tuple(doc) != TEST_RUN_KEYS:
         return None
     (
@@ -139,32 +151,39 @@ def _encode_test_entry(entry: Document) -> str | None:
         and (message is None or type(message) is str)
     ):
         return None
-    metrics_text = []
-    for name, metric in metrics.items():
-        metric_text = _encode_metric(metric) if type(name) is str else None
-        if metric_text is None:
-            return None
-        metrics_text.append(f"{_quote(name)}: {metric_text}")
+    plain = details is None
+    if metrics:
+        metrics_text = []
+        for name, metric in metrics.items():
+            metric_text = _encode_metric(metric) if type(name) is str else None
+            if metric_text is None:
+                return None
+            plain = plain and metric["details"] is None
+            metrics_text.append(f"{_quote(name)}: {metric_text}")
+        metrics_json = f"{{{', '.join(metrics_text)}}}"
+    else:
+        metrics_json = "{}"
     tags_text = _encode_strings(tags)
     participants_text = _encode_strings(participants)
     if tags_text is None or participants_text is None:
         return None
     started_text = format_date(started)
     finished_text = started_text if finished is started else format_date(finished)
-    return (
-        f'{{"kind": "test", "doc": {{"_id": {{"$oid": "{oid}"}}, '
+    text = (
+        f'{{"_id": {{"$oid": "{oid}"}}, '
         f'"evaluation_run_id": {{"$oid": "{run_oid}"}}, '
         f'"test_run_id": {_quote(test_run_id)}, "test_id": {_quote(test_id)}, '
         f'"test_name": {_quote(test_name)}, '
         f'"started_at": {{"$date": "{started_text}"}}, '
         f'"finished_at": {{"$date": "{finished_text}"}}, '
-        f'"duration_ms": {_float_repr(duration)}, "metrics": {{{", ".join(metrics_text)}}}, '
+        f'"duration_ms": {_float_repr(duration)}, "metrics": {metrics_json}, '
         f'"score": {"null" if score is None else _float_repr(score)}, '
         f'"score_method": {_quote(score_method)}, "passed": {"true" if passed else "false"}, '
         f'"status": {_quote(status)}, "tags": {tags_text}, "participants": {participants_text}, '
         f'"message": {"null" if message is None else _quote(message)}, '
-        f'"details": {"null" if details is None else _ENCODER.encode(details)}}}}}\n'
+        f'"details": {"null" if details is None else _ENCODER.encode(details)}}}'
     )
+    return text, plain
 
 
 def _encode_metric(metric: object) -> str | None:

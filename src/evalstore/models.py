@@ -52,8 +52,13 @@ def to_utc(value: datetime) -> datetime:
 
     Naive datetimes are taken to be UTC already, as pymongo does.
     """
-    if _is_utc_ms(value):
-        return value  # the common case
+    if type(value) is datetime and value.tzinfo is timezone.utc:  # the common cases
+        microsecond = value.microsecond
+        return (
+            value
+            if not microsecond % 1000
+            else value.replace(microsecond=microsecond // 1000 * 1000)
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     try:

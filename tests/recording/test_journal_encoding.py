@@ -391,3 +391,23 @@ def test_importing_the_codec_fails_when_a_model_gains_a_field(
         monkeypatch.setattr(codec, name, value)
     with pytest.raises(AssertionError, match="template no longer matches"):
         codec._check_template()
+
+
+def test_a_bare_test_run_encodes_as_the_generic_encoder_writes_it() -> None:
+    """`encode_test_run` (the local store's rows) writes what the generic encoder does."""
+    count = 0
+    for entry in sample_entries():
+        doc = entry.get("doc")
+        kind, encoded = outcome(codec.encode_test_run, doc)
+        if kind == "ok" and encoded is not None:
+            count += 1
+            text, plain = encoded
+            assert text == codec._ENCODER.encode(doc), repr(doc)
+            free_form = doc["details"] is not None or any(
+                metric["details"] is not None for metric in doc["metrics"].values()
+            )
+            assert plain is not free_form, repr(doc)
+            assert not plain or text.isascii()
+        else:  # the generic way writes it, or raises
+            assert outcome(encode, entry) == outcome(reference_encode, entry), repr(entry)
+    assert count > 200

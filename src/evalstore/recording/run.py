@@ -267,7 +267,7 @@ class RunRecorder:
         _check_optional(test_name, str, "test_name", "a string")
         _check_optional(message, str, "message", "a string")
         _check_optional(details, Mapping, "details", "a mapping (dict)")
-        tags, participants = check_tags(tags, "tags"), check_tags(participants, "participants")
+        tags, participants = _tags(tags, "tags"), _tags(participants, "participants")
         metric_models = _metrics(metrics)
         passed, status = _outcome(passed, status, metric_models)
         method = score_method or ("manual" if score is not None else "average")
@@ -549,8 +549,15 @@ def _exact_utc(value: datetime) -> datetime:
     )
 
 
+def _tags(tags: object, name: str) -> tuple[str, ...]:
+    """`check_tags(tags, name)`, with less work for the usual list (or tuple) of strings."""
+    if (type(tags) is list or type(tags) is tuple) and all(type(t) is str and t for t in tags):
+        return tuple(tags)
+    return check_tags(tags, name)
+
+
 def _metrics(metrics: Mapping[str, MetricInput] | None) -> dict[str, MetricData]:
-    if metrics is None:
+    if metrics is None or (type(metrics) is dict and not metrics):
         return {}
     if not isinstance(metrics, Mapping):
         raise InvalidDataError(
@@ -589,11 +596,16 @@ def _may_be_large(test_run: Mapping[str, Any]) -> bool:
     metrics = test_run["metrics"]
     if test_run["details"] is not None:
         return True
-    if any(metric["details"] is not None for metric in metrics.values()):
-        return True
     text = len(test_run["message"] or "") + len(test_run["test_name"]) + len(test_run["test_id"])
-    text += sum(map(len, test_run["tags"])) + sum(map(len, test_run["participants"]))
-    text += sum(len(name) + len(metric["unit"] or "") for name, metric in metrics.items())
+    if metrics:
+        if any(metric["details"] is not None for metric in metrics.values()):
+            return True
+        text += sum(len(name) + len(metric["unit"] or "") for name, metric in metrics.items())
+    tags, participants = test_run["tags"], test_run["participants"]
+    if tags:
+        text += sum(map(len, tags))
+    if participants:
+        text += sum(map(len, participants))
     return text > _LARGE_TEXT
 
 

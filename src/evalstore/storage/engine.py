@@ -150,12 +150,34 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def bson_problem(document: Document) -> str | None:
+BSON_BYTES_PER_PLAIN_CHAR = 4
+"""An upper bound on a plain test run's BSON bytes per character of its JSON text.
+
+Plain (see `codec.encode_test_run`): typed fields, no free-form value, ASCII text.
+The most BSON takes per character of such text is an empty string in a list of
+tags (`"", ` is 4 characters; its BSON element is 7 bytes plus the digits of its
+index), less than 4 for any list a 16 MiB document could hold; every other field
+takes less than its text (an ObjectId is 12 bytes for 34 characters, a date 8 for
+37, a float 8 for at least 3 characters plus its key, quotes and separators).
+"""
+_PLAIN_TEXT_LIMIT = MAX_DOCUMENT_BYTES // BSON_BYTES_PER_PLAIN_CHAR
+
+
+def bson_problem(document: Document, *, plain_text: str | None = None) -> str | None:
     """Why MongoDB would refuse `document` (it cannot be encoded, or it is too large), or None.
 
     Both engines refuse the same documents, so that a local store can always be
     pushed to a server.
+
+    Args:
+        document: the document.
+        plain_text: its JSON, when `codec.encode_test_run` wrote it as plain. Short
+            enough that even `BSON_BYTES_PER_PLAIN_CHAR` bytes per character fit, and
+            without a `\\u` escape (a NUL byte or a lone surrogate would be one), such
+            a document encodes within the limit: it is not encoded to find out.
     """
+    if plain_text is not None and len(plain_text) <= _PLAIN_TEXT_LIMIT and "\\u" not in plain_text:
+        return None
     try:
         size = len(bson.encode(document))
     except DATA_ERRORS as exc:

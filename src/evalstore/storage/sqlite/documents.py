@@ -12,8 +12,9 @@ from typing import Any
 
 from bson import ObjectId, json_util
 
-from evalstore.codec import encode
+from evalstore.codec import encode, encode_test_run
 from evalstore.models import Document
+from evalstore.storage.engine import bson_problem
 from evalstore.storage.sqlite.schema import ALERT_COLUMNS, RUN_COLUMNS, TEST_RUN_COLUMNS
 from evalstore.storage.sqlite.where import to_ms
 
@@ -62,7 +63,23 @@ def encode_document(document: Document) -> str:
     Raises:
         TypeError, ValueError: a value JSON cannot hold (the caller refuses the document).
     """
-    return encode(document)[:-1].decode("utf-8")
+    return test_run_text(document)[0]
+
+
+def test_run_text(document: Document) -> tuple[str, bool]:
+    """The JSON text a row keeps of `document`, and whether a template wrote it as plain.
+
+    A test run of the usual shape is written from `codec.encode_test_run`'s template
+    (the same text); plain means typed fields only, without free-form values (see
+    there), so that `bson_problem` can tell from the text alone that it fits.
+
+    Raises:
+        TypeError, ValueError: a value JSON cannot hold (the caller refuses the document).
+    """
+    encoded = encode_test_run(document)
+    if encoded is not None:
+        return encoded
+    return encode(document)[:-1].decode("utf-8"), False
 
 
 def _oid_or_text(value: Any) -> str | None:
@@ -152,6 +169,21 @@ def test_row(document: Document, text: str) -> tuple[Any, ...]:
     return (*(convert(document.get(name)) for name, convert in _TEST_CONVERTERS.items()), text)
 
 
+def templated_test_row(document: Document, text: str) -> tuple[Any, ...]:
+    """`test_row` of a document `codec.encode_test_run` wrote (its field types are known)."""
+    return (
+        str(document["_id"]),
+        document["test_run_id"],
+        str(document["evaluation_run_id"]),
+        document["test_id"],
+        document["status"],
+        int(document["passed"]),
+        document["score"],
+        to_ms(document["finished_at"]),
+        text,
+    )
+
+
 def alert_row(document: Document, text: str) -> tuple[Any, ...]:
     """The `alerts` row of an alert document whose JSON is `text`."""
     return (*(convert(document.get(name)) for name, convert in _ALERT_CONVERTERS.items()), text)
@@ -186,3 +218,23 @@ def insert_sql(table: str, *, or_ignore: bool = False, replace: bool = False) ->
         assignments = ", ".join(f"{name} = excluded.{name}" for name in (*columns[1:], "doc"))
         conflict = f" ON CONFLICT(_id) DO UPDATE SET {assignments}"
     return f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}"
+
+
+def stored_test_row(document: Document) -> tuple[tuple[Any, ...] | None, str]:
+    """The `test_runs` row of a test run document; or None and why MongoDB would refuse it.
+
+    The same answer as `bson_problem` then `test_row(document, encode_document(document))`
+    (a document BSON refuses is refused for that, else for what JSON refused); a plain
+    document (`codec.encode_test_run`) is not encoded to BSON (see `bson_problem`).
+    """
+    try:
+        encoded = encode_test_run(document)
+        text, plain = encoded if encoded is not None else (encode_document(document), False)
+    except (TypeError, ValueError) as exc:
+        return None, bson_problem(document) or str(exc)
+    problem = bson_problem(document, plain_text=text if plain else None)
+    if problem is not None:
+        return None, problem
+    if encoded is not None:
+        return templated_test_row(document, text), ""
+    return test_row(document, text), ""

@@ -60,6 +60,7 @@ from evalstore.storage.sqlite.documents import (
     object_id,
     row_of,
     run_row,
+    stored_test_row,
     table_columns,
     test_row,
 )
@@ -407,14 +408,11 @@ class SqliteEngine:
         for document in documents:
             if "_id" not in document:  # MongoDB gives an upserted document one
                 document = {"_id": ObjectId(), **document}
-            problem = bson_problem(document)
-            if problem is None:
-                try:
-                    rows.append(test_row(document, encode_document(document)))
-                    continue
-                except (TypeError, ValueError) as exc:
-                    problem = str(exc)
-            refused.append(RefusedDocument(document, problem))
+            row, problem = stored_test_row(document)
+            if row is not None:
+                rows.append(row)
+            else:
+                refused.append(RefusedDocument(document, problem))
 
         def write(connection: sqlite3.Connection) -> None:
             with _transaction(connection):
