@@ -17,21 +17,25 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalstore.errors import ConfigurationError
-from evalstore.monitors.channels import Channels, check_webhook_url
-from evalstore.monitors.monitor import Monitor
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from evalstore.monitors.monitor import Monitor
+
+# What follows is imported only where rules are configured: a pytest session without
+# rules pays for none of it (see `configured_monitor`).
 
 SETTINGS = ("webhook_url", "webhook_timeout_s", "callback_timeout_s")
 
 
 def _read(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
     try:
         with path.open("rb") as file:
             data: dict[str, Any] = tomllib.load(file)
@@ -75,6 +79,8 @@ def monitor_from_file(path: Path, *, top_level: bool = True) -> Monitor | None:
         raise ConfigurationError(
             f"{path}: unknown setting {unknown[0]!r} (known: rules, {', '.join(SETTINGS)})"
         )
+    from evalstore.monitors.channels import Channels, check_webhook_url
+    from evalstore.monitors.monitor import Monitor
     from evalstore.monitors.rules import parse_rules
 
     rules = parse_rules(section["rules"], str(path))
@@ -110,6 +116,10 @@ def configured_monitor(directory: Path | None = None) -> Monitor | None:
     if own.is_file():
         return monitor_from_file(own)
     project = directory / "pyproject.toml"
-    if project.is_file():
-        return monitor_from_file(project, top_level=False)
-    return None
+    try:
+        text = project.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # none, or unreadable: pytest reads it too, and says so
+        return None
+    if "tool.evalstore" not in text:  # most projects: no TOML parsed, no rules imported
+        return None
+    return monitor_from_file(project, top_level=False)
