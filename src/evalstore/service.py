@@ -9,36 +9,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from bson import ObjectId
 from typing_extensions import Unpack
 
 from evalstore.analysis import (
     comparison,
+    config_choice,
     configs,
+    direction,
     durations,
     experiments,
     queries,
     retention,
     stats,
     trends,
+    usage,
 )
 from evalstore.analysis.base import History, run_not_found
 from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
 from evalstore.analysis.pipelines import FINISHED, Period, TestValue
 from evalstore.analysis.types import (
+    BestConfiguration,
     ConfigDifference,
+    ConfigGroup,
     ConfigSummary,
     DurationPoint,
     ExperimentMetric,
     FlakyTest,
     HistoryPoint,
+    Objective,
     OutcomeChange,
     PerTestStats,
     PruneResult,
     RecordedMetrics,
     RunComparison,
+    ScoreDirection,
     ScorePoint,
     SlowTest,
     TestOutcomes,
@@ -163,6 +170,13 @@ class MetricsStorageService:
             "score": score["score"],
             "metrics": {m["_id"]: m["mean"] for m in result["means"] if m["mean"] is not None},
         }
+        by_model = usage.totals_rows(
+            await self.client.rows(
+                usage.usage_totals({"evaluation_run_id": run_oid}, "model"), action=action
+            )
+        )
+        if by_model:  # a run without usage keeps the fields it always had
+            update["usage"] = usage.run_usage_summary(by_model, update["num_passed"])
         updated = await self.client.update_run({"_id": run_oid}, update, action=action)
         if updated is None:
             raise run_not_found(evaluation_run_id)
@@ -373,6 +387,41 @@ class MetricsStorageService:
         """What differs between two configuration snapshots; see `analysis.configs`."""
         return await configs.diff_configurations(self._history, hash_a, hash_b)
 
+    async def compare_configurations_by(
+        self, key: str, **filters: Unpack[FilterKwargs]
+    ) -> list[ConfigGroup]:
+        """Finished runs grouped by the value at one key of their configuration snapshot.
+
+        Runs, success rate, mean score, mean cost, cost per success and mean
+        duration per value; runs lacking the key are one `(missing)` group.
+        See `analysis.config_choice`.
+        """
+        return await config_choice.compare_configurations_by(self._history, key, **filters)
+
+    async def best_configuration(
+        self,
+        objective: Objective = "score",
+        *,
+        max_cost: float | None = None,
+        min_runs: int = 1,
+        **filters: Unpack[FilterKwargs],
+    ) -> BestConfiguration:
+        """The best configuration for `score`, `success` or `cost-per-success`, with its
+        snapshot and the runners-up; see `analysis.config_choice`."""
+        return await config_choice.best_configuration(
+            self._history, objective, max_cost=max_cost, min_runs=min_runs, **filters
+        )
+
+    async def get_score_direction(
+        self,
+        last: int = direction.DEFAULT_LAST,
+        metric: str | None = None,
+        **filters: Unpack[FilterKwargs],
+    ) -> ScoreDirection:
+        """Whether the score (or a metric) of the last runs is improving, degrading or flat:
+        least-squares slopes with 95% intervals (needs scipy); see `analysis.direction`."""
+        return await direction.get_score_direction(self._history, last, metric, **filters)
+
     async def compare_runs(
         self,
         base: str | ObjectId,
@@ -521,3 +570,134 @@ class MetricsStorageService:
         alert.update(acknowledged=True, acknowledged_at=utcnow(), acknowledged_by=by)
         await self.save_alert(alert)
         return alert
+
+    # -- usage and cost ---------------------------------------------------------------
+
+    async def store_usage(self, documents: Sequence[Document]) -> None:
+        """Store usage records (see `RunRecorder.record_usage`); storing one again does nothing."""
+        await self.client.insert_usage(documents)
+
+    async def get_usage(self, evaluation_run_id: str | ObjectId) -> list[Document]:
+        """The usage records of one run, in the order they were recorded.
+
+        Raises:
+            RunNotFoundError: no evaluation run has that id.
+        """
+        run = await self._history.select(evaluation_run_id)
+        return await self.client.read(
+            "usage",
+            {"evaluation_run_id": run["_id"]},
+            sort=[("recorded_at", 1), ("usage_id", 1)],
+            action="read usage",
+        )
+
+    async def get_usage_totals(
+        self,
+        by: usage.UsageBy = "model",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        evaluation_run_oid: ObjectId | None = None,
+        branch: str | None = None,
+        environment: str | None = None,
+        suite: str | None = None,
+    ) -> list[Document]:
+        """Tokens, calls and cost summed per model, day (UTC), run or test.
+
+        Each row: the group's fields, `input_tokens` ... `calls`, `cost` (None when no
+        record of the group was priced), `unpriced` and `records`.
+        """
+        if by not in ("model", "day", "run", "test"):
+            raise InvalidDataError(f"by must be model, day, run or test, got {by!r}")
+        match: Document = {}
+        window: Document = {}
+        if since is not None:
+            window["$gte"] = since
+        if until is not None:
+            window["$lt"] = until
+        if window:
+            match["recorded_at"] = window
+        for name, value in (
+            ("evaluation_run_id", evaluation_run_oid),
+            ("git_branch", branch),
+            ("environment", environment),
+            ("suite", suite),
+        ):
+            if value is not None:
+                match[name] = value
+        rows = await self.client.rows(usage.usage_totals(match, by), action="read usage")
+        return usage.totals_rows(rows)
+
+    async def get_cost(
+        self,
+        by: Literal["model", "day", "run", "test", "config", "branch"] = "run",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        branch: str | None = None,
+        environment: str | None = None,
+        suite: str | None = None,
+    ) -> list[Document]:
+        """Tokens and cost per model, day, run, test, configuration or branch.
+
+        `run`, `config` and `branch` rows also name the run (id, branch, configuration
+        hash) and give `cost_per_passed_test`; see `get_usage_totals` for the sums.
+        """
+        window: dict[str, Any] = {
+            "since": since,
+            "until": until,
+            "branch": branch,
+            "environment": environment,
+            "suite": suite,
+        }
+        if by in ("model", "day", "test"):
+            return await self.get_usage_totals(by, **window)
+        if by not in ("run", "config", "branch"):
+            raise InvalidDataError(
+                f"by must be run, day, model, config, branch or test, got {by!r}"
+            )
+        per_run = await self.get_usage_totals("run", **window)
+        oids = [row["evaluation_run_id"] for row in per_run]
+        runs = (
+            {
+                run["_id"]: run
+                for run in await self.client.read(
+                    "evaluation_runs",
+                    {"_id": {"$in": oids}},
+                    projection={
+                        "evaluation_run_id": 1,
+                        "started_at": 1,
+                        "git_branch": 1,
+                        "system_info_hash": 1,
+                        "num_passed": 1,
+                        "status": 1,
+                    },
+                    action="read runs",
+                )
+            }
+            if oids
+            else {}
+        )
+        if by == "config":
+            return usage.regroup_by_run_field(per_run, runs, "system_info_hash", "configuration")
+        if by == "branch":
+            return usage.regroup_by_run_field(per_run, runs, "git_branch", "branch")
+        answers = []
+        for row in per_run:
+            run = runs.get(row["evaluation_run_id"], {})
+            passed = run.get("num_passed")
+            cost = row["cost"]
+            answers.append(
+                {
+                    "evaluation_run_id": run.get("evaluation_run_id"),
+                    "started_at": run.get("started_at"),
+                    "branch": run.get("git_branch"),
+                    "configuration": run.get("system_info_hash"),
+                    **{k: v for k, v in row.items() if k != "evaluation_run_id"},
+                    "passed_tests": passed if isinstance(passed, int) else 0,
+                    "cost_per_passed_test": cost / passed
+                    if cost is not None and isinstance(passed, int) and passed
+                    else None,
+                }
+            )
+        return sorted(answers, key=lambda a: (a["started_at"] is not None, str(a["started_at"])))

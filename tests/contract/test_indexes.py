@@ -41,6 +41,16 @@ EXPECTED_INDEXES = {
         },
         {"name": "test_run_id_unique", "keys": [("test_run_id", 1)], "unique": True},
     ],
+    "usage": [
+        {"name": "_id_", "keys": [("_id", 1)], "unique": False},
+        {"name": "usage_id_unique", "keys": [("usage_id", 1)], "unique": True},
+        {"name": "usage_recorded_at", "keys": [("recorded_at", -1)], "unique": False},
+        {
+            "name": "usage_run",
+            "keys": [("evaluation_run_id", 1), ("model", 1)],
+            "unique": False,
+        },
+    ],
     "alerts": [
         {"name": "_id_", "keys": [("_id", 1)], "unique": False},
         {"name": "alert_fired_at", "keys": [("fired_at", -1)], "unique": False},
@@ -51,7 +61,7 @@ EXPECTED_INDEXES = {
 
 async def test_create_indexes_creates_the_declared_indexes(client: MongoDBClient) -> None:
     names = await client.create_indexes()
-    assert len(names) == 15
+    assert len(names) == 18
     assert await client.list_indexes() == EXPECTED_INDEXES
 
 

@@ -331,3 +331,126 @@ async def ask_monitors(pair: EnginePair) -> None:
     await pair.same("get_alerts", evaluation_run_oid=history.runs[0].oid)
     for alert_id in ("nope", str(UNKNOWN_OID)):  # both refused, in the same words
         await pair.same("acknowledge_alert", alert_id)
+
+
+CONFIG_KEYS = (
+    "config.model",
+    "config.beam_size",  # 5 and 5.0 in some histories: one group, the first run's value shown
+    "config.asr.vad",
+    "config.asr",
+    "config.cache",
+    "config.languages",
+    "platform.gpu",  # None in one configuration, missing in the others
+    "system_information.python",
+    "git_branch",
+    "environment",
+    "suite",
+    "status",
+    "system_info_hash",
+    "experiment_tags",
+    "config.no-such-key",
+    "config..model",  # refused on both
+)
+
+
+async def _set_usage(pair: EnginePair) -> None:
+    """The same `usage` on both engines' runs: none, a cost, no price, a partly priced cost."""
+    for index, run in enumerate(pair.history.runs):
+        usage: dict[str, Any] | None = (
+            None,
+            {"cost": 0.125 * index, "unpriced": 0},
+            {"cost": None, "unpriced": 2},
+            {"cost": 0.5 + index, "unpriced": index % 2},
+        )[index % 4]
+        if usage is None:
+            continue
+        for engine in pair.engines:
+            await engine.client.update_run(
+                {"_id": run.oid}, {"usage": usage}, action="set usage for the differential test"
+            )
+
+
+async def ask_configs_by(pair: EnginePair) -> None:
+    """Configurations compared by any key, the best one per objective, and the score
+    direction: first on runs without usage, then with costs on some runs."""
+    history = pair.history
+    whole = everything(history)
+    for with_usage in (False, True):
+        if with_usage:
+            await _set_usage(pair)
+        for key in CONFIG_KEYS:
+            await pair.same("compare_configurations_by", key, **whole)
+        for filters in filter_variants(history):
+            await pair.same("compare_configurations_by", "config.model", **filters)
+        for objective in ("score", "success", "cost-per-success"):
+            for max_cost in (None, 0.5, 3.0, 1000):
+                for min_runs in (1, 3):
+                    await pair.same(
+                        "best_configuration",
+                        objective,
+                        max_cost=max_cost,
+                        min_runs=min_runs,
+                        **whole,
+                    )
+        for index, filters in enumerate(filter_variants(history)):
+            objective = ("score", "success", "cost-per-success")[index % 3]
+            await pair.same("best_configuration", objective, **filters)
+        await pair.same("best_configuration", "fastest", **whole)  # refused on both
+        for last in (1, 2, 3, 5, 20, 1000):
+            for metric in (None, "score", *METRIC_NAMES, "never-recorded"):
+                await pair.same("get_score_direction", last, metric, **whole)
+        for filters in filter_variants(history):
+            await pair.same("get_score_direction", 10, **filters)
+
+
+MODELS = (("gpt-4o", "openai"), ("claude-sonnet-4-0", None), ("in-house-llm", None))
+
+
+async def ask_usage(pair: EnginePair) -> None:
+    """Usage stored the same way on both engines, then summed per model, day, run, test,
+    configuration and branch, over windows and scopes."""
+    history = pair.history
+    documents = []
+    for index, run in enumerate(history.runs):
+        for k in range(index % 4):
+            model, provider = MODELS[(index + k) % len(MODELS)]
+            tokens = 100 * (index + 1) + 7 * k
+            documents.append(
+                {
+                    "_id": ObjectId(f"{index + 1:012x}{k + 1:012x}"),
+                    "usage_id": f"{run.run_id}/usage/{k:06d}",
+                    "evaluation_run_id": run.oid,
+                    "test_id": history.test_ids[(index + k) % len(history.test_ids)]
+                    if k % 2
+                    else None,
+                    "step": None,
+                    "model": model,
+                    "provider": provider,
+                    "input_tokens": tokens,
+                    "output_tokens": tokens // 3,
+                    "cache_read_tokens": tokens // 5,
+                    "cache_write_tokens": 0,
+                    "reasoning_tokens": 0,
+                    "calls": 1 + k,
+                    "cost": None if model == "in-house-llm" else tokens * 1.25e-6,
+                    "cost_source": "unpriced" if model == "in-house-llm" else "computed",
+                    "price": None,
+                    "recorded_at": run.document["started_at"] + (k + 1) * MS * 1000,
+                    "suite": run.document.get("suite"),
+                    "git_branch": run.document.get("git_branch"),
+                    "environment": run.document.get("environment"),
+                }
+            )
+    await pair.same("store_usage", documents)
+    await pair.same("store_usage", documents[:3])  # stored again: nothing changes
+    for run in history.runs[:6]:
+        await pair.same("get_usage", run.run_id)
+    for by in ("model", "day", "run", "test"):
+        await pair.same("get_usage_totals", by)
+        await pair.same("get_usage_totals", by, since=history.monday + 2 * DAY)
+        for branch in history.values("git_branch")[:2]:
+            await pair.same("get_usage_totals", by, branch=branch)
+    for by in ("run", "config", "branch", "model", "day", "test"):
+        await pair.same("get_cost", by)
+        await pair.same("get_cost", by, until=history.monday + 5 * DAY)
+    await pair.same("get_cost", "weekday")  # refused in the same words

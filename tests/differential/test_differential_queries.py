@@ -25,6 +25,7 @@ from __future__ import annotations
 from differential_engines import EnginePair
 from differential_queries import (
     ask_comparisons,
+    ask_configs_by,
     ask_configurations,
     ask_durations,
     ask_experiments,
@@ -34,6 +35,7 @@ from differential_queries import (
     ask_stats,
     ask_test_trends,
     ask_trends,
+    ask_usage,
 )
 
 
@@ -50,6 +52,11 @@ async def test_trends(pair: EnginePair) -> None:
 
 async def test_stats(pair: EnginePair) -> None:
     await ask_stats(pair)
+    pair.assert_agreed()
+
+
+async def test_usage_and_cost(pair: EnginePair) -> None:
+    await ask_usage(pair)
     pair.assert_agreed()
 
 
@@ -80,4 +87,9 @@ async def test_run_comparisons(pair: EnginePair) -> None:
 
 async def test_experiments(pair: EnginePair) -> None:
     await ask_experiments(pair)
+    pair.assert_agreed()
+
+
+async def test_configurations_by_key_best_and_direction(pair: EnginePair) -> None:
+    await ask_configs_by(pair)
     pair.assert_agreed()

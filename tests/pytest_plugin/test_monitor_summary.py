@@ -55,3 +55,31 @@ def test_invalid_rules_are_one_warning_and_the_results_are_still_stored(
     )
     runs, tests = stored()
     assert (len(runs), len(tests)) == (1, 3)
+
+
+USAGE_SUITE = """
+def test_agent(evalstore_metrics):
+    evalstore_metrics.usage("acme-small", input_tokens=500_000, output_tokens=1_000)
+
+def test_bad_usage(evalstore_metrics):
+    evalstore_metrics.usage("acme-small", input_tokens=-5)
+"""
+
+
+def test_the_fixture_records_usage_with_its_test_and_refuses_bad_values(
+    inner: pytest.Pytester,
+    run_recorded: Callable[..., pytest.RunResult],
+    stored: Callable[[], tuple[list[dict[str, object]], list[dict[str, object]]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prices = inner.path / "prices.toml"
+    prices.write_text('[models."acme-small"]\ninput = 2.0\noutput = 8.0\n')
+    monkeypatch.setenv("EVALSTORE_PRICES", str(prices))
+    inner.makepyfile(USAGE_SUITE)
+    result = run_recorded()
+    result.assert_outcomes(passed=1, failed=1)  # the bad value fails the test that gave it
+    result.stdout.fnmatch_lines(["*InvalidDataError: input_tokens*"])
+    [run], _ = stored()
+    usage = run["usage"]
+    assert (usage["records"], usage["input_tokens"]) == (1, 500_000)
+    assert usage["cost"] == pytest.approx((500_000 * 2.0 + 1_000 * 8.0) / 1e6)  # 1.008

@@ -328,3 +328,98 @@ class SlowTest(TypedDict):
     change: float | None
     """The last duration against the mean, as a fraction (0.5: 50% slower); None for a 0 mean."""
     last_seen: datetime
+
+
+class ConfigFigures(TypedDict):
+    """What a group of finished runs achieved and cost (see `analysis.configs.figures`)."""
+
+    runs: int
+    successes: int
+    """Runs with at least one test passed and none failed or errored."""
+    success_rate: float
+    """successes / runs."""
+    mean_score: float | None
+    cost_runs: int
+    """Runs with a cost (`usage.cost`, a number); runs recorded without one are not in it."""
+    mean_cost: float | None
+    """Mean cost of the `cost_runs` runs; None when there are none."""
+    total_cost: float | None
+    cost_per_success: float | None
+    """Total cost of the runs with a cost over their successes; None without either."""
+    mean_duration_s: float | None
+    """Mean of `finished_at - started_at`, in seconds."""
+
+
+class ConfigGroup(ConfigFigures):
+    """The finished runs whose configuration holds one value at a key (`configs compare --by`)."""
+
+    value: Any
+    """The value at the key (None when it is missing: see `missing`)."""
+    label: str
+    """The value as a table shows it: strings as they are, `(missing)`, `null`, `0.7`, `[1, 2]`."""
+    missing: bool
+    """True for the group of the runs that lack the key."""
+    configurations: int
+    """How many configurations (`system_info_hash`) the group's runs have."""
+
+
+class ConfigCandidate(ConfigFigures):
+    """One configuration (`system_info_hash`) weighed by `best_configuration`."""
+
+    system_info_hash: str
+    label: str
+    """The values of the snapshot keys that set it apart from the other configurations."""
+    config: Any
+    """Its configuration snapshot (`system_information.config`; None when there is none)."""
+    last_seen: datetime
+    excluded: str | None
+    """Why it cannot be the best (too few runs, no cost, over the cost cap...), or None."""
+
+
+Objective = Literal["score", "success", "cost-per-success"]
+
+
+class BestConfiguration(TypedDict):
+    """The best configuration for one objective, and how the others compare."""
+
+    objective: Objective
+    max_cost: float | None
+    min_runs: int
+    best: ConfigCandidate | None
+    """`ranking[0]`; None when no configuration qualifies (see `excluded`)."""
+    ranking: list[ConfigCandidate]
+    """The configurations that qualify, best first (the runners-up follow the best)."""
+    excluded: list[ConfigCandidate]
+    """The others, each with the reason, by hash."""
+
+
+DirectionVerdict = Literal["improving", "degrading", "flat", "not enough runs"]
+
+
+class Slope(TypedDict):
+    """An ordinary-least-squares slope with its confidence interval (t distribution)."""
+
+    slope: float | None
+    """None when every x is the same (all runs started at the same time)."""
+    low: float | None
+    high: float | None
+
+
+class ScoreDirection(TypedDict):
+    """Whether the score (or a metric) of the last runs goes up or down."""
+
+    metric: str
+    """`score`, or the metric name."""
+    runs: int
+    """Runs in the fit: the last `last` finished runs that have a value."""
+    first: datetime | None
+    last: datetime | None
+    """When the first and the last of them started."""
+    per_run: Slope
+    """Change per run (x = 0, 1, 2, ... in start order)."""
+    per_day: Slope
+    """Change per day (x = days since the first run started)."""
+    confidence: float
+    verdict: DirectionVerdict
+    """From `per_run`: `improving` when its interval is above 0, `degrading` when below,
+    else `flat`; `not enough runs` with fewer than 3 runs."""

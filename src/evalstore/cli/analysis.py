@@ -1,8 +1,9 @@
 """The CLI's history-analysis commands, registered on the main app.
 
-`trend`, `stats`, `flaky`, `configs list|diff`, `compare`, `experiments compare`
-and `prune`: tables for people, `--json` for scripts. Errors are one line on
-stderr with exit code 1 (2 for a bad option value); `compare
+`trend` (and `trend --direction`), `stats`, `flaky`, `configs
+list|diff|compare|best`, `compare`, `experiments compare` and `prune`: tables
+for people, `--json` for scripts. Errors are one line on stderr with exit code
+1 (2 for a bad option value); `compare
 --fail-on-regression` exits with `REGRESSION_EXIT` (3) when the head regressed,
 so a CI job can tell a regression from an error.
 """
@@ -17,6 +18,16 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from evalstore.analysis.config_choice import OBJECTIVES, check_group_key
+from evalstore.analysis.direction import DEFAULT_LAST
+from evalstore.analysis.reports import (
+    OBJECTIVE_NAMES,
+    cost_text,
+    direction_reason,
+    interval_text,
+    objective_text,
+    slope_text,
+)
 from evalstore.analysis.stats import STATS_SORT_KEYS
 from evalstore.cli.common import (
     DbOption,
@@ -43,7 +54,7 @@ from evalstore.cli.options import (
     usage_error,
     window_kwargs,
 )
-from evalstore.cli.render import TREND_COLUMNS, Column, fmt, print_json
+from evalstore.cli.render import TREND_COLUMNS, Column, fmt, print_json, table
 from evalstore.cli.tables import (
     COMPARE_TEST_COLUMNS,
     CONFIG_COLUMNS,
@@ -58,7 +69,10 @@ from evalstore.cli.tables import (
     TEST_TREND_COLUMNS,
     analysis_table,
     p_value,
+    percent,
+    short_hash,
 )
+from evalstore.errors import InvalidDataError
 from evalstore.service import MetricsStorageService
 
 REGRESSION_EXIT = 3
@@ -86,7 +100,9 @@ def _first(rows: list[Any], limit: int, what: str) -> tuple[list[Any], str]:
 
 
 configs_app = typer.Typer(
-    help="Configurations (system_info_hash): list them, diff two.", no_args_is_help=True
+    help="Configurations (system_info_hash): list them, diff two, compare by a key, "
+    "choose the best.",
+    no_args_is_help=True,
 )
 experiments_app = typer.Typer(help="Experiments: compare the runs of two tag sets.")
 
@@ -219,8 +235,40 @@ def trend(
     url: UrlOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    direction: Annotated[
+        bool,
+        typer.Option(
+            "--direction",
+            help="Is the score (or --metric) improving, degrading or flat over the last runs: "
+            "least-squares slope per run and per day with a 95% interval "
+            "(needs scipy: pip install 'evalstore[stats]').",
+        ),
+    ] = False,
+    last: Annotated[
+        int | None,
+        typer.Option(
+            "--last",
+            min=1,
+            help=f"With --direction: how many of the newest finished runs "
+            f"(default {DEFAULT_LAST}).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Mean of a run metric per day or week, the score of each run, or one test over time."""
+    """Mean of a run metric per day or week, the score of each run, or one test over time.
+
+    With --direction: whether the score is improving over the last runs.
+    """
+    if last is not None and not direction:
+        usage_error("--last counts the runs of --direction: add --direction")
+    if direction:
+        for option, given in (("--by", by), ("--test", test), ("--duration", duration or None)):
+            if given is not None:
+                usage_error(f"--direction fits the runs' {metric}: leave out {option}")
+        filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
+        window = describe_window(since, until, days)
+        _trend_direction(metric, last or DEFAULT_LAST, filters, window, url, db, as_json)
+        return
     if by is not None:
         check_choice(by, ("day", "week", "run"), "--by")
     if by == "run" and metric != "score":
@@ -265,6 +313,55 @@ def trend(
         _show(as_json, rows, f"Score of each run ({window})", SCORE_TREND_COLUMNS, rows, hint)
     else:
         _show(as_json, rows, f"{metric} per {by or 'day'} ({window})", TREND_COLUMNS, rows, hint)
+
+
+def _trend_direction(
+    metric: str,
+    last: int,
+    filters: dict[str, Any],
+    window: str,
+    url: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """`trend --direction`: the fit, its verdict, and why it has none."""
+    chosen = None if metric == "score" else metric
+
+    async def use(service: MetricsStorageService) -> tuple[Any, str]:
+        answer = await service.get_score_direction(last, chosen, **filters)
+        hint = ""
+        if answer["runs"] == 0:
+            hint = await why_empty(service, filters, window, metric=metric)
+        return answer, hint
+
+    answer, hint = run_command(lambda: with_service(url, db, use))
+    if as_json:
+        print_json(out, answer)
+    else:
+        span = ""
+        if answer["first"] is not None:
+            span = f", started {fmt(answer['first'])} to {fmt(answer['last'])} UTC"
+        out.print(
+            f"{metric}: the last {answer['runs']} finished run(s) ({window}{span})",
+            markup=False,
+            soft_wrap=True,
+        )
+        if answer["verdict"] != "not enough runs":
+            confidence = f"{answer['confidence'] * 100:g}%"
+            for name in ("run", "day"):
+                slope = answer[f"per_{name}"]
+                out.print(
+                    f"  per {name}: {slope_text(slope['slope'])} "
+                    f"({confidence} interval {interval_text(slope)})",
+                    markup=False,
+                )
+        out.print(
+            f"verdict: {answer['verdict']} ({direction_reason(answer)})",
+            markup=False,
+            soft_wrap=True,
+        )
+    if hint:
+        err.print(hint, markup=False, soft_wrap=True, highlight=False)
 
 
 def stats(
@@ -412,6 +509,189 @@ def configs_diff(
         )
         return
     _show(as_json, rows, f"{hash_a} (a) vs {hash_b} (b)", DIFF_COLUMNS, rows)
+
+
+def _figure_columns() -> list[Column]:
+    """The columns of `ConfigFigures` (runs, success rate, score, cost, duration)."""
+    return [
+        ("runs", lambda r: r.get("runs")),
+        ("success", lambda r: percent(r.get("success_rate"))),
+        ("score", lambda r: r.get("mean_score")),
+        ("mean cost", lambda r: _cost(r.get("mean_cost"))),
+        ("cost/success", lambda r: _cost(r.get("cost_per_success"))),
+        ("duration (s)", lambda r: r.get("mean_duration_s")),
+    ]
+
+
+def _cost(value: float | None) -> str | None:
+    return None if value is None else cost_text(value)
+
+
+def _cost_note(rows: list[Any], window: str) -> str:
+    """A note when no run of the answer has a cost (so the cost columns are dashes)."""
+    if rows and not any(row["cost_runs"] for row in rows):
+        return (
+            f"note: no finished run in {window} has a cost (usage.cost): runs recorded "
+            "without usage, or with unpriced models, leave the cost columns empty"
+        )
+    return ""
+
+
+@configs_app.command("compare")
+def configs_compare(
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="A dotted key of the configuration snapshot (config.llm.temperature reads "
+            "system_information.config.llm.temperature) or a run field (git_branch, "
+            "environment, suite, system_info_hash).",
+        ),
+    ],
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    suite: SuiteOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Finished runs grouped by one configuration key: runs, success, score, cost, duration.
+
+    A run succeeds when a test passed and none failed or errored; runs that lack
+    the key are one "(missing)" group.
+    """
+    try:
+        check_group_key(by)
+    except InvalidDataError as exc:
+        usage_error(f"--by: {exc}")
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
+    window = describe_window(since, until, days)
+
+    async def use(service: MetricsStorageService) -> Any:
+        return await service.compare_configurations_by(by, **filters)
+
+    rows, hint = run_command(lambda: with_service(url, db, _explained(use, filters, window)))
+    columns: list[Column] = [(by, lambda r: r.get("label")), *_figure_columns()]
+    columns.append(("configs", lambda r: r.get("configurations")))
+    if as_json:
+        print_json(out, rows)
+    else:
+        title = f"Runs by {by} ({len(rows)} values, {window})"
+        out.print(table(title, columns, rows, right_aligned=lambda header: header != by))
+    hint = hint or _cost_note(rows, window)
+    if hint:
+        err.print(hint, markup=False, soft_wrap=True, highlight=False)
+
+
+@configs_app.command("best")
+def configs_best(
+    objective: Annotated[
+        str,
+        typer.Option(
+            "--objective",
+            help="score (highest mean score), success (highest success rate) or "
+            "cost-per-success (lowest).",
+        ),
+    ] = "score",
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0.0,
+            help="Only configurations whose mean cost per run is at most this; those "
+            "without any run with a cost are excluded.",
+            show_default=False,
+        ),
+    ] = None,
+    min_runs: Annotated[
+        int, typer.Option("--min-runs", min=1, help="Fewest finished runs to be chosen.")
+    ] = 1,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    suite: SuiteOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The best configuration for an objective, with its snapshot and the runners-up."""
+    check_choice(objective, OBJECTIVES, "--objective")
+    if max_cost is not None and not math.isfinite(max_cost):
+        usage_error(f"--max-cost: expected a finite number, got {max_cost}")
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
+    window = describe_window(since, until, days)
+
+    async def use(service: MetricsStorageService) -> tuple[Any, str]:
+        answer = await service.best_configuration(
+            objective,  # type: ignore[arg-type]
+            max_cost=max_cost,
+            min_runs=min_runs,
+            **filters,
+        )
+        hint = ""
+        if answer["best"] is None:
+            hint = await why_empty(service, filters, window) or _why_no_best(answer, window)
+        return answer, hint
+
+    answer, hint = run_command(lambda: with_service(url, db, use))
+    if as_json:
+        print_json(out, answer)
+    else:
+        _print_best(answer, window)
+    if hint:
+        err.print(hint, markup=False, soft_wrap=True, highlight=False)
+
+
+def _why_no_best(answer: Any, window: str) -> str:
+    reasons: dict[str, int] = {}
+    for row in answer["excluded"]:
+        reasons[row["excluded"]] = reasons.get(row["excluded"], 0) + 1
+    listed = "; ".join(f"{count} with {reason}" for reason, count in reasons.items())
+    return (
+        f"note: none of the {len(answer['excluded'])} configuration(s) in {window} qualifies "
+        f"for {answer['objective']}: {listed}"
+    )
+
+
+def _print_best(answer: Any, window: str) -> None:
+    objective = answer["objective"]
+    cap = (
+        "" if answer["max_cost"] is None else f", mean cost at most {cost_text(answer['max_cost'])}"
+    )
+    best = answer["best"]
+    if best is not None:
+        out.print(
+            Text.assemble(
+                f"Best by {OBJECTIVE_NAMES[objective]} ({window}{cap}): ",
+                (short_hash(best["system_info_hash"]), "bold"),
+                f"  {objective_text(best, objective)}",
+                f"  differs in: {best['label']}" if best["label"] else "",
+            ),
+            soft_wrap=True,
+        )
+        out.print("configuration snapshot:", markup=False)
+        print_json(out, best["config"])
+    ranked: list[Column] = [
+        ("configuration", lambda r: short_hash(r["system_info_hash"])),
+        ("differs in", lambda r: r.get("label")),
+        *_figure_columns(),
+    ]
+    if answer["ranking"]:
+        title = f"Ranking by {OBJECTIVE_NAMES[objective]} ({len(answer['ranking'])})"
+        out.print(analysis_table(title, ranked, answer["ranking"]))
+    if answer["excluded"]:
+        excluded: list[Column] = [*ranked[:3], ("why not", lambda r: r.get("excluded"))]
+        title = f"Not eligible ({len(answer['excluded'])})"
+        out.print(analysis_table(title, excluded, answer["excluded"]))
 
 
 def compare(

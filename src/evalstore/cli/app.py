@@ -22,6 +22,7 @@ from evalstore.cli.common import (
     run_command,
     with_service,
 )
+from evalstore.cli.cost import register_cost_commands
 from evalstore.cli.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
 from evalstore.cli.durability import register_durability_commands
 from evalstore.cli.durations import register_duration_commands
@@ -38,6 +39,7 @@ from evalstore.cli.render import (
     print_json,
     table,
 )
+from evalstore.cli.reports import register_report_commands
 from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
@@ -293,6 +295,8 @@ register_durability_commands(app, runs_app)
 register_duration_commands(app)
 register_monitoring_commands(app)
 register_prometheus_commands(app)
+register_report_commands(app)
+register_cost_commands(app)
 
 
 def main() -> None:

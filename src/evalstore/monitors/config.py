@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # What follows is imported only where rules are configured: a pytest session without
 # rules pays for none of it (see `configured_monitor`).
 
-SETTINGS = ("webhook_url", "webhook_timeout_s", "callback_timeout_s")
+SETTINGS = ("webhook_url", "webhook_timeout_s", "callback_timeout_s", "budgets", "prices")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -72,18 +72,20 @@ def monitor_from_file(path: Path, *, top_level: bool = True) -> Monitor | None:
     """
     data = _read(path)
     section = _section(data, path, top_level)
-    if section is None or "rules" not in section:
+    if section is None or ("rules" not in section and "budgets" not in section):
         return None
     unknown = sorted(set(section) - {"rules", *SETTINGS})
     if top_level and unknown:
         raise ConfigurationError(
             f"{path}: unknown setting {unknown[0]!r} (known: rules, {', '.join(SETTINGS)})"
         )
+    from evalstore.monitors.budgets import parse_budgets
     from evalstore.monitors.channels import Channels, check_webhook_url
     from evalstore.monitors.monitor import Monitor
     from evalstore.monitors.rules import parse_rules
 
-    rules = parse_rules(section["rules"], str(path))
+    rules = parse_rules(section.get("rules", []), str(path))
+    budgets = parse_budgets(section.get("budgets", []), str(path))
     url = os.environ.get("EVALSTORE_WEBHOOK_URL") or section.get("webhook_url")
     if url is not None and not isinstance(url, str):
         raise ConfigurationError(f"{path}: webhook_url must be an http(s) URL")
@@ -96,7 +98,7 @@ def monitor_from_file(path: Path, *, top_level: bool = True) -> Monitor | None:
         webhook_timeout_s=_number(section, "webhook_timeout_s", path, 5.0),
         callback_timeout_s=_number(section, "callback_timeout_s", path, 5.0),
     )
-    return Monitor(rules, channels=channels)
+    return Monitor(rules, channels=channels, budgets=budgets)
 
 
 def configured_monitor(directory: Path | None = None) -> Monitor | None:

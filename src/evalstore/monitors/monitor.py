@@ -22,6 +22,7 @@ from typing import Any
 from bson import ObjectId
 
 from evalstore.models import Document, utcnow
+from evalstore.monitors.budgets import Budget, parse_budgets
 from evalstore.monitors.channels import AlertCallback, Channels
 from evalstore.monitors.checks import SEVERITY, Verdict, check_value
 from evalstore.monitors.rules import COMPARABLE_FIELDS, Rule, parse_rules
@@ -107,6 +108,7 @@ class Monitor:
         webhook_url: a URL to POST new alerts to (Slack-compatible JSON).
         callback_timeout_s: how long one callback may take.
         channels: all channel settings at once, instead of the three above.
+        budgets: cost budgets (`Budget`s or tables as in `evalstore.toml`).
 
     Raises:
         ConfigurationError: a rule is invalid (one line naming the rule and field).
@@ -120,8 +122,11 @@ class Monitor:
         webhook_url: str | None = None,
         callback_timeout_s: float = 5.0,
         channels: Channels | None = None,
+        budgets: Iterable[Budget | Mapping[str, Any]] = (),
     ) -> None:
         self.rules = parse_rules(list(rules), "Monitor")
+        self.budgets = parse_budgets(list(budgets), "Monitor")
+        """Cost budgets, checked as usage is recorded (see `monitors.budgets`)."""
         self.channels = channels or Channels(
             callbacks=list(callbacks),
             callback_timeout_s=callback_timeout_s,

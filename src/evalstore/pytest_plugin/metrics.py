@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from _pytest.nodes import Node
 
 METRICS_KEY = pytest.StashKey[dict[str, dict[str, Any]]]()
+USAGE_KEY = pytest.StashKey[list[dict[str, Any]]]()
 # Markers that say how pytest runs a test rather than what it is about.
 _STRUCTURAL_MARKERS = frozenset({"parametrize", "usefixtures", "filterwarnings"})
 
@@ -30,6 +31,7 @@ class EvalstoreMetrics:
 
     def __init__(self, item: pytest.Item) -> None:
         self._metrics = item.stash.setdefault(METRICS_KEY, {})
+        self._item = item
 
     def record(
         self,
@@ -70,6 +72,41 @@ class EvalstoreMetrics:
         # JSON-safe (datetimes as ISO text) so xdist can send it from a worker unchanged.
         self._metrics[name] = metric.model_dump(mode="json")
 
+    def usage(
+        self,
+        model: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        calls: int = 1,
+        provider: str | None = None,
+        cost: float | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Attach what calls to a model used to the current test (see `record_usage`).
+
+        Raises:
+            InvalidDataError: a value is invalid; the message names it.
+        """
+        from evalstore.recording.usage import check_usage_fields
+
+        fields = {
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_read_tokens": cache_read_tokens,
+            "cache_write_tokens": cache_write_tokens,
+            "reasoning_tokens": reasoning_tokens,
+            "calls": calls,
+            "provider": provider,
+            "cost": cost,
+            "step": step,
+        }
+        check_usage_fields(**fields)
+        self._item.stash.setdefault(USAGE_KEY, []).append(fields)
+
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
         """A copy of the metrics recorded so far, by name."""
@@ -104,4 +141,12 @@ def marker_tags(item: pytest.Item) -> list[str]:
 def item_data(item: pytest.Item) -> dict[str, Any]:
     """What the plugin attaches to a test's teardown report: name, tags and metrics."""
     metrics: dict[str, dict[str, Any]] = item.stash.get(METRICS_KEY, {})
-    return {"name": display_name(item), "tags": marker_tags(item), "metrics": dict(metrics)}
+    data: dict[str, Any] = {
+        "name": display_name(item),
+        "tags": marker_tags(item),
+        "metrics": dict(metrics),
+    }
+    usage = item.stash.get(USAGE_KEY, None)
+    if usage:
+        data["usage"] = list(usage)
+    return data

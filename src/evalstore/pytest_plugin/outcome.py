@@ -284,7 +284,7 @@ class TestOutcome:
             details: dict[str, Any] | None = {**self.details, "subtests": self.subtests.document()}
         else:
             details = dict(self.details) if self.details else None
-        return {
+        result = {
             "test_id": self.nodeid,
             "test_name": data.get("name") or self.nodeid.rsplit("::", 1)[-1],
             "status": self.status or "passed",
@@ -296,6 +296,9 @@ class TestOutcome:
             "started_at": started,
             "finished_at": finished,
         }
+        if data.get("usage"):
+            result["usage"] = list(data["usage"])
+        return result
 
 
 def collect_result(report: pytest.CollectReport) -> dict[str, Any] | None:

@@ -6,6 +6,8 @@ types as relaxed extended JSON, so ObjectIds and datetimes round-trip):
 - `{"kind": "header", "version": 1, "database": ..., "target": <sha256>, "run": {...}}`
 - `{"kind": "test", "doc": {...}}` — one test run, before `record_test` returns
 - `{"kind": "acked", "ids": [...]}` — test runs MongoDB has acknowledged
+- `{"kind": "usage", "doc": {...}}` — one usage record (tokens, cost), before `record_usage`
+  returns; stored idempotently (keyed on `usage_id`), so it needs no acknowledgement
 - `{"kind": "finish", "status": ..., "finished_at": ...}`
 
 A journal is written by one process, which holds `<journal>.lock` while it
@@ -172,6 +174,8 @@ class JournalContents:
     run: Document
     tests: dict[str, Document] = field(default_factory=dict)
     acked: set[str] = field(default_factory=set)
+    usage: dict[str, Document] = field(default_factory=dict)
+    """Usage records by `usage_id` (all of them: storing one again does nothing)."""
     finish: Document | None = None
     skipped_lines: int = 0
     headerless: bool = False
@@ -314,6 +318,16 @@ def _add(
                 return True
         skip(number, problem)
         return False
+    elif kind == "usage":
+        doc = entry.get("doc")
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("usage_id"), str)
+            or doc.get("evaluation_run_id") != contents.run["_id"]
+        ):
+            skip(number, "a usage line without its record, or of another evaluation run")
+            return False
+        contents.usage[doc["usage_id"]] = doc
     elif kind == "acked":
         ids = entry.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -114,6 +114,7 @@ async def replay_contents(
         if on_progress is None
         else lambda sent, refused: on_progress(len(sent) - len(refused)),
     )
+    await service.store_usage(list(contents.usage.values()))
     if contents.finish is None:
         return None
     return await service.finalize_evaluation_run(

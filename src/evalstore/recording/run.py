@@ -19,6 +19,7 @@ from evalstore.errors import (
     DuplicateRunError,
     EvalstoreError,
     InvalidDataError,
+    StorageUnavailableError,
 )
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
@@ -46,12 +47,20 @@ from evalstore.recording.safety_net import SafetyNet
 from evalstore.recording.scoring import score_method
 from evalstore.recording.shutdown import TerminationGuard
 from evalstore.recording.totals import RunTotals
+from evalstore.recording.usage import (
+    USAGE_BATCH,
+    BudgetStatus,
+    UsageLedger,
+    UsageReceipt,
+    usage_arguments,
+)
 from evalstore.recording.writer import BatchWriter
 from evalstore.service import MetricsStorageService
 from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
 from evalstore.storage.client import MongoDBClient
 
 if TYPE_CHECKING:
+    from evalstore.monitors.budgets import BudgetTracker
     from evalstore.monitors.monitor import Monitor, RunCheck
 
 log = logging.getLogger("evalstore")
@@ -107,6 +116,9 @@ class RunRecorder:
         self._guard = TerminationGuard()
         self._totals = RunTotals()
         self._stored = False
+        self._usage: UsageLedger | None = None
+        self._budgets: BudgetTracker | None = None
+        self._usage_failed = False
         self.monitor = monitor
         self.check: RunCheck | None = None
         """What the monitor's rules said of the finished run (None: no monitor, or not stored)."""
@@ -122,6 +134,13 @@ class RunRecorder:
         if self._document is None:
             raise EvalstoreError("the evaluation run has not started: call start() first")
         return self._finished or self._document
+
+    @property
+    def usage(self) -> UsageLedger:
+        """The run's usage so far (`run_cost`, records waiting to be stored)."""
+        if self._usage is None:
+            self._usage = UsageLedger(self.document)
+        return self._usage
 
     @property
     def evaluation_run_id(self) -> str:
@@ -234,6 +253,7 @@ class RunRecorder:
         participants: Sequence[str] = (),
         message: str | None = None,
         details: Mapping[str, Any] | None = None,
+        usage: Sequence[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
         """Validate and store one test result; return the stored test run document.
 
@@ -301,14 +321,119 @@ class RunRecorder:
                 check_size(test_run, _LARGE_FIELDS)
             except ValueError as exc:
                 raise InvalidDataError(str(exc)) from None
+        usage_documents = [
+            self._usage_document(test_id=test_id, **usage_arguments(entry)) for entry in usage
+        ]
         if self._journal is None or self._writer is None:
             self._totals.add(test_run)
+            for usage_document in usage_documents:
+                self.usage.add(usage_document)
             return test_run
         document = {"_id": ObjectId(), **test_run}
         journaled = self._journal.append({"kind": "test", "doc": document})
         self._totals.add(document)
         await self._writer.put(document, journaled=journaled)
+        for usage_document in usage_documents:
+            await self._keep_usage(usage_document)
         return dict(document)
+
+    async def record_usage(
+        self,
+        model: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        calls: int = 1,
+        provider: str | None = None,
+        cost: float | None = None,
+        test_id: str | None = None,
+        step: int | None = None,
+    ) -> UsageReceipt:
+        """Record what calls to a model used, and what they cost; see the README's
+        "Cost and tokens" for the fields and how cached tokens are priced.
+
+        Args:
+            model: the model called (`gen_ai.request.model`).
+            input_tokens: all input tokens, cached ones included (OpenTelemetry's
+                `gen_ai.usage.input_tokens`).
+            output_tokens: all output tokens, reasoning ones included.
+            cache_read_tokens, cache_write_tokens: the part of `input_tokens` read
+                from, and written to, the provider's prompt cache.
+            reasoning_tokens: the part of `output_tokens` spent reasoning.
+            calls: how many API calls this record covers.
+            provider: the provider (`gen_ai.provider.name`), to tell apart one model
+                sold by several.
+            cost: the cost the caller knows (USD); else computed from prices.
+            test_id: the test the usage belongs to, if any.
+            step: a training or agent step, if any.
+
+        Returns:
+            The record, its cost, the run's cost so far and the budget status.
+
+        Raises:
+            InvalidDataError: a value is invalid (one line; nothing is recorded).
+        """
+        _ = self.document
+        if self._finishing:
+            raise EvalstoreError("the evaluation run is finished: record usage before finish()")
+        document = self._usage_document(
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+            calls=calls,
+            provider=provider,
+            cost=cost,
+            test_id=test_id,
+            step=step,
+        )
+        status = await self._keep_usage(document)
+        return UsageReceipt(
+            document=dict(document),
+            cost=document["cost"],
+            run_cost=self.usage.run_cost,
+            status=status,
+        )
+
+    def _usage_document(self, **fields: Any) -> dict[str, Any]:
+        return self.usage.build(**fields, at=to_utc(utcnow()))
+
+    async def _keep_usage(self, document: dict[str, Any]) -> BudgetStatus:
+        """Journal a usage record, count it against the budgets, store the waiting ones by
+        the batch; the budget status."""
+        ledger = self.usage
+        if self._journal is not None:
+            self._journal.append({"kind": "usage", "doc": document})
+        ledger.add(document)
+        if self.service is not None and len(ledger.pending) >= USAGE_BATCH:
+            await self._store_usage(self.service)
+        if self.monitor is None or not self.monitor.budgets:
+            return "ok"
+        if self._budgets is None:
+            from evalstore.monitors.budgets import BudgetTracker
+
+            self._budgets = BudgetTracker(
+                self.monitor.budgets, self.document, channels=self.monitor.channels
+            )
+        return await self._budgets.add(self.service, document["cost"], document["recorded_at"])
+
+    async def _store_usage(self, service: MetricsStorageService) -> None:
+        """Store the waiting usage records; on failure they wait for the next try (and the
+        journal keeps them for `evalstore sync`)."""
+        if self._usage is None or not self._usage.pending:
+            return
+        batch = self._usage.take()
+        try:
+            await service.store_usage(batch)
+        except Exception as exc:
+            self._usage.pending[:0] = batch
+            if not self._usage_failed:
+                self._usage_failed = True
+                log.warning("evalstore: could not store usage (kept in the journal): %s", exc)
 
     def _timing(
         self, started_at: datetime | None, finished_at: datetime | None, duration_ms: float | None
@@ -427,6 +552,9 @@ class RunRecorder:
             if writer.degraded or writer.unjournaled:
                 stored = await self._store_the_rest(service, status, finished_at)
             else:
+                await self._store_usage(service)
+                if self._usage is not None and self._usage.pending:
+                    raise StorageUnavailableError("usage records could not be stored")
                 stored = await service.finalize_evaluation_run(
                     self.document["_id"], status, finished_at=finished_at
                 )
@@ -460,6 +588,11 @@ class RunRecorder:
             self.evaluation_run_id,
             on_batch=writer.mark_stored,
         )
+        if contents is not None:
+            await service.store_usage(list(contents.usage.values()))
+        await self._store_usage(service)
+        if self._usage is not None and self._usage.pending:
+            raise StorageUnavailableError("usage records could not be stored")
         return await service.finalize_evaluation_run(
             self.document["_id"], status, finished_at=finished_at
         )

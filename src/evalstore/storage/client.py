@@ -302,6 +302,11 @@ class MongoDBClient:
         await self.ensure_indexes()
         await self.engine.replace(collection, document, what=what)
 
+    async def insert_usage(self, documents: Sequence[Document]) -> None:
+        """Store usage records (with `usage_id`) not stored yet; storing one again does nothing."""
+        await self.ensure_indexes()
+        await self.engine.insert_usage(documents)
+
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document (with its `_id`) unless stored; True when this call stored it.
 

@@ -26,7 +26,7 @@ from bson.errors import InvalidDocument
 from evalstore.models import MAX_DOCUMENT_BYTES, Document
 from evalstore.redaction import redact_uri
 
-Collection = Literal["evaluation_runs", "test_runs", "alerts"]
+Collection = Literal["evaluation_runs", "test_runs", "alerts", "usage"]
 """The collections (tables) evalstore keeps."""
 Filter = Mapping[str, Any]
 """A MongoDB query filter (the local store compiles the subset evalstore uses to SQL)."""
@@ -92,6 +92,8 @@ class Engine(Protocol):
     async def insert(self, collection: Collection, document: Document, *, what: str) -> Any: ...
 
     async def replace(self, collection: Collection, document: Document, *, what: str) -> None: ...
+
+    async def insert_usage(self, documents: Sequence[Document]) -> None: ...
 
     async def upsert_run(self, document: Document) -> bool: ...
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 EVALUATION_RUNS = "evaluation_runs"
 TEST_RUNS = "test_runs"
 ALERTS = "alerts"
+USAGE = "usage"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ INDEXES: tuple[IndexSpec, ...] = (
     # the time window of per-test statistics and flaky tests over all tests (no test id and no
     # run filter): without it those queries scan every test run ever stored
     IndexSpec(TEST_RUNS, "finished_at", (("finished_at", -1),)),
+    # usage: replayed once (its id), a run's usage by model at finalisation, cost over time
+    IndexSpec(USAGE, "usage_id_unique", (("usage_id", 1),), unique=True),
+    IndexSpec(USAGE, "usage_run", (("evaluation_run_id", 1), ("model", 1))),
+    IndexSpec(USAGE, "usage_recorded_at", (("recorded_at", -1),)),
     # the open alert of one rule and subject (de-duplication), and alerts newest first
     IndexSpec(ALERTS, "alert_key_state", (("key", 1), ("state", 1))),
     IndexSpec(ALERTS, "alert_fired_at", (("fired_at", -1),)),

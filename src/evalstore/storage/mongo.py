@@ -52,7 +52,7 @@ from evalstore.storage.engine import (
     bson_problem,
     first_line,
 )
-from evalstore.storage.indexes import ALERTS, EVALUATION_RUNS, INDEXES, TEST_RUNS
+from evalstore.storage.indexes import ALERTS, EVALUATION_RUNS, INDEXES, TEST_RUNS, USAGE
 
 log = logging.getLogger("evalstore")
 
@@ -202,7 +202,7 @@ class MongoEngine:
     async def create_indexes(self) -> list[str]:
         """Create evalstore's indexes on both collections (idempotent); their names."""
         names: list[str] = []
-        for collection in (EVALUATION_RUNS, TEST_RUNS, ALERTS):
+        for collection in (EVALUATION_RUNS, TEST_RUNS, USAGE, ALERTS):
             specs = [spec for spec in INDEXES if spec.collection == collection]
             models = [
                 IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in specs
@@ -228,7 +228,7 @@ class MongoEngine:
     async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
         """The indexes that exist on both collections: name, keys and uniqueness."""
         result: dict[str, list[dict[str, Any]]] = {}
-        for collection in (EVALUATION_RUNS, TEST_RUNS, ALERTS):
+        for collection in (EVALUATION_RUNS, TEST_RUNS, USAGE, ALERTS):
             with self.errors(f"list indexes of {collection}"):
                 info = await self.db[collection].index_information()
             result[collection] = [
@@ -267,6 +267,25 @@ class MongoEngine:
             await self._collection(collection).replace_one(
                 {"_id": document["_id"]}, document, upsert=True
             )
+
+    async def insert_usage(self, documents: Sequence[Document]) -> None:
+        """Store the usage records not stored yet (keyed on `usage_id`), unordered."""
+        if not documents:
+            return
+        upserts = [
+            UpdateOne({"usage_id": doc["usage_id"]}, {"$setOnInsert": doc}, upsert=True)
+            for doc in documents
+        ]
+        with self.errors("store usage"):
+            try:
+                await self._collection(USAGE).bulk_write(upserts, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                others = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
+                if others:  # validated at the door: only a server's own limits get here
+                    raise InvalidDataError(
+                        f"the store refused usage: {others[0].get('errmsg')}"
+                    ) from None
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document unless stored; True when this call stored it."""

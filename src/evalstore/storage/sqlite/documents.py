@@ -15,7 +15,12 @@ from bson import ObjectId, json_util
 from evalstore.codec import encode, encode_test_run
 from evalstore.models import Document
 from evalstore.storage.engine import bson_problem
-from evalstore.storage.sqlite.schema import ALERT_COLUMNS, RUN_COLUMNS, TEST_RUN_COLUMNS
+from evalstore.storage.sqlite.schema import (
+    ALERT_COLUMNS,
+    RUN_COLUMNS,
+    TEST_RUN_COLUMNS,
+    USAGE_COLUMNS,
+)
 from evalstore.storage.sqlite.where import to_ms
 
 
@@ -154,6 +159,27 @@ _ALERT_CONVERTERS = {
     "fired_at": _date,
     "last_seen_at": _date,
 }
+_USAGE_CONVERTERS = {
+    "_id": _oid_or_text,
+    "usage_id": _text,
+    "evaluation_run_id": _oid_or_text,
+    "test_id": _text,
+    "model": _text,
+    "provider": _text,
+    "input_tokens": _integer,
+    "output_tokens": _integer,
+    "cache_read_tokens": _integer,
+    "cache_write_tokens": _integer,
+    "reasoning_tokens": _integer,
+    "calls": _integer,
+    "cost": _number,
+    "cost_source": _text,
+    "recorded_at": _date,
+    "suite": _text,
+    "git_branch": _text,
+    "environment": _text,
+}
+assert tuple(_USAGE_CONVERTERS) == USAGE_COLUMNS
 assert tuple(_RUN_CONVERTERS) == RUN_COLUMNS
 assert tuple(_TEST_CONVERTERS) == TEST_RUN_COLUMNS
 assert tuple(_ALERT_CONVERTERS) == ALERT_COLUMNS
@@ -189,18 +215,33 @@ def alert_row(document: Document, text: str) -> tuple[Any, ...]:
     return (*(convert(document.get(name)) for name, convert in _ALERT_CONVERTERS.items()), text)
 
 
+def usage_row(document: Document, text: str) -> tuple[Any, ...]:
+    """The `usage` row of a usage document whose JSON is `text`."""
+    return (*(convert(document.get(name)) for name, convert in _USAGE_CONVERTERS.items()), text)
+
+
+_TABLE_COLUMNS = {
+    "evaluation_runs": RUN_COLUMNS,
+    "test_runs": TEST_RUN_COLUMNS,
+    "alerts": ALERT_COLUMNS,
+    "usage": USAGE_COLUMNS,
+}
+_ROWS = {
+    "evaluation_runs": run_row,
+    "test_runs": test_row,
+    "alerts": alert_row,
+    "usage": usage_row,
+}
+
+
 def table_columns(table: str) -> tuple[str, ...]:
     """The columns kept beside `doc` in `table`."""
-    if table == "evaluation_runs":
-        return RUN_COLUMNS
-    return TEST_RUN_COLUMNS if table == "test_runs" else ALERT_COLUMNS
+    return _TABLE_COLUMNS[table]
 
 
 def row_of(table: str, document: Document, text: str) -> tuple[Any, ...]:
     """The row of `document` (whose JSON is `text`) in `table`."""
-    if table == "evaluation_runs":
-        return run_row(document, text)
-    return test_row(document, text) if table == "test_runs" else alert_row(document, text)
+    return _ROWS[table](document, text)
 
 
 def insert_sql(table: str, *, or_ignore: bool = False, replace: bool = False) -> str:

@@ -63,6 +63,7 @@ from evalstore.storage.sqlite.documents import (
     stored_test_row,
     table_columns,
     test_row,
+    usage_row,
 )
 from evalstore.storage.sqlite.schema import (
     FILE_NAME,
@@ -76,7 +77,7 @@ from evalstore.storage.sqlite.where import Where, order_by, sql_value, to_ms
 log = logging.getLogger("evalstore")
 
 T = TypeVar("T")
-_TABLES: tuple[Collection, ...] = ("evaluation_runs", "test_runs", "alerts")
+_TABLES: tuple[Collection, ...] = ("evaluation_runs", "test_runs", "usage", "alerts")
 
 
 def database_directory(root: Path, database: str) -> Path:
@@ -357,6 +358,18 @@ class SqliteEngine:
         await self._run(
             f"store {what}", lambda c: c.execute(insert_sql(collection, replace=True), row)
         )
+
+    async def insert_usage(self, documents: Sequence[Document]) -> None:
+        """Store the usage records not stored yet (keyed on `usage_id`) in one transaction."""
+        if not documents:
+            return
+        rows = [usage_row(doc, _encoded(doc, "usage")) for doc in documents]
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _transaction(connection):
+                connection.executemany(insert_sql("usage", or_ignore=True), rows)
+
+        await self._run("store usage", write)
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document unless stored; True when this call stored it.

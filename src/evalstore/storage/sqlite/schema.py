@@ -23,8 +23,8 @@ from __future__ import annotations
 FILE_NAME = "evalstore.sqlite3"
 """The store's file inside `<dir>/<database>/`."""
 
-SCHEMA_VERSION = 2
-"""1: runs and test runs; 2: alerts (created on open of a version-1 store)."""
+SCHEMA_VERSION = 3
+"""1: runs and test runs; 2: alerts; 3: usage (new tables are created on open of an older store)."""
 
 RUN_COLUMNS: tuple[str, ...] = (
     "_id",
@@ -72,7 +72,29 @@ ALERT_COLUMNS: tuple[str, ...] = (
 )
 """The alert fields kept as columns of `alerts` (beside `doc`)."""
 
-DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at", "fired_at"})
+USAGE_COLUMNS: tuple[str, ...] = (
+    "_id",
+    "usage_id",
+    "evaluation_run_id",
+    "test_id",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "calls",
+    "cost",
+    "cost_source",
+    "recorded_at",
+    "suite",
+    "git_branch",
+    "environment",
+)
+"""The usage fields kept as columns of `usage` (beside `doc`): all a cost question reads."""
+
+DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at", "fired_at", "recorded_at"})
 OID_COLUMNS = frozenset({"_id", "evaluation_run_id"})  # evaluation_run_id: on test_runs only
 REAL_COLUMNS = frozenset({"score"})
 INTEGER_COLUMNS = frozenset({"num_tests", "passed", "acknowledged"})
@@ -107,6 +129,27 @@ CREATE TABLE IF NOT EXISTS test_runs (
     passed INTEGER,
     score REAL,
     finished_at INTEGER,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage (
+    _id TEXT PRIMARY KEY,
+    usage_id TEXT,
+    evaluation_run_id TEXT,
+    test_id TEXT,
+    model TEXT,
+    provider TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cache_read_tokens INTEGER,
+    cache_write_tokens INTEGER,
+    reasoning_tokens INTEGER,
+    calls INTEGER,
+    cost REAL,
+    cost_source TEXT,
+    recorded_at INTEGER,
+    suite TEXT,
+    git_branch TEXT,
+    environment TEXT,
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts (
@@ -157,6 +200,13 @@ INDEXES: dict[str, str] = {
         "CREATE INDEX IF NOT EXISTS test_evaluation_run_id ON test_runs (evaluation_run_id)"
     ),
     "test_finished_at": "CREATE INDEX IF NOT EXISTS test_finished_at ON test_runs (finished_at)",
+    # usage
+    "usage_id_unique": "CREATE UNIQUE INDEX IF NOT EXISTS usage_id_unique ON usage (usage_id)",
+    "usage_run": (
+        "CREATE INDEX IF NOT EXISTS usage_run ON usage "
+        "(evaluation_run_id, model, input_tokens, output_tokens, cost)"
+    ),
+    "usage_recorded_at": "CREATE INDEX IF NOT EXISTS usage_recorded_at ON usage (recorded_at)",
     # alerts
     "alert_key_state": "CREATE INDEX IF NOT EXISTS alert_key_state ON alerts (key, state)",
     "alert_fired_at": "CREATE INDEX IF NOT EXISTS alert_fired_at ON alerts (fired_at DESC)",

@@ -23,7 +23,12 @@ from typing import Any
 
 from bson import ObjectId
 
-from evalstore.storage.sqlite.schema import ALERT_COLUMNS, RUN_COLUMNS, TEST_RUN_COLUMNS
+from evalstore.storage.sqlite.schema import (
+    ALERT_COLUMNS,
+    RUN_COLUMNS,
+    TEST_RUN_COLUMNS,
+    USAGE_COLUMNS,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -32,6 +37,7 @@ _COLUMNS = {
     "evaluation_runs": frozenset(RUN_COLUMNS),
     "test_runs": frozenset(TEST_RUN_COLUMNS),
     "alerts": frozenset(ALERT_COLUMNS),
+    "usage": frozenset(USAGE_COLUMNS),
 }
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)

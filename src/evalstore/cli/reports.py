@@ -1,0 +1,121 @@
+"""`evalstore report configs`: the configurations of a window written to a Markdown file.
+
+The report holds what `configs list|compare`, `configs best` and `trend
+--direction` answer (see `evalstore.analysis.reports.configs_report`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evalstore.analysis.config_choice import OBJECTIVES, check_group_key
+from evalstore.analysis.reports import configs_report
+from evalstore.cli.analysis import _filter_text
+from evalstore.cli.common import DbOption, UrlOption, err, out, run_command, with_service
+from evalstore.cli.options import (
+    BranchOption,
+    DaysOption,
+    EnvOption,
+    MatchOption,
+    SinceOption,
+    SuiteOption,
+    TagOption,
+    UntilOption,
+    describe_window,
+    filter_kwargs,
+    usage_error,
+)
+from evalstore.cli.render import error_line
+from evalstore.errors import ConfigurationError, InvalidDataError
+from evalstore.models import utcnow
+from evalstore.service import MetricsStorageService
+
+report_app = typer.Typer(help="Reports written to files: configs.", no_args_is_help=True)
+
+
+def register_report_commands(app: typer.Typer) -> None:
+    """Add `report configs` to `app`."""
+    app.add_typer(report_app, name="report")
+
+
+@report_app.command("configs")
+def report_configs(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The Markdown file to write (replaced if it exists).",
+            dir_okay=False,
+        ),
+    ],
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Group the runs by this configuration key (as `configs compare --by`) "
+            "instead of by configuration hash.",
+            show_default=False,
+        ),
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    env: EnvOption = None,
+    branch: BranchOption = None,
+    suite: SuiteOption = None,
+    tag: TagOption = None,
+    match: MatchOption = "any",
+    days: DaysOption = 30,
+    url: UrlOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write a Markdown report: configurations, the best per objective, the score direction."""
+    if by is not None:
+        try:
+            check_group_key(by)
+        except InvalidDataError as exc:
+            usage_error(f"--by: {exc}")
+    filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
+    window = describe_window(since, until, days) + _filter_text(filters)
+
+    async def use(service: MetricsStorageService) -> tuple[str, int, int]:
+        best = {
+            objective: await service.best_configuration(objective, **filters)
+            for objective in OBJECTIVES
+        }
+        candidates = sorted(
+            [*best["score"]["ranking"], *best["score"]["excluded"]],
+            key=lambda c: c["system_info_hash"],
+        )
+        groups: Any = await service.compare_configurations_by(by, **filters) if by else []
+        note = ""
+        try:
+            direction = await service.get_score_direction(**filters)
+        except ConfigurationError as exc:  # scipy missing: the rest of the report still holds
+            direction, note = None, str(exc)
+        text = configs_report(
+            generated_at=utcnow(),
+            window=window,
+            candidates=candidates,
+            best=best,
+            direction=direction,
+            direction_note=note,
+            key=by,
+            groups=groups,
+        )
+        return text, len(candidates), sum(c["runs"] for c in candidates)
+
+    text, configurations, runs = run_command(lambda: with_service(url, db, use))
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        err.print(error_line(f"cannot write {output}: {exc.strerror or exc}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(
+        f"wrote {output} ({configurations} configurations, {runs} runs)",
+        markup=False,
+        soft_wrap=True,
+    )
