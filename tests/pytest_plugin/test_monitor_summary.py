@@ -60,6 +60,7 @@ def test_invalid_rules_are_one_warning_and_the_results_are_still_stored(
 USAGE_SUITE = """
 def test_agent(evalstore_metrics):
     evalstore_metrics.usage("acme-small", input_tokens=500_000, output_tokens=1_000)
+    evalstore_metrics.agent(attempts=2, tool_calls={"search": {"count": 3, "failures": 1}})
 
 def test_bad_usage(evalstore_metrics):
     evalstore_metrics.usage("acme-small", input_tokens=-5)
@@ -79,7 +80,13 @@ def test_the_fixture_records_usage_with_its_test_and_refuses_bad_values(
     result = run_recorded()
     result.assert_outcomes(passed=1, failed=1)  # the bad value fails the test that gave it
     result.stdout.fnmatch_lines(["*InvalidDataError: input_tokens*"])
-    [run], _ = stored()
+    [run], tests = stored()
+    [agent_test] = [t for t in tests if t["test_id"].endswith("test_agent")]
+    assert agent_test["agent"]["attempts"] == 2
+    assert agent_test["agent"]["first_time_right"] is False
+    assert agent_test["agent"]["tool_calls"] == [
+        {"name": "search", "count": 3, "failures": 1, "duration_ms": 0.0}
+    ]
     usage = run["usage"]
     assert (usage["records"], usage["input_tokens"]) == (1, 500_000)
     assert usage["cost"] == pytest.approx((500_000 * 2.0 + 1_000 * 8.0) / 1e6)  # 1.008

@@ -236,3 +236,60 @@ def test_usage_of_a_killed_run_is_stored_by_sync(tmp_path: Path, price_table: Pa
     [row] = json.loads(costs.stdout)
     assert (row["model"], row["records"], row["input_tokens"]) == ("acme-small", 2, 1_500_000)
     assert row["cost"] == pytest.approx(2.25)  # 2.0 computed + 0.25 reported
+
+
+async def test_agent_details_are_kept_bounded_and_first_time_right_is_derived(
+    service: MetricsStorageService,
+) -> None:
+    errors: list[Any] = [ValueError("bad json\nat line 2"), "timeout", *["retry"] * 25]
+    async with recorder(service) as run:
+        first = await run.record_test(
+            "fix_issue[1]",
+            passed=True,
+            attempts=1,
+            tool_calls={"search": 3, "edit": {"count": 2, "failures": 1, "duration_ms": 40}},
+        )
+        retried = await run.record_test("fix_issue[2]", passed=True, attempts=3, errors=errors)
+        plain = await run.record_test("unit_test", passed=True)
+        with pytest.raises(InvalidDataError, match=r"^attempts must be a positive integer"):
+            await run.record_test("fix_issue[3]", passed=True, attempts=0)
+        with pytest.raises(InvalidDataError, match=r"failures is more than its count"):
+            await run.record_test(
+                "fix_issue[4]", passed=True, tool_calls={"x": {"count": 1, "failures": 2}}
+            )
+    assert first["agent"] == {
+        "attempts": 1,
+        "first_time_right": True,
+        "tool_calls": [
+            {"name": "edit", "count": 2, "failures": 1, "duration_ms": 40.0},
+            {"name": "search", "count": 3, "failures": 0, "duration_ms": 0.0},
+        ],
+        "errors": [],
+        "errors_dropped": 0,
+    }
+    agent = retried["agent"]
+    assert (agent["first_time_right"], len(agent["errors"]), agent["errors_dropped"]) == (
+        False,
+        20,
+        7,
+    )
+    assert agent["errors"][:2] == [
+        {"type": "ValueError", "message": "bad json"},
+        {"type": "error", "message": "timeout"},
+    ]
+    assert "agent" not in plain  # only agent evaluations carry it
+    stored = {t["test_id"]: t for t in await service.get_test_runs(run.evaluation_run_id)}
+    assert sorted(stored) == ["fix_issue[1]", "fix_issue[2]", "unit_test"]
+    assert stored["fix_issue[1]"]["agent"]["tool_calls"][0]["name"] == "edit"
+
+
+async def test_a_rule_on_the_runs_cost(service: MetricsStorageService) -> None:
+    monitor = Monitor(
+        [{"name": "pricey", "metric": "cost", "check": "above", "threshold": 1.5, "level": "error"}]
+    )
+    async with recorder(service, monitor=monitor) as run:
+        await run.record_test("t1", passed=True, score=90.0)
+        await run.record_usage("acme-small", input_tokens=1_000_000)  # $2.00
+    assert run.check is not None
+    [alert] = run.check.alerts
+    assert (alert["rule"], alert["value"], alert["level"]) == ("pricey", 2.0, "error")

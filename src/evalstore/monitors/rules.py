@@ -46,7 +46,21 @@ COMPARABLE_FIELDS = {
 }
 """The names `comparable` accepts, and the run fields they stand for."""
 RUN_FIELDS = frozenset(
-    {"score", "pass_rate", "duration", "num_tests", "num_passed", "num_failed", "num_errors"}
+    {
+        "score",
+        "pass_rate",
+        "duration",
+        "num_tests",
+        "num_passed",
+        "num_failed",
+        "num_errors",
+        # the run's usage totals
+        "cost",
+        "cost_per_passed_test",
+        "input_tokens",
+        "output_tokens",
+        "calls",
+    }
 )
 TEST_FIELDS = frozenset({"score", "duration", "passed"})
 _BASELINE = re.compile(r"^(?:previous|last:([1-9][0-9]{0,3}))$")

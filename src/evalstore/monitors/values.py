@@ -9,6 +9,11 @@ from typing import Any
 
 from evalstore.models import Document
 
+USAGE_METRICS = frozenset(
+    {"cost", "cost_per_passed_test", "input_tokens", "output_tokens", "calls"}
+)
+"""Run metrics read from the run's `usage` totals (see "Cost and tokens")."""
+
 
 def number(value: Any) -> float | None:
     """A finite number (True is 1, False is 0), or None for anything else."""
@@ -33,6 +38,10 @@ def run_value(run: Document, metric: str) -> float | None:
     if metric.startswith("metrics."):
         metrics = run.get("metrics")
         return number(metrics.get(metric[8:])) if isinstance(metrics, Mapping) else None
+    if metric in USAGE_METRICS:
+        usage = run.get("usage")
+        field = "cost" if metric == "cost" else metric
+        return number(usage.get(field)) if isinstance(usage, Mapping) else None
     if metric == "duration":
         return _seconds(run.get("started_at"), run.get("finished_at"))
     if metric == "pass_rate":

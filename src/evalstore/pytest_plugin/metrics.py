@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 METRICS_KEY = pytest.StashKey[dict[str, dict[str, Any]]]()
 USAGE_KEY = pytest.StashKey[list[dict[str, Any]]]()
+AGENT_KEY = pytest.StashKey[dict[str, Any]]()
 # Markers that say how pytest runs a test rather than what it is about.
 _STRUCTURAL_MARKERS = frozenset({"parametrize", "usefixtures", "filterwarnings"})
 
@@ -107,6 +108,37 @@ class EvalstoreMetrics:
         check_usage_fields(**fields)
         self._item.stash.setdefault(USAGE_KEY, []).append(fields)
 
+    def agent(
+        self,
+        *,
+        attempts: int | None = None,
+        tool_calls: Mapping[str, Any] | None = None,
+        errors: list[Any] | None = None,
+    ) -> None:
+        """Attach an agent's attempts, tool calls and errors to the current test.
+
+        Raises:
+            InvalidDataError: a value is invalid; the message names it.
+        """
+        from evalstore.recording.usage import agent_details
+
+        checked = agent_details(
+            attempts=attempts,
+            tool_calls=None if tool_calls is None else dict(tool_calls),
+            errors=errors,
+            passed=True,
+        )
+        if checked is not None:  # plain data, so xdist can send it from a worker
+            self._item.stash[AGENT_KEY] = {
+                "attempts": attempts,
+                "tool_calls": {
+                    call["name"]: {k: call[k] for k in ("count", "failures", "duration_ms")}
+                    for call in checked["tool_calls"]
+                }
+                or None,
+                "errors": checked["errors"] or None,
+            }
+
     @property
     def metrics(self) -> dict[str, dict[str, Any]]:
         """A copy of the metrics recorded so far, by name."""
@@ -149,4 +181,7 @@ def item_data(item: pytest.Item) -> dict[str, Any]:
     usage = item.stash.get(USAGE_KEY, None)
     if usage:
         data["usage"] = list(usage)
+    agent = item.stash.get(AGENT_KEY, None)
+    if agent:
+        data["agent"] = dict(agent)
     return data

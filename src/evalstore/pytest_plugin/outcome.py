@@ -298,6 +298,9 @@ class TestOutcome:
         }
         if data.get("usage"):
             result["usage"] = list(data["usage"])
+        for name, value in (data.get("agent") or {}).items():
+            if value is not None:
+                result[name] = value
         return result
 
 

@@ -52,6 +52,7 @@ from evalstore.recording.usage import (
     BudgetStatus,
     UsageLedger,
     UsageReceipt,
+    agent_details,
     usage_arguments,
 )
 from evalstore.recording.writer import BatchWriter
@@ -254,6 +255,9 @@ class RunRecorder:
         message: str | None = None,
         details: Mapping[str, Any] | None = None,
         usage: Sequence[Mapping[str, Any]] = (),
+        attempts: int | None = None,
+        tool_calls: Mapping[str, Any] | None = None,
+        errors: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """Validate and store one test result; return the stored test run document.
 
@@ -268,6 +272,13 @@ class RunRecorder:
                 the metric scores, or 100/0 for a passed/failed test without metrics).
             started_at, finished_at, duration_ms: timing; missing parts are derived
                 from the others and the clock.
+            usage: what calls to models used for this test: dicts of `record_usage`'s
+                arguments (without `test_id`).
+            attempts: for an agent, how many attempts it took (`first_time_right` is
+                derived: passed at the first attempt).
+            tool_calls: tool name -> count, or `{count, failures, duration_ms}`.
+            errors: exceptions, strings or `{type, message}` dicts met on the way
+                (the first 20 are kept, one line each).
 
         With storage enabled, the result is appended to the run's journal and
         queued for the background writer before this returns; storage problems
@@ -321,6 +332,14 @@ class RunRecorder:
                 check_size(test_run, _LARGE_FIELDS)
             except ValueError as exc:
                 raise InvalidDataError(str(exc)) from None
+        agent = agent_details(
+            attempts=attempts,
+            tool_calls=None if tool_calls is None else dict(tool_calls),
+            errors=errors,
+            passed=bool(test_run["passed"]),
+        )
+        if agent is not None:  # only agent evaluations carry it: other documents keep their shape
+            test_run["agent"] = agent
         usage_documents = [
             self._usage_document(test_id=test_id, **usage_arguments(entry)) for entry in usage
         ]

@@ -255,3 +255,95 @@ def usage_arguments(entry: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidDataError(f"usage: unknown field {unknown[0]!r}")
     return dict(entry)
+
+
+MAX_ERRORS = 20
+"""Errors kept per test (the first ones); how many more there were is kept as a count."""
+MAX_ERROR_MESSAGE = 500
+
+
+def _error_entry(error: object, index: int) -> Document:
+    if isinstance(error, BaseException):
+        kind, message = type(error).__name__, str(error)
+    elif isinstance(error, str):
+        kind, message = "error", error
+    elif isinstance(error, dict) and isinstance(error.get("type"), str):
+        kind, message = error["type"], str(error.get("message", ""))
+    else:
+        raise InvalidDataError(
+            f"errors[{index}] must be an exception, a string or a dict with type and message"
+        )
+    message = message.splitlines()[0] if message else ""
+    return {
+        "type": check_string(kind[:200], f"errors[{index}].type"),
+        "message": check_string(message[:MAX_ERROR_MESSAGE], f"errors[{index}].message"),
+    }
+
+
+def _tool_call(name: object, value: object) -> Document:
+    text = _text(name, "tool_calls name", optional=False)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"count": value}
+    if not isinstance(value, dict):
+        raise InvalidDataError(
+            f"tool_calls[{text!r}] must be a count or a dict of count, failures, duration_ms"
+        )
+    unknown = sorted(set(value) - {"count", "failures", "duration_ms"})
+    if unknown:
+        raise InvalidDataError(f"tool_calls[{text!r}]: unknown field {unknown[0]!r}")
+    count = _count(value.get("count", 0), f"tool_calls[{text!r}].count")
+    failures = _count(value.get("failures", 0), f"tool_calls[{text!r}].failures")
+    if failures > count:
+        raise InvalidDataError(f"tool_calls[{text!r}].failures is more than its count")
+    duration = value.get("duration_ms", 0.0)
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration < 0
+    ):
+        raise InvalidDataError(
+            f"tool_calls[{text!r}].duration_ms must be a finite non-negative number"
+        )
+    return {"name": text, "count": count, "failures": failures, "duration_ms": float(duration)}
+
+
+def agent_details(
+    *, attempts: object, tool_calls: object, errors: object, passed: bool
+) -> Document | None:
+    """The `agent` field of a test run: attempts, tool calls, errors, first time right.
+
+    None when none was given. `first_time_right` is True when the test passed at its
+    first attempt (None when attempts were not given). Errors are bounded: the first
+    `MAX_ERRORS`, each a type and a one-line message of at most `MAX_ERROR_MESSAGE`
+    characters, and `errors_dropped` counts the rest.
+
+    Raises:
+        InvalidDataError: a value is invalid; names the field.
+    """
+    if attempts is None and tool_calls is None and errors is None:
+        return None
+    if attempts is not None and (
+        isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
+    ):
+        raise InvalidDataError(f"attempts must be a positive integer, got {attempts!r}")
+    calls: list[Document] = []
+    if tool_calls is not None:
+        if not isinstance(tool_calls, dict):
+            raise InvalidDataError("tool_calls must be a dict: tool name -> count or details")
+        calls = sorted((_tool_call(n, v) for n, v in tool_calls.items()), key=lambda c: c["name"])
+    kept: list[Document] = []
+    dropped = 0
+    if errors is not None:
+        if isinstance(errors, str | bytes | dict) or not hasattr(errors, "__iter__"):
+            raise InvalidDataError("errors must be a list of exceptions, strings or dicts")
+        items = list(errors)
+        kept = [_error_entry(error, i) for i, error in enumerate(items[:MAX_ERRORS])]
+        dropped = max(0, len(items) - MAX_ERRORS)
+    return {
+        "attempts": attempts,
+        "first_time_right": None if attempts is None else (passed and attempts == 1),
+        "tool_calls": calls,
+        "errors": kept,
+        "errors_dropped": dropped,
+    }
