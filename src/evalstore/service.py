@@ -701,3 +701,10 @@ class MetricsStorageService:
                 }
             )
         return sorted(answers, key=lambda a: (a["started_at"] is not None, str(a["started_at"])))
+
+    # -- metric series ------------------------------------------------------------------
+
+    async def store_points(self, documents: Sequence[Document]) -> None:
+        """Store metric points (see `RunRecorder.log_metrics`); a point of the same run,
+        metric, split and step replaces the one stored."""
+        await self.client.upsert_points(documents)

@@ -41,6 +41,14 @@ EXPECTED_INDEXES = {
         },
         {"name": "test_run_id_unique", "keys": [("test_run_id", 1)], "unique": True},
     ],
+    "metric_points": [
+        {"name": "_id_", "keys": [("_id", 1)], "unique": False},
+        {
+            "name": "point_run_metric_split_step",
+            "keys": [("evaluation_run_id", 1), ("metric", 1), ("split", 1), ("step", 1)],
+            "unique": True,
+        },
+    ],
     "usage": [
         {"name": "_id_", "keys": [("_id", 1)], "unique": False},
         {"name": "usage_id_unique", "keys": [("usage_id", 1)], "unique": True},
@@ -61,7 +69,7 @@ EXPECTED_INDEXES = {
 
 async def test_create_indexes_creates_the_declared_indexes(client: MongoDBClient) -> None:
     names = await client.create_indexes()
-    assert len(names) == 18
+    assert len(names) == 19
     assert await client.list_indexes() == EXPECTED_INDEXES
 
 

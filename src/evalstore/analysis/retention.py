@@ -1,4 +1,5 @@
-"""Retention: delete evaluation runs older than N days together with all their test runs.
+"""Retention: delete evaluation runs older than N days together with all their test runs
+(and their usage records, metric points and alerts).
 
 Runs are deleted in batches, and within a batch the **test runs go first**,
 then their evaluation runs. An interruption (a crash, Ctrl-C, a lost
@@ -27,8 +28,12 @@ from evalstore.analysis.pipelines import (
 from evalstore.analysis.types import PruneResult
 from evalstore.errors import InvalidDataError
 from evalstore.models import check_positive_int, is_finite, utcnow
+from evalstore.storage.engine import Collection
 
 DEFAULT_BATCH_SIZE = 500
+
+CHILDREN: tuple[Collection, ...] = ("usage", "metric_points", "alerts")
+"""What else belongs to a run and goes when it goes (counted: test runs only)."""
 
 
 def check_days(older_than_days: float) -> float:
@@ -93,6 +98,8 @@ async def prune(
                 break
             # Children first: an interruption here leaves childless runs, never orphans.
             tests += await client.delete("test_runs", child_test_runs_filter(batch), action=action)
+            for collection in CHILDREN:  # the run's usage, metric points and alerts go with it
+                await client.delete(collection, child_test_runs_filter(batch), action=action)
             deleted_runs = await client.delete(
                 "evaluation_runs", runs_by_oid_filter(batch), action=action
             )

@@ -302,6 +302,11 @@ class MongoDBClient:
         await self.ensure_indexes()
         await self.engine.replace(collection, document, what=what)
 
+    async def upsert_points(self, documents: Sequence[Document]) -> None:
+        """Store metric points; a point of the same run, metric, split and step is replaced."""
+        await self.ensure_indexes()
+        await self.engine.upsert_points(documents)
+
     async def insert_usage(self, documents: Sequence[Document]) -> None:
         """Store usage records (with `usage_id`) not stored yet; storing one again does nothing."""
         await self.ensure_indexes()

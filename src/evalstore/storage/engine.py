@@ -26,7 +26,7 @@ from bson.errors import InvalidDocument
 from evalstore.models import MAX_DOCUMENT_BYTES, Document
 from evalstore.redaction import redact_uri
 
-Collection = Literal["evaluation_runs", "test_runs", "alerts", "usage"]
+Collection = Literal["evaluation_runs", "test_runs", "alerts", "usage", "metric_points"]
 """The collections (tables) evalstore keeps."""
 Filter = Mapping[str, Any]
 """A MongoDB query filter (the local store compiles the subset evalstore uses to SQL)."""
@@ -94,6 +94,8 @@ class Engine(Protocol):
     async def replace(self, collection: Collection, document: Document, *, what: str) -> None: ...
 
     async def insert_usage(self, documents: Sequence[Document]) -> None: ...
+
+    async def upsert_points(self, documents: Sequence[Document]) -> None: ...
 
     async def upsert_run(self, document: Document) -> bool: ...
 

@@ -12,6 +12,7 @@ EVALUATION_RUNS = "evaluation_runs"
 TEST_RUNS = "test_runs"
 ALERTS = "alerts"
 USAGE = "usage"
+POINTS = "metric_points"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,14 @@ INDEXES: tuple[IndexSpec, ...] = (
     # the time window of per-test statistics and flaky tests over all tests (no test id and no
     # run filter): without it those queries scan every test run ever stored
     IndexSpec(TEST_RUNS, "finished_at", (("finished_at", -1),)),
+    # metric points: one per run, metric, split and step (a replay upserts, never duplicates),
+    # and a run's series in step order
+    IndexSpec(
+        POINTS,
+        "point_run_metric_split_step",
+        (("evaluation_run_id", 1), ("metric", 1), ("split", 1), ("step", 1)),
+        unique=True,
+    ),
     # usage: replayed once (its id), a run's usage by model at finalisation, cost over time
     IndexSpec(USAGE, "usage_id_unique", (("usage_id", 1),), unique=True),
     IndexSpec(USAGE, "usage_run", (("evaluation_run_id", 1), ("model", 1))),

@@ -52,7 +52,14 @@ from evalstore.storage.engine import (
     bson_problem,
     first_line,
 )
-from evalstore.storage.indexes import ALERTS, EVALUATION_RUNS, INDEXES, TEST_RUNS, USAGE
+from evalstore.storage.indexes import (
+    ALERTS,
+    EVALUATION_RUNS,
+    INDEXES,
+    POINTS,
+    TEST_RUNS,
+    USAGE,
+)
 
 log = logging.getLogger("evalstore")
 
@@ -202,7 +209,7 @@ class MongoEngine:
     async def create_indexes(self) -> list[str]:
         """Create evalstore's indexes on both collections (idempotent); their names."""
         names: list[str] = []
-        for collection in (EVALUATION_RUNS, TEST_RUNS, USAGE, ALERTS):
+        for collection in (EVALUATION_RUNS, TEST_RUNS, USAGE, POINTS, ALERTS):
             specs = [spec for spec in INDEXES if spec.collection == collection]
             models = [
                 IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in specs
@@ -228,7 +235,7 @@ class MongoEngine:
     async def list_indexes(self) -> dict[str, list[dict[str, Any]]]:
         """The indexes that exist on both collections: name, keys and uniqueness."""
         result: dict[str, list[dict[str, Any]]] = {}
-        for collection in (EVALUATION_RUNS, TEST_RUNS, USAGE, ALERTS):
+        for collection in (EVALUATION_RUNS, TEST_RUNS, USAGE, POINTS, ALERTS):
             with self.errors(f"list indexes of {collection}"):
                 info = await self.db[collection].index_information()
             result[collection] = [
@@ -285,6 +292,30 @@ class MongoEngine:
                 if others:  # validated at the door: only a server's own limits get here
                     raise InvalidDataError(
                         f"the store refused usage: {others[0].get('errmsg')}"
+                    ) from None
+
+    async def upsert_points(self, documents: Sequence[Document]) -> None:
+        """Store metric points in one unordered bulk write; a point logged again replaces it."""
+        if not documents:
+            return
+        writes = []
+        for doc in documents:
+            key = {name: doc[name] for name in ("evaluation_run_id", "metric", "split", "step")}
+            fields = {name: value for name, value in doc.items() if name != "_id"}
+            writes.append(
+                UpdateOne(key, {"$set": fields, "$setOnInsert": {"_id": doc["_id"]}}, upsert=True)
+            )
+        with self.errors("store metric points"):
+            for attempt in range(2):
+                try:
+                    await self._collection(POINTS).bulk_write(writes, ordered=False)
+                    return
+                except BulkWriteError as exc:
+                    errors = exc.details.get("writeErrors", [])
+                    if attempt == 0 and all(e.get("code") == _DUPLICATE_KEY for e in errors):
+                        continue  # two upserts of one new point raced: the retry updates it
+                    raise InvalidDataError(
+                        f"the store refused metric points: {errors[0].get('errmsg')}"
                     ) from None
 
     async def upsert_run(self, document: Document) -> bool:

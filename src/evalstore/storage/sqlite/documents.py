@@ -19,6 +19,7 @@ from evalstore.storage.sqlite.schema import (
     ALERT_COLUMNS,
     RUN_COLUMNS,
     TEST_RUN_COLUMNS,
+    POINT_COLUMNS,
     USAGE_COLUMNS,
 )
 from evalstore.storage.sqlite.where import to_ms
@@ -179,6 +180,16 @@ _USAGE_CONVERTERS = {
     "git_branch": _text,
     "environment": _text,
 }
+_POINT_CONVERTERS = {
+    "_id": _oid_or_text,
+    "evaluation_run_id": _oid_or_text,
+    "metric": _text,
+    "split": _text,
+    "step": _integer,
+    "value": _number,
+    "recorded_at": _date,
+}
+assert tuple(_POINT_CONVERTERS) == POINT_COLUMNS
 assert tuple(_USAGE_CONVERTERS) == USAGE_COLUMNS
 assert tuple(_RUN_CONVERTERS) == RUN_COLUMNS
 assert tuple(_TEST_CONVERTERS) == TEST_RUN_COLUMNS
@@ -220,17 +231,24 @@ def usage_row(document: Document, text: str) -> tuple[Any, ...]:
     return (*(convert(document.get(name)) for name, convert in _USAGE_CONVERTERS.items()), text)
 
 
+def point_row(document: Document, text: str) -> tuple[Any, ...]:
+    """The `metric_points` row of a point document whose JSON is `text`."""
+    return (*(convert(document.get(name)) for name, convert in _POINT_CONVERTERS.items()), text)
+
+
 _TABLE_COLUMNS = {
     "evaluation_runs": RUN_COLUMNS,
     "test_runs": TEST_RUN_COLUMNS,
     "alerts": ALERT_COLUMNS,
     "usage": USAGE_COLUMNS,
+    "metric_points": POINT_COLUMNS,
 }
 _ROWS = {
     "evaluation_runs": run_row,
     "test_runs": test_row,
     "alerts": alert_row,
     "usage": usage_row,
+    "metric_points": point_row,
 }
 
 

@@ -63,6 +63,7 @@ from evalstore.storage.sqlite.documents import (
     stored_test_row,
     table_columns,
     test_row,
+    point_row,
     usage_row,
 )
 from evalstore.storage.sqlite.schema import (
@@ -77,7 +78,13 @@ from evalstore.storage.sqlite.where import Where, order_by, sql_value, to_ms
 log = logging.getLogger("evalstore")
 
 T = TypeVar("T")
-_TABLES: tuple[Collection, ...] = ("evaluation_runs", "test_runs", "usage", "alerts")
+_TABLES: tuple[Collection, ...] = (
+    "evaluation_runs",
+    "test_runs",
+    "usage",
+    "metric_points",
+    "alerts",
+)
 
 
 def database_directory(root: Path, database: str) -> Path:
@@ -370,6 +377,28 @@ class SqliteEngine:
                 connection.executemany(insert_sql("usage", or_ignore=True), rows)
 
         await self._run("store usage", write)
+
+    async def upsert_points(self, documents: Sequence[Document]) -> None:
+        """Store metric points in one transaction; a point logged again replaces it."""
+        if not documents:
+            return
+        rows = [point_row(doc, _encoded(doc, "a metric point")) for doc in documents]
+        # The table is keyed (and clustered) on run, metric, split and step: a series is
+        # read in step order from the table itself, and a point logged again replaces it.
+        sql = (
+            "INSERT INTO metric_points (_id, evaluation_run_id, metric, split, step, value, "
+            "recorded_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(evaluation_run_id, metric, split, step) DO UPDATE SET "
+            "value = excluded.value, recorded_at = excluded.recorded_at, "
+            # the point keeps its first _id, as MongoDB's upsert keeps it
+            "doc = json_set(excluded.doc, '$._id', json_object('$oid', metric_points._id))"
+        )
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _transaction(connection):
+                connection.executemany(sql, rows)
+
+        await self._run("store metric points", write)
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document unless stored; True when this call stored it.

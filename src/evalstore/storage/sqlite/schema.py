@@ -23,8 +23,9 @@ from __future__ import annotations
 FILE_NAME = "evalstore.sqlite3"
 """The store's file inside `<dir>/<database>/`."""
 
-SCHEMA_VERSION = 3
-"""1: runs and test runs; 2: alerts; 3: usage (new tables are created on open of an older store)."""
+SCHEMA_VERSION = 4
+"""1: runs and test runs; 2: alerts; 3: usage; 4: metric points (new tables are created on
+open of an older store)."""
 
 RUN_COLUMNS: tuple[str, ...] = (
     "_id",
@@ -94,6 +95,17 @@ USAGE_COLUMNS: tuple[str, ...] = (
 )
 """The usage fields kept as columns of `usage` (beside `doc`): all a cost question reads."""
 
+POINT_COLUMNS: tuple[str, ...] = (
+    "_id",
+    "evaluation_run_id",
+    "metric",
+    "split",
+    "step",
+    "value",
+    "recorded_at",
+)
+"""A metric point's fields, all of them columns of `metric_points` (beside `doc`)."""
+
 DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at", "fired_at", "recorded_at"})
 OID_COLUMNS = frozenset({"_id", "evaluation_run_id"})  # evaluation_run_id: on test_runs only
 REAL_COLUMNS = frozenset({"score"})
@@ -131,6 +143,17 @@ CREATE TABLE IF NOT EXISTS test_runs (
     finished_at INTEGER,
     doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS metric_points (
+    _id TEXT NOT NULL,
+    evaluation_run_id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    split TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    recorded_at INTEGER,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (evaluation_run_id, metric, split, step)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage (
     _id TEXT PRIMARY KEY,
     usage_id TEXT,

@@ -27,6 +27,7 @@ from evalstore.storage.sqlite.schema import (
     ALERT_COLUMNS,
     RUN_COLUMNS,
     TEST_RUN_COLUMNS,
+    POINT_COLUMNS,
     USAGE_COLUMNS,
 )
 
@@ -38,6 +39,7 @@ _COLUMNS = {
     "test_runs": frozenset(TEST_RUN_COLUMNS),
     "alerts": frozenset(ALERT_COLUMNS),
     "usage": frozenset(USAGE_COLUMNS),
+    "metric_points": frozenset(POINT_COLUMNS),
 }
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
@@ -182,5 +184,9 @@ def order_by(table: str, sort: Sequence[tuple[str, int]]) -> str:
         if field not in columns:
             raise ValueError(f"the local store cannot sort {table} on {field!r}")
         keys.append(f"{field} {'DESC' if direction == -1 else 'ASC'}")
-    keys.append("rowid ASC")
+    # `metric_points` has no rowid (it is clustered on its key): its ties go in key order
+    keys.append(_TIEBREAK.get(table, "rowid ASC"))
     return "ORDER BY " + ", ".join(keys)
+
+
+_TIEBREAK = {"metric_points": "evaluation_run_id, metric, split, step"}
