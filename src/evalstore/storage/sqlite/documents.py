@@ -17,9 +17,9 @@ from evalstore.models import Document
 from evalstore.storage.engine import bson_problem
 from evalstore.storage.sqlite.schema import (
     ALERT_COLUMNS,
+    POINT_COLUMNS,
     RUN_COLUMNS,
     TEST_RUN_COLUMNS,
-    POINT_COLUMNS,
     USAGE_COLUMNS,
 )
 from evalstore.storage.sqlite.where import to_ms

@@ -58,12 +58,12 @@ from evalstore.storage.sqlite.documents import (
     encode_document,
     insert_sql,
     object_id,
+    point_row,
     row_of,
     run_row,
     stored_test_row,
     table_columns,
     test_row,
-    point_row,
     usage_row,
 )
 from evalstore.storage.sqlite.schema import (

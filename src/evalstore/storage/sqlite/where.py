@@ -25,9 +25,9 @@ from bson import ObjectId
 
 from evalstore.storage.sqlite.schema import (
     ALERT_COLUMNS,
+    POINT_COLUMNS,
     RUN_COLUMNS,
     TEST_RUN_COLUMNS,
-    POINT_COLUMNS,
     USAGE_COLUMNS,
 )
 
