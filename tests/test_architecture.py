@@ -17,7 +17,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"storage"}),
     frozenset({"analysis"}),
     frozenset({"service"}),
-    frozenset({"monitors"}),
+    frozenset({"monitors", "plots"}),
     frozenset({"recording"}),
     frozenset({"cli", "pytest_plugin"}),
 )
