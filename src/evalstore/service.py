@@ -696,7 +696,10 @@ class MetricsStorageService:
                     **{k: v for k, v in row.items() if k != "evaluation_run_id"},
                     "passed_tests": passed if isinstance(passed, int) else 0,
                     "cost_per_passed_test": cost / passed
-                    if cost is not None and isinstance(passed, int) and passed
+                    if cost is not None
+                    and not row["unpriced"]
+                    and isinstance(passed, int)
+                    and passed
                     else None,
                 }
             )
@@ -706,5 +709,10 @@ class MetricsStorageService:
 
     async def store_points(self, documents: Sequence[Document]) -> None:
         """Store metric points (see `RunRecorder.log_metrics`); a point of the same run,
-        metric, split and step replaces the one stored."""
-        await self.client.upsert_points(documents)
+        metric, split and step replaces the one stored (the later of a batch wins)."""
+        latest: dict[tuple[Any, ...], Document] = {}
+        for doc in documents:  # an unordered bulk write may apply a batch in any order
+            key = (doc["evaluation_run_id"], doc["metric"], doc["split"], doc["step"])
+            latest.pop(key, None)
+            latest[key] = doc
+        await self.client.upsert_points(list(latest.values()))

@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 from analysis_helpers import RunClock, at, invoke
 
-from evalstore import InvalidDataError, MetricsStorageService, Monitor, evaluation_run
+from evalstore import (
+    ConfigurationError,
+    InvalidDataError,
+    MetricsStorageService,
+    Monitor,
+    StorageUnavailableError,
+    evaluation_run,
+)
 
 
 def recorder(service: MetricsStorageService, monitor: Monitor | bool = False) -> Any:
@@ -61,7 +68,7 @@ async def test_costs_by_hand_two_models_cached_tokens_an_override_and_an_unknown
     assert (usage["records"], usage["calls"]) == (5, 6)
     assert usage["input_tokens"] == 1_000_000 + 500_000 + 1_000 + 2_000 + 10
     assert usage["cache_read_tokens"] == 400_000
-    assert usage["cost_per_passed_test"] == pytest.approx(1.75)  # 3.5 / 2 passed tests
+    assert usage["cost_per_passed_test"] is None  # partly unpriced: $3.5 / 2 would look cheap
     by_model = {row["model"]: row for row in usage["by_model"]}
     assert by_model["acme-small"]["cost"] == pytest.approx(2.5)
     assert by_model["mystery-model"]["cost"] is None
@@ -293,3 +300,98 @@ async def test_a_rule_on_the_runs_cost(service: MetricsStorageService) -> None:
     assert run.check is not None
     [alert] = run.check.alerts
     assert (alert["rule"], alert["value"], alert["level"]) == ("pricey", 2.0, "error")
+
+
+async def test_a_wholly_priced_run_has_a_cost_per_passed_test(
+    service: MetricsStorageService,
+) -> None:
+    async with recorder(service) as run:
+        await run.record_test("t1", passed=True, score=90.0)
+        await run.record_test("t2", passed=True, score=80.0)
+        await run.record_test("t3", passed=False, score=0.0)
+        await run.record_usage("acme-small", input_tokens=1_500_000)  # $3.00
+    stored = await service.get_evaluation_run(run.evaluation_run_id)
+    assert stored is not None
+    assert stored["usage"]["cost_per_passed_test"] == pytest.approx(1.5)  # $3 / 2 passed
+
+
+async def test_concurrent_first_records_share_one_load_of_a_day_budget(
+    service: MetricsStorageService,
+) -> None:
+    monitor = Monitor([], budgets=[{"name": "daily", "per": "day", "warning": 100.0}])
+    async with recorder(service, monitor=monitor) as run:
+        receipts = await asyncio.gather(
+            *(run.record_usage("acme-small", input_tokens=100_000) for _ in range(5))
+        )
+    assert [receipt.status for receipt in receipts] == ["ok"] * 5
+    assert receipts[-1].run_cost == pytest.approx(1.0)
+
+
+async def test_usage_of_a_test_is_kept_when_finish_races_with_it(
+    service: MetricsStorageService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor = Monitor([], budgets=[{"name": "tiny", "per": "run", "warning": 0.1}])
+    save_alert = service.save_alert
+
+    async def slow_save_alert(alert: dict[str, Any]) -> None:
+        await asyncio.sleep(0.2)  # a slow store: finish() runs meanwhile
+        await save_alert(alert)
+
+    monkeypatch.setattr(service, "save_alert", slow_save_alert)
+    run = recorder(service, monitor=monitor)
+    await run.start()
+    usage = [
+        {"model": "acme-small", "input_tokens": 100_000},  # $0.2: crosses the warning
+        {"model": "acme-small", "input_tokens": 50_000},
+    ]
+    recording = asyncio.create_task(run.record_test("t1", passed=True, usage=usage))
+    await asyncio.sleep(0.05)
+    await run.finish()
+    await recording
+    stored = await service.get_evaluation_run(run.evaluation_run_id)
+    assert stored is not None
+    assert (stored["usage"]["records"], stored["usage"]["cost"]) == (2, pytest.approx(0.3))
+
+
+async def test_a_store_that_is_away_is_not_retried_at_every_record(
+    service: MetricsStorageService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = []
+
+    async def away(documents: Any) -> None:
+        attempts.append(len(documents))
+        raise StorageUnavailableError("the store is away")
+
+    async with recorder(service) as run:
+        monkeypatch.setattr(service, "store_usage", away)
+        for _ in range(250):
+            await run.record_usage("acme-small", input_tokens=1)
+        assert attempts == [100, 200]  # one try per new batch, not one per record
+        monkeypatch.undo()
+    assert len(await service.get_usage(run.evaluation_run_id)) == 250  # stored at the end
+
+
+def test_two_budgets_of_one_name_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"two budgets are named 'cost'"):
+        Monitor(
+            [],
+            budgets=[{"name": "cost", "limit": 1.0}, {"name": "cost", "per": "day", "limit": 5.0}],
+        )
+
+
+async def test_an_invalid_price_table_costs_no_result(
+    service: MetricsStorageService,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="evalstore")
+    monkeypatch.setenv("EVALSTORE_PRICES", str(tmp_path / "prices-typo.toml"))
+    async with recorder(service) as run:
+        await run.record_test("t1", passed=True, usage=[{"model": "acme-small", "cost": 0.01}])
+        receipt = await run.record_usage("acme-small", input_tokens=5, cost=0.02)
+    assert receipt.cost == 0.02
+    assert len(await service.get_test_runs(run.evaluation_run_id)) == 1
+    assert len(await service.get_usage(run.evaluation_run_id)) == 2
+    [warning] = [r.getMessage() for r in caplog.records if "prices-typo" in r.getMessage()]
+    assert warning.endswith("costs come from genai-prices alone")

@@ -116,7 +116,8 @@ def run_usage_summary(by_model: list[Document], num_passed: int) -> Document:
 
     `cost` sums the priced records (None when none was priced); `unpriced` counts
     the others, so a partly priced run says so instead of looking cheaper;
-    `cost_per_passed_test` divides the cost by the passed tests (None without either).
+    `cost_per_passed_test` divides the cost by the passed tests (None without either, and
+    when a record was unpriced: a partly priced run would look cheaper than it was).
     """
     summary: Document = {name: sum(row[name] for row in by_model) for name in TOKEN_FIELDS}
     costs = [row["cost"] for row in by_model if row["cost"] is not None]
@@ -125,7 +126,10 @@ def run_usage_summary(by_model: list[Document], num_passed: int) -> Document:
         cost=cost,
         unpriced=sum(row["unpriced"] for row in by_model),
         records=sum(row["records"] for row in by_model),
-        cost_per_passed_test=cost / num_passed if cost is not None and num_passed else None,
+        # only a wholly priced run has a cost per passed test: a partial one would look cheap
+        cost_per_passed_test=cost / num_passed
+        if cost is not None and num_passed and not any(row["unpriced"] for row in by_model)
+        else None,
         by_model=[
             {name: row[name] for name in ("model", "provider", *TOKEN_FIELDS, "cost", "unpriced")}
             for row in by_model
@@ -156,6 +160,8 @@ def regroup_by_run_field(
                 "records": 0,
                 "runs": 0,
                 "passed_tests": 0,
+                "priced_cost": 0.0,
+                "priced_passed": 0,
             },
         )
         for name in (*TOKEN_FIELDS, "unpriced", "records"):
@@ -164,10 +170,14 @@ def regroup_by_run_field(
             group["cost"] = (group["cost"] or 0.0) + row["cost"]
         group["runs"] += 1
         passed = run.get("num_passed")
-        group["passed_tests"] += passed if isinstance(passed, int) else 0
+        passed = passed if isinstance(passed, int) else 0
+        group["passed_tests"] += passed
+        if row["cost"] is not None and not row["unpriced"]:  # wholly priced runs only
+            group["priced_cost"] += row["cost"]
+            group["priced_passed"] += passed
     answers = []
     for group in groups.values():
-        cost, passed = group["cost"], group["passed_tests"]
-        group["cost_per_passed_test"] = cost / passed if cost is not None and passed else None
+        cost, passed = group.pop("priced_cost"), group.pop("priced_passed")
+        group["cost_per_passed_test"] = cost / passed if passed else None
         answers.append(group)
     return sorted(answers, key=lambda a: (a[label] is not None, str(a[label])))

@@ -20,6 +20,7 @@ or `exceeded`, so a caller can stop spending.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,10 @@ def parse_budgets(entries: Any, source: str) -> list[Budget]:
             raise ConfigurationError(
                 f"{source}: {label}: {where + ': ' if where else ''}{message}"
             ) from None
+    names = [budget.name for budget in budgets]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigurationError(f"{source}: two budgets are named {name!r}: names must differ")
     return budgets
 
 
@@ -132,13 +137,13 @@ class BudgetTracker:
     _period: dict[str, str] = field(default_factory=dict)
     _fired: set[str] = field(default_factory=set)
     _loaded: bool = False
+    _loading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.budgets = [budget for budget in self.budgets if budget.applies(self.run)]
 
     async def _load(self, service: MetricsStorageService | None, at: datetime) -> None:
         """What each day budget's day already spent, in the store (this run's stored usage too)."""
-        self._loaded = True
         for budget in self.budgets:
             if budget.per == "run":
                 self._period[budget.name] = str(self.run.get("evaluation_run_id"))
@@ -169,15 +174,18 @@ class BudgetTracker:
         """
         if not self.budgets:
             return "ok"
-        if not self._loaded:
-            try:
-                await self._load(service, at)
-            except Exception as exc:
-                log.warning("evalstore: budgets count this run only (store unreadable: %s)", exc)
+        async with self._loading:  # concurrent first records wait for one load
+            if not self._loaded:
+                try:
+                    await self._load(service, at)
+                except Exception as exc:
+                    log.warning(
+                        "evalstore: budgets count this run only (store unreadable: %s)", exc
+                    )
+                    for budget in self.budgets:
+                        self._spent.setdefault(budget.name, 0.0)
+                        self._period.setdefault(budget.name, at.strftime("%Y-%m-%d"))
                 self._loaded = True
-                for budget in self.budgets:
-                    self._spent.setdefault(budget.name, 0.0)
-                    self._period.setdefault(budget.name, at.strftime("%Y-%m-%d"))
         worst: BudgetStatus = "ok"
         for budget in self.budgets:
             if budget.per == "day" and self._period[budget.name] != at.strftime("%Y-%m-%d"):

@@ -8,6 +8,8 @@ types as relaxed extended JSON, so ObjectIds and datetimes round-trip):
 - `{"kind": "acked", "ids": [...]}` — test runs MongoDB has acknowledged
 - `{"kind": "usage", "doc": {...}}` — one usage record (tokens, cost), before `record_usage`
   returns; stored idempotently (keyed on `usage_id`), so it needs no acknowledgement
+- `{"kind": "points", "split": ..., "step": ..., "values": {...}, "at": ...}` — one logged
+  step, before `log_metrics` returns; stored as upserts keyed on (run, metric, split, step)
 - `{"kind": "finish", "status": ..., "finished_at": ...}`
 
 A journal is written by one process, which holds `<journal>.lock` while it
@@ -37,6 +39,7 @@ from filelock import FileLock, Timeout
 from evalstore.codec import decode, encode
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document
+from evalstore.recording.series import journal_points
 from evalstore.redaction import redact_uri
 from evalstore.settings import FsyncPolicy
 
@@ -175,6 +178,8 @@ class JournalContents:
     tests: dict[str, Document] = field(default_factory=dict)
     acked: set[str] = field(default_factory=set)
     usage: dict[str, Document] = field(default_factory=dict)
+    points: list[Document] = field(default_factory=list)
+    """Metric points, in the order logged (a later point of the same key replaces an earlier)."""
     """Usage records by `usage_id` (all of them: storing one again does nothing)."""
     finish: Document | None = None
     skipped_lines: int = 0
@@ -328,6 +333,12 @@ def _add(
             skip(number, "a usage line without its record, or of another evaluation run")
             return False
         contents.usage[doc["usage_id"]] = doc
+    elif kind == "points":
+        points = journal_points(entry, contents.run["_id"])
+        if points is None:
+            skip(number, "a points line without valid values, step, split or time")
+            return False
+        contents.points.extend(points)
     elif kind == "acked":
         ids = entry.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

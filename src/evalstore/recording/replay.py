@@ -55,6 +55,13 @@ class ReplayReport:
     failed: list[str] = field(default_factory=list)
 
 
+async def store_points(service: MetricsStorageService, points: Sequence[Document]) -> None:
+    """Store journaled metric points in batches, in the order they were logged (so that a
+    step logged twice keeps its later value)."""
+    for start in range(0, len(points), REPLAY_BATCH * 10):
+        await service.store_points(points[start : start + REPLAY_BATCH * 10])
+
+
 async def store_in_batches(
     service: MetricsStorageService,
     documents: Sequence[Document],
@@ -115,6 +122,7 @@ async def replay_contents(
         else lambda sent, refused: on_progress(len(sent) - len(refused)),
     )
     await service.store_usage(list(contents.usage.values()))
+    await store_points(service, contents.points)
     if contents.finish is None:
         return None
     return await service.finalize_evaluation_run(

@@ -42,9 +42,22 @@ from evalstore.models import (
 )
 from evalstore.recording.journal import read_journal, target_fingerprint
 from evalstore.recording.provenance import git_info, system_info_hash, system_information
-from evalstore.recording.replay import replay_spool, store_in_batches, sync_command
+from evalstore.recording.replay import (
+    replay_spool,
+    store_in_batches,
+    store_points,
+    sync_command,
+)
 from evalstore.recording.safety_net import SafetyNet
 from evalstore.recording.scoring import score_method
+from evalstore.recording.series import (
+    POINTS_BATCH,
+    SeriesBuffer,
+    check_split,
+    check_step,
+    check_values,
+    point_documents,
+)
 from evalstore.recording.shutdown import TerminationGuard
 from evalstore.recording.totals import RunTotals
 from evalstore.recording.usage import (
@@ -119,7 +132,9 @@ class RunRecorder:
         self._stored = False
         self._usage: UsageLedger | None = None
         self._budgets: BudgetTracker | None = None
+        self._series = SeriesBuffer()
         self._usage_failed = False
+        self._usage_flush_at = USAGE_BATCH
         self.monitor = monitor
         self.check: RunCheck | None = None
         """What the monitor's rules said of the finished run (None: no monitor, or not stored)."""
@@ -353,8 +368,67 @@ class RunRecorder:
         self._totals.add(document)
         await self._writer.put(document, journaled=journaled)
         for usage_document in usage_documents:
+            self._accept_usage(usage_document)
+        for usage_document in usage_documents:
             await self._keep_usage(usage_document)
         return dict(document)
+
+    async def log_metrics(
+        self, values: Mapping[str, float], step: int, split: str = "train"
+    ) -> None:
+        """Log the values of one training step (epoch or batch): `{"loss": 0.31, "lr": 1e-4}`.
+
+        Each value is a point of its metric's series, keyed on (run, metric, split,
+        step): logging a step again replaces its values. The time is taken now. The
+        step is journaled before this returns and stored write-behind, by the batch.
+
+        Args:
+            values: metric name (no `.` or `$`) -> finite number.
+            step: a non-negative integer.
+            split: `train`, `eval` or any name of letters, digits, `_` and `-`.
+
+        Raises:
+            InvalidDataError: a value, the step or the split is invalid (nothing is logged).
+        """
+        run = self.document
+        if self._finishing:
+            raise EvalstoreError("the evaluation run is finished: log metrics before finish()")
+        checked = check_values(values)
+        check_step(step)
+        check_split(split)
+        at = to_utc(utcnow())
+        if self._journal is not None:
+            self._journal.append(
+                {"kind": "points", "split": split, "step": step, "values": checked, "at": at}
+            )
+        self._series.add(point_documents(run["_id"], checked, step, split, at))
+        if self.service is not None and len(self._series.pending) >= POINTS_BATCH:
+            await self._store_points(self.service)
+
+    async def _store_points(self, service: MetricsStorageService) -> None:
+        """Store the waiting points; on failure the journal alone keeps them from then on."""
+        batch = self._series.take()
+        if not batch:
+            return
+        try:
+            await service.store_points(batch)
+        except Exception as exc:
+            if not self._series.degraded:
+                log.warning(
+                    "evalstore: could not store metric points (kept in the journal, stored "
+                    "at the end of the run or by `evalstore sync`): %s",
+                    exc,
+                )
+            self._series.give_up()
+
+    async def _store_journaled_points(self, service: MetricsStorageService) -> None:
+        """After a failed batch: every point of the run, from the journal."""
+        assert self._journal is not None
+        path = self._journal.path
+        contents = read_journal(path) if path.exists() else None
+        if contents is None:
+            raise StorageUnavailableError("the journal holding the metric points is unreadable")
+        await store_points(service, contents.points)
 
     async def record_usage(
         self,
@@ -410,6 +484,7 @@ class RunRecorder:
             test_id=test_id,
             step=step,
         )
+        self._accept_usage(document)
         status = await self._keep_usage(document)
         return UsageReceipt(
             document=dict(document),
@@ -421,14 +496,18 @@ class RunRecorder:
     def _usage_document(self, **fields: Any) -> dict[str, Any]:
         return self.usage.build(**fields, at=to_utc(utcnow()))
 
-    async def _keep_usage(self, document: dict[str, Any]) -> BudgetStatus:
-        """Journal a usage record, count it against the budgets, store the waiting ones by
-        the batch; the budget status."""
-        ledger = self.usage
+    def _accept_usage(self, document: dict[str, Any]) -> None:
+        """Journal and count a usage record, at once (before any await: a finish racing
+        with the caller can then never leave it behind)."""
         if self._journal is not None:
             self._journal.append({"kind": "usage", "doc": document})
-        ledger.add(document)
-        if self.service is not None and len(ledger.pending) >= USAGE_BATCH:
+        self.usage.add(document)
+
+    async def _keep_usage(self, document: dict[str, Any]) -> BudgetStatus:
+        """Store the waiting usage records by the batch, count an accepted record against
+        the budgets; the budget status."""
+        ledger = self.usage
+        if self.service is not None and len(ledger.pending) >= self._usage_flush_at:
             await self._store_usage(self.service)
         if self.monitor is None or not self.monitor.budgets:
             return "ok"
@@ -448,8 +527,12 @@ class RunRecorder:
         batch = self._usage.take()
         try:
             await service.store_usage(batch)
+            self._usage_flush_at = USAGE_BATCH
         except Exception as exc:
             self._usage.pending[:0] = batch
+            # No retry before another batch has come: a store that is away must not make
+            # every call wait for its timeout (the journal keeps everything meanwhile).
+            self._usage_flush_at = len(self._usage.pending) + USAGE_BATCH
             if not self._usage_failed:
                 self._usage_failed = True
                 log.warning("evalstore: could not store usage (kept in the journal): %s", exc)
@@ -574,6 +657,9 @@ class RunRecorder:
                 await self._store_usage(service)
                 if self._usage is not None and self._usage.pending:
                     raise StorageUnavailableError("usage records could not be stored")
+                await self._store_points(service)
+                if self._series.degraded:
+                    await self._store_journaled_points(service)
                 stored = await service.finalize_evaluation_run(
                     self.document["_id"], status, finished_at=finished_at
                 )
@@ -595,7 +681,9 @@ class RunRecorder:
         assert journal is not None
         await service.upsert_evaluation_run(self.document)
         pending = dict(writer.unjournaled)
-        contents = read_journal(journal.path) if journal.journaled else None
+        kept_more = self._series.logged or (self._usage is not None and self._usage.records)
+        journaled = journal.journaled or (kept_more and journal.path.exists())
+        contents = read_journal(journal.path) if journaled else None
         if contents is not None:
             target = target_fingerprint(service.client.connection_string)
             for doc in contents.tests_to_replay(target):
@@ -609,6 +697,9 @@ class RunRecorder:
         )
         if contents is not None:
             await service.store_usage(list(contents.usage.values()))
+            await store_points(service, contents.points)
+        else:
+            await self._store_points(service)
         await self._store_usage(service)
         if self._usage is not None and self._usage.pending:
             raise StorageUnavailableError("usage records could not be stored")

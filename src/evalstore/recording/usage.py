@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from bson import ObjectId
 
-from evalstore.errors import InvalidDataError
+from evalstore.errors import ConfigurationError, InvalidDataError
 from evalstore.models import Document, check_string
 from evalstore.pricing import PriceBook, TokenCounts, check_tokens
 
@@ -120,9 +120,7 @@ class UsageLedger:
         )
         model_name, provider_name, tokens = checked.model, checked.provider, checked.tokens
         calls_count, test = checked.calls, checked.test_id
-        if self.prices is None:
-            self.prices = PriceBook.configured(self.directory)
-        priced = self.prices.price(
+        priced = self.price_book().price(
             model_name,
             tokens,
             provider=provider_name,
@@ -160,6 +158,17 @@ class UsageLedger:
             "git_branch": self.run.get("git_branch"),
             "environment": self.run.get("environment"),
         }
+
+    def price_book(self) -> PriceBook:
+        """The configured prices; an invalid table is one warning, then genai-prices alone
+        prices (a price table never costs a recorded result)."""
+        if self.prices is None:
+            try:
+                self.prices = PriceBook.configured(self.directory)
+            except ConfigurationError as exc:
+                log.warning("evalstore: %s; costs come from genai-prices alone", exc)
+                self.prices = PriceBook.default()
+        return self.prices
 
     def add(self, document: Document) -> None:
         """Count a record in the run's totals and queue it for storing."""
