@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     )
     from evalstore.recording.run import RunRecorder, evaluation_run
     from evalstore.recording.scoring import register_score_method
+    from evalstore.recording.sync_run import SyncRun, training_run
     from evalstore.service import MetricsStorageService
     from evalstore.settings import Settings, load_settings
     from evalstore.storage.client import MongoDBClient
@@ -53,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "RunRecorder": "evalstore.recording.run",
     "Settings": "evalstore.settings",
     "StorageUnavailableError": "evalstore.errors",
+    "SyncRun": "evalstore.recording.sync_run",
     "TestRun": "evalstore.models",
     "evaluation_run": "evalstore.recording.run",
     "git_info": "evalstore.recording.provenance",
@@ -60,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "register_score_method": "evalstore.recording.scoring",
     "system_info_hash": "evalstore.recording.provenance",
     "system_information": "evalstore.recording.provenance",
+    "training_run": "evalstore.recording.sync_run",
 }
 
 __all__ = [
@@ -80,6 +83,7 @@ __all__ = [
     "RunRecorder",
     "Settings",
     "StorageUnavailableError",
+    "SyncRun",
     "TestRun",
     "__version__",
     "evaluation_run",
@@ -88,6 +92,7 @@ __all__ = [
     "register_score_method",
     "system_info_hash",
     "system_information",
+    "training_run",
 ]
 
 
