@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from datetime import datetime
+
+from bson import ObjectId
 
 from evalstore.models import to_utc
 
@@ -35,3 +38,11 @@ def new_test_run_id(evaluation_run_id: str, test_id: str) -> str:
     return (
         f"{evaluation_run_id}/{sanitise(test_id, max_length=120) or 'test'}/{secrets.token_hex(4)}"
     )
+
+
+def point_id(run_oid: ObjectId, metric: str, split: str, step: int) -> ObjectId:
+    """The `_id` of a metric point: derived from its key (run, metric, split, step), so that
+    every write of one point (a step logged again, a replay after a crash) names the same
+    document on every engine, and the `_id` index keeps one point per key."""
+    digest = hashlib.blake2b(f"{run_oid}|{metric}|{split}|{step}".encode(), digest_size=12)
+    return ObjectId(digest.digest())

@@ -23,13 +23,14 @@ from evalstore.analysis import (
     experiments,
     queries,
     retention,
+    series,
     stats,
     trends,
     usage,
 )
 from evalstore.analysis.base import History, run_not_found
 from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
-from evalstore.analysis.pipelines import FINISHED, Period, TestValue
+from evalstore.analysis.pipelines import FINISHED, FUTURE_SLACK, Period, TestValue
 from evalstore.analysis.types import (
     BestConfiguration,
     ConfigDifference,
@@ -52,6 +53,7 @@ from evalstore.analysis.types import (
     TrendPoint,
 )
 from evalstore.errors import InvalidDataError
+from evalstore.ids import point_id
 from evalstore.models import (
     Document,
     EvaluationRun,
@@ -177,6 +179,9 @@ class MetricsStorageService:
         )
         if by_model:  # a run without usage keeps the fields it always had
             update["usage"] = usage.run_usage_summary(by_model, update["num_passed"])
+        series_rows = await series.summarise(self._history, run_oid)
+        if series_rows:  # run lists and dashboards read this summary, never the points
+            update["series"] = series_rows
         updated = await self.client.update_run({"_id": run_oid}, update, action=action)
         if updated is None:
             raise run_not_found(evaluation_run_id)
@@ -714,5 +719,106 @@ class MetricsStorageService:
         for doc in documents:  # an unordered bulk write may apply a batch in any order
             key = (doc["evaluation_run_id"], doc["metric"], doc["split"], doc["step"])
             latest.pop(key, None)
-            latest[key] = doc
+            latest[key] = {**doc, "_id": point_id(*key)}  # one _id per key, on every engine
         await self.client.upsert_points(list(latest.values()))
+
+    async def get_series(
+        self,
+        evaluation_run_id: str | ObjectId,
+        *,
+        metrics: Sequence[str] | None = None,
+        split: str | None = None,
+        max_points: int | None = series.DEFAULT_MAX_POINTS,
+    ) -> list[Document]:
+        """A run's metric series, one per (metric, split), sorted by metric then split.
+
+        Each: `metric`, `split`, `points` (`{step, value}` in step order), `total`,
+        `downsampled`. A series longer than `max_points` is downsampled on the server
+        to the min and max point of each of `max_points // 2` step buckets (its global
+        min and max always kept); `max_points=None` returns every point. The run is
+        named as for `select_evaluation_run`. See `analysis.series`.
+        """
+        return await series.get_series(
+            self._history, evaluation_run_id, metrics=metrics, split=split, max_points=max_points
+        )
+
+    async def get_series_summary(
+        self,
+        evaluation_run_id: str | ObjectId,
+        *,
+        metrics: Sequence[str] | None = None,
+        split: str | None = None,
+    ) -> list[Document]:
+        """Per (metric, split) of a run: count, first_step, last_step, last, mean, min,
+        min_step, max, max_step (earliest steps); see `analysis.series`."""
+        return await series.get_series_summary(
+            self._history, evaluation_run_id, metrics=metrics, split=split
+        )
+
+    async def get_best_step(
+        self,
+        evaluation_run_id: str | ObjectId,
+        metric: str,
+        *,
+        mode: series.BestMode = "min",
+        split: str | None = None,
+    ) -> Document:
+        """The best step of a metric (`mode` min or max, earliest on ties) with the last
+        step and `steps_since_best` (early stopping); see `analysis.series`.
+
+        Raises:
+            InvalidDataError: the run never recorded the metric (the message names those
+                it did), or recorded it in several splits and `split` is None.
+        """
+        return await series.get_best_step(
+            self._history, evaluation_run_id, metric, mode=mode, split=split
+        )
+
+    async def get_metric_across_runs(
+        self,
+        metric: str,
+        *,
+        split: str | None = None,
+        runs: Sequence[str] | None = None,
+        last: int = 5,
+        max_points: int | None = series.DEFAULT_MAX_POINTS,
+        branch: str | None = None,
+        environment: str | None = None,
+        suite: str | None = None,
+    ) -> list[Document]:
+        """One metric in several runs, one entry per (run, split): `evaluation_run_id`,
+        `started_at`, `split`, `points`, `total`, `downsampled`.
+
+        The runs are the named `runs` (in that order), or else the `last` newest finished
+        runs (of a branch, environment, suite) that recorded the metric, oldest first.
+        See `analysis.series`.
+        """
+        return await series.get_metric_across_runs(
+            self._history,
+            metric,
+            split=split,
+            runs=runs,
+            last=last,
+            max_points=max_points,
+            branch=branch,
+            environment=environment,
+            suite=suite,
+            not_after=utcnow() + FUTURE_SLACK,
+        )
+
+    # -- exports ------------------------------------------------------------------------
+
+    async def to_dataframe(self, kind: str, **filters: Any) -> Any:
+        """The stored `runs`, `tests`, `series`, `alerts` or `usage` as a pandas DataFrame.
+
+        The columns of the CSV export (`metrics.wer.score`, `usage.cost`), dates as
+        `datetime64[ns, UTC]`; `filters` as for `evalstore export` (`since`, `until`,
+        `environment`, `branch`, `suite`, `tags`, `tags_match`, `run`). Needs the
+        `evalstore[pandas]` extra. See `analysis.export`.
+
+        Raises:
+            ConfigurationError: pandas is not installed.
+        """
+        from evalstore.analysis import export  # pandas is imported there, when called
+
+        return await export.to_dataframe(self, kind, **filters)  # type: ignore[arg-type]

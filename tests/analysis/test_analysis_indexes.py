@@ -116,7 +116,7 @@ class RecordingClient(WrappedCollections):
     shapes: list[QueryShape]
 
     def wrap(self, name: str, collection: Any) -> Any:
-        assert name in (EVALUATION_RUNS, TEST_RUNS)
+        assert name in {spec.collection for spec in INDEXES}
         return _Recorder(collection, name, self.shapes)
 
 

@@ -46,7 +46,7 @@ EXPECTED_INDEXES = {
         {
             "name": "point_run_metric_split_step",
             "keys": [("evaluation_run_id", 1), ("metric", 1), ("split", 1), ("step", 1)],
-            "unique": True,
+            "unique": False,
         },
     ],
     "usage": [
@@ -63,13 +63,14 @@ EXPECTED_INDEXES = {
         {"name": "_id_", "keys": [("_id", 1)], "unique": False},
         {"name": "alert_fired_at", "keys": [("fired_at", -1)], "unique": False},
         {"name": "alert_key_state", "keys": [("key", 1), ("state", 1)], "unique": False},
+        {"name": "alert_run", "keys": [("evaluation_run_id", 1)], "unique": False},
     ],
 }
 
 
 async def test_create_indexes_creates_the_declared_indexes(client: MongoDBClient) -> None:
     names = await client.create_indexes()
-    assert len(names) == 19
+    assert len(names) == 20
     assert await client.list_indexes() == EXPECTED_INDEXES
 
 

@@ -9,15 +9,17 @@ and windows whose edges fall exactly on stored times. Every window is explicit
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
 from bson import ObjectId
-from differential_engines import EnginePair
+from differential_engines import EnginePair, Outcome
 from differential_history import DAY, METRIC_NAMES, MS, WEEK, History
 
 from evalstore.analysis.stats import STATS_SORT_KEYS
+from evalstore.ids import point_id
 
 UNKNOWN_OID = ObjectId("ffffffffffffffffffffffff")
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -454,3 +456,104 @@ async def ask_usage(pair: EnginePair) -> None:
         await pair.same("get_cost", by)
         await pair.same("get_cost", by, until=history.monday + 5 * DAY)
     await pair.same("get_cost", "weekday")  # refused in the same words
+
+
+SERIES_METRICS = (("loss", ("train", "eval")), ("accuracy", ("eval",)), ("lr", ("train",)))
+
+
+def series_points(history: History) -> list[dict[str, Any]]:
+    """Metric points of the first runs: series of 1 to 130 points, dense or sparse steps,
+    values rounded to 2 places (ties for min, max and buckets), one negative spike each."""
+    rng = random.Random(history.seed)
+    documents = []
+    for index, run in enumerate(history.runs[:5]):
+        for metric, splits in SERIES_METRICS:
+            for split in splits:
+                length = (1, 40, 130, 60, 3, 101, 25)[(index + len(metric)) % 7]
+                stride = rng.choice((1, 1, 2, 7))
+                first = rng.choice((0, 0, 5))
+                for k in range(length):
+                    step = first + k * stride
+                    value = round(rng.uniform(0, 2) / (1 + k / 50), 2)
+                    if k == length // 3:
+                        value = -5.0 - index  # the spike
+                    documents.append(
+                        {
+                            "_id": point_id(run.oid, metric, split, step),
+                            "evaluation_run_id": run.oid,
+                            "metric": metric,
+                            "split": split,
+                            "step": step,
+                            "value": value,
+                            "recorded_at": run.started_at + (k + 1) * MS,
+                        }
+                    )
+    return documents
+
+
+async def ask_series(pair: EnginePair) -> None:
+    """Metric points stored the same way on both engines (one step logged again), then
+    every series question: points, downsampling, summary, best step, across runs."""
+    history = pair.history
+    documents = series_points(history)
+    for start in range(0, len(documents), 1000):
+        await pair.same("store_points", documents[start : start + 1000])
+    again = [{**doc, "value": doc["value"] + 0.5} for doc in documents[::97]]
+    await pair.same("store_points", again)  # logged again: replaced, never duplicated
+    runs = history.runs[:5]
+    for run in runs:
+        if run.status != "running":  # finalising stores the run's `series` summary
+            finished_at = run.finished_at or run.started_at + DAY
+            await pair.same("finalize_evaluation_run", run.oid, run.status, finished_at=finished_at)
+    metric_variants: tuple[Any, ...] = (None, ["loss"], ["lr", "loss"], "accuracy", ["nope"])
+    for run in [*runs, history.runs[-1]]:
+        for max_points in (None, 100, 2, 3, 37, 1):
+            await pair.same("get_series", run.run_id, max_points=max_points)
+        for index, metrics in enumerate(metric_variants):
+            for split in (None, ("eval", "test", "train")[index % 3]):
+                await pair.same(
+                    "get_series", str(run.oid), metrics=metrics, split=split, max_points=10
+                )
+                await pair.same("get_series_summary", run.run_id, metrics=metrics, split=split)
+        for metric in ("loss", "accuracy", "lr", "nope"):
+            for mode, split in (("min", None), ("max", "eval"), ("min", "train")):
+                await pair.same("get_best_step", run.run_id, metric, mode=mode, split=split)
+        await pair.same("get_best_step", run.run_id, "loss", mode="last")  # refused on both
+    await pair.same("get_series", "no-such-run")
+    await pair.same("get_series_summary", UNKNOWN_OID)
+    variants = ((1, None), (3, 7), (100, 500))
+    for metric, splits in SERIES_METRICS:
+        for index, split in enumerate((None, *splits, "test")):
+            last, max_points = variants[index % len(variants)]
+            await pair.same(
+                "get_metric_across_runs", metric, split=split, last=last, max_points=max_points
+            )
+    for branch in history.values("git_branch"):
+        if branch is not None:
+            await pair.same("get_metric_across_runs", "loss", branch=branch)
+    for environment in history.values("environment"):
+        await pair.same("get_metric_across_runs", "loss", environment=environment, last=2)
+    for suite in history.values("suite"):
+        if suite is not None:
+            await pair.same("get_metric_across_runs", "accuracy", suite=suite)
+    names = [run.run_id for run in runs]
+    await pair.same("get_metric_across_runs", "loss", runs=names, max_points=50)
+    await pair.same("get_metric_across_runs", "loss", runs=names[::-1], split="eval")
+    await pair.same("get_metric_across_runs", "lr", runs=[history.runs[-1].run_id])
+    await pair.same("get_metric_across_runs", "loss", last=0)  # refused on both
+
+
+async def ask_dataframes(pair: EnginePair) -> None:
+    """`to_dataframe` (the exports' reads, as pandas frames): the same rows on both engines."""
+    for kind in ("runs", "tests", "alerts", "usage", "series"):
+        frames = [
+            await engine.service.to_dataframe(kind) for engine in (pair.reference, pair.other)
+        ]
+        rows = [
+            frame.astype(object).where(frame.notna(), None).to_dict("records") for frame in frames
+        ]
+        pair.check(
+            f'service."to_dataframe"({kind!r})',
+            Outcome(value=(list(frames[0].columns), rows[0])),
+            Outcome(value=(list(frames[1].columns), rows[1])),
+        )

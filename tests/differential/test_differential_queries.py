@@ -27,11 +27,13 @@ from differential_queries import (
     ask_comparisons,
     ask_configs_by,
     ask_configurations,
+    ask_dataframes,
     ask_durations,
     ask_experiments,
     ask_flaky,
     ask_monitors,
     ask_runs,
+    ask_series,
     ask_stats,
     ask_test_trends,
     ask_trends,
@@ -92,4 +94,15 @@ async def test_experiments(pair: EnginePair) -> None:
 
 async def test_configurations_by_key_best_and_direction(pair: EnginePair) -> None:
     await ask_configs_by(pair)
+    pair.assert_agreed()
+
+
+async def test_metric_series(pair: EnginePair) -> None:
+    await ask_series(pair)
+    pair.assert_agreed()
+
+
+async def test_dataframes(pair: EnginePair) -> None:
+    await ask_usage(pair)  # usage to export too
+    await ask_dataframes(pair)
     pair.assert_agreed()

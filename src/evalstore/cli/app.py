@@ -26,8 +26,10 @@ from evalstore.cli.cost import register_cost_commands
 from evalstore.cli.demo import DEMO_DATABASE, FLAKY_TEST, TESTS, record_demo_history
 from evalstore.cli.durability import register_durability_commands
 from evalstore.cli.durations import register_duration_commands
+from evalstore.cli.export import register_export_commands
 from evalstore.cli.monitoring import register_monitoring_commands
 from evalstore.cli.options import SuiteOption
+from evalstore.cli.plot import register_plot_commands
 from evalstore.cli.prometheus import register_prometheus_commands
 from evalstore.cli.render import (
     HISTORY_COLUMNS,
@@ -40,6 +42,7 @@ from evalstore.cli.render import (
     table,
 )
 from evalstore.cli.reports import register_report_commands
+from evalstore.cli.series import register_series_commands
 from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
@@ -297,6 +300,9 @@ register_monitoring_commands(app)
 register_prometheus_commands(app)
 register_report_commands(app)
 register_cost_commands(app)
+register_series_commands(app)
+register_export_commands(app)
+register_plot_commands(app)
 
 
 def main() -> None:

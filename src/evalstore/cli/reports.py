@@ -2,6 +2,9 @@
 
 The report holds what `configs list|compare`, `configs best` and `trend
 --direction` answer (see `evalstore.analysis.reports.configs_report`).
+
+`evalstore report run RUN`: one run's summary as Markdown or HTML, with its plots
+(see `evalstore.plots.report.run_report`).
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ from evalstore.cli.options import (
     usage_error,
 )
 from evalstore.cli.render import error_line
-from evalstore.errors import ConfigurationError, InvalidDataError
+from evalstore.errors import ConfigurationError, EvalstoreError, InvalidDataError
 from evalstore.models import utcnow
+from evalstore.plots.auto import render_run_plots
+from evalstore.plots.report import REPORT_FORMATS, run_report
+from evalstore.plots.sources import RunReportData, run_report_data
 from evalstore.service import MetricsStorageService
 
-report_app = typer.Typer(help="Reports written to files: configs.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports written to files: configs, run.", no_args_is_help=True)
 
 
 def register_report_commands(app: typer.Typer) -> None:
-    """Add `report configs` to `app`."""
+    """Add `report configs` and `report run` to `app`."""
     app.add_typer(report_app, name="report")
 
 
@@ -116,6 +122,78 @@ def report_configs(
         raise typer.Exit(1) from None
     out.print(
         f"wrote {output} ({configurations} configurations, {runs} runs)",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@report_app.command("run")
+def report_run(
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="Run id, a unique prefix of it, ObjectId, latest or previous."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The report to write: .md or .html (replaced if it exists); the plots are "
+            "written next to it as <run id>-<metric>.png.",
+            dir_okay=False,
+        ),
+    ],
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Draw the run's metric curves.")
+    ] = True,
+    width: Annotated[
+        int, typer.Option("--width", min=100, max=10_000, help="Plot width in pixels.")
+    ] = 1000,
+    height: Annotated[
+        int, typer.Option("--height", min=100, max=10_000, help="Plot height in pixels.")
+    ] = 600,
+    url: UrlOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write one run's report: provenance, aggregates, failures, alerts, cost, metric series
+    and their plots."""
+    form = REPORT_FORMATS.get(output.suffix.lower())
+    if form is None:
+        usage_error(f"--output: a report is written as .md or .html, got {output.suffix!r}")
+
+    async def use(
+        service: MetricsStorageService,
+    ) -> tuple[RunReportData, list[tuple[str, str]], list[str]]:
+        data = await run_report_data(service, run_id)
+        images: list[tuple[str, str]] = []
+        notes: list[str] = []
+        if data["series_summary"] and not plots:
+            notes.append("Plots not drawn (--no-plots).")
+        elif data["series_summary"]:
+            try:
+                written = await render_run_plots(
+                    service, data["run"], output.parent, width_px=width, height_px=height
+                )
+            except (EvalstoreError, OSError) as exc:  # the report holds without its plots
+                notes.append(f"Plots not drawn: {exc}")
+            else:
+                images = [(metric, path.name) for metric, path in written.items()]
+        return data, images, notes
+
+    data, images, notes = run_command(lambda: with_service(url, db, use))
+    text = run_report(data, form=form, generated_at=utcnow(), images=images, notes=notes)
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        err.print(error_line(f"cannot write {output}: {exc.strerror or exc}"), soft_wrap=True)
+        raise typer.Exit(1) from None
+    for note in notes:
+        err.print(f"note: {note}", soft_wrap=True)
+    out.print(
+        f"wrote {output} ({data['failures_total']} failing tests, {len(data['alerts'])} alerts, "
+        f"{len(images)} plots)",
         markup=False,
         soft_wrap=True,
     )

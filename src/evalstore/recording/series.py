@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 
 from evalstore.errors import InvalidDataError
+from evalstore.ids import point_id
 from evalstore.models import Document, check_key
 
 POINTS_BATCH = 1000
@@ -80,7 +81,7 @@ def point_documents(
     """The `metric_points` documents of one logged step."""
     return [
         {
-            "_id": ObjectId(),
+            "_id": point_id(run_oid, name, split, step),
             "evaluation_run_id": run_oid,
             "metric": name,
             "split": split,

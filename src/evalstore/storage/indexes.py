@@ -57,13 +57,12 @@ INDEXES: tuple[IndexSpec, ...] = (
     # the time window of per-test statistics and flaky tests over all tests (no test id and no
     # run filter): without it those queries scan every test run ever stored
     IndexSpec(TEST_RUNS, "finished_at", (("finished_at", -1),)),
-    # metric points: one per run, metric, split and step (a replay upserts, never duplicates),
-    # and a run's series in step order
+    # metric points: a run's series in step order. One point per run, metric, split and step
+    # is kept by `_id`, which derives from that key (`recording.series.point_id`)
     IndexSpec(
         POINTS,
         "point_run_metric_split_step",
         (("evaluation_run_id", 1), ("metric", 1), ("split", 1), ("step", 1)),
-        unique=True,
     ),
     # usage: replayed once (its id), a run's usage by model at finalisation, cost over time
     IndexSpec(USAGE, "usage_id_unique", (("usage_id", 1),), unique=True),
@@ -72,4 +71,6 @@ INDEXES: tuple[IndexSpec, ...] = (
     # the open alert of one rule and subject (de-duplication), and alerts newest first
     IndexSpec(ALERTS, "alert_key_state", (("key", 1), ("state", 1))),
     IndexSpec(ALERTS, "alert_fired_at", (("fired_at", -1),)),
+    # a run's alerts (the run report, and prune)
+    IndexSpec(ALERTS, "alert_run", (("evaluation_run_id", 1),)),
 )

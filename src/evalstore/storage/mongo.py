@@ -298,25 +298,38 @@ class MongoEngine:
         """Store metric points in one unordered bulk write; a point logged again replaces it."""
         if not documents:
             return
-        writes = []
-        for doc in documents:
-            key = {name: doc[name] for name in ("evaluation_run_id", "metric", "split", "step")}
-            fields = {name: value for name, value in doc.items() if name != "_id"}
-            writes.append(
-                UpdateOne(key, {"$set": fields, "$setOnInsert": {"_id": doc["_id"]}}, upsert=True)
-            )
+        # A point's _id derives from its key (run, metric, split, step): the _id index is
+        # the key's unique index. New points are inserted; points already there (a step
+        # logged again, a replay) get their new value.
+        collection = self._collection(POINTS)
+        ids = [doc["_id"] for doc in documents]
         with self.errors("store metric points"):
-            for attempt in range(2):
+            found = collection.find({"_id": {"$in": ids}}, {"_id": 1})
+            existing = {doc["_id"] for doc in await found.to_list(None)}
+            new = [doc for doc in documents if doc["_id"] not in existing]
+            if new:
                 try:
-                    await self._collection(POINTS).bulk_write(writes, ordered=False)
-                    return
+                    await collection.insert_many(new, ordered=False)
                 except BulkWriteError as exc:
                     errors = exc.details.get("writeErrors", [])
-                    if attempt == 0 and all(e.get("code") == _DUPLICATE_KEY for e in errors):
-                        continue  # two upserts of one new point raced: the retry updates it
-                    raise InvalidDataError(
-                        f"the store refused metric points: {errors[0].get('errmsg')}"
-                    ) from None
+                    if not all(e.get("code") == _DUPLICATE_KEY for e in errors):
+                        raise InvalidDataError(
+                            f"the store refused metric points: {errors[0].get('errmsg')}"
+                        ) from None
+                    # another writer inserted these first: they get their value below
+                    existing |= {new[e["index"]]["_id"] for e in errors}
+            if existing:
+                await collection.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": doc["_id"]},
+                            {"$set": {"value": doc["value"], "recorded_at": doc["recorded_at"]}},
+                        )
+                        for doc in documents
+                        if doc["_id"] in existing
+                    ],
+                    ordered=False,
+                )
 
     async def upsert_run(self, document: Document) -> bool:
         """Store a run document unless stored; True when this call stored it."""

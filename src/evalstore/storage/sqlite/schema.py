@@ -233,5 +233,6 @@ INDEXES: dict[str, str] = {
     # alerts
     "alert_key_state": "CREATE INDEX IF NOT EXISTS alert_key_state ON alerts (key, state)",
     "alert_fired_at": "CREATE INDEX IF NOT EXISTS alert_fired_at ON alerts (fired_at DESC)",
+    "alert_run": "CREATE INDEX IF NOT EXISTS alert_run ON alerts (evaluation_run_id)",
 }
 """The local store's indexes by name (SQLite index names are per file, not per table)."""
