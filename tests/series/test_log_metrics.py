@@ -183,3 +183,17 @@ def test_100000_points_survive_a_kill_and_a_replay_exactly_once(tmp_path: Path) 
     assert last["value"] == 9_999 + 0.9
     assert time.monotonic() - started < 120
     assert json.loads(synced.stdout)["journals"] == 0
+
+
+async def test_curves_are_written_when_a_training_run_finishes(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    run = evaluation_run(
+        service, config={"m": 1}, clock=RunClock(at(1)), monitor=False, plots_dir=tmp_path / "p"
+    )
+    async with run:
+        for epoch, step_values in enumerate(epochs(5)):
+            await run.log_metrics(step_values, step=epoch)
+    names = sorted(path.name for path in run.plots)
+    assert names == [f"{run.evaluation_run_id}-{m}.png" for m in ("accuracy", "loss", "lr")]
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in run.plots)

@@ -106,6 +106,7 @@ class RunRecorder:
         owns_client: bool = False,
         settings: Settings | None = None,
         monitor: Monitor | None = None,
+        plots_dir: str | Path | None = None,
     ) -> None:
         if environment not in ALLOWED_ENVIRONMENTS:
             raise InvalidDataError(
@@ -137,6 +138,9 @@ class RunRecorder:
         self._usage_flush_at = USAGE_BATCH
         self.monitor = monitor
         self.check: RunCheck | None = None
+        self._plots_dir = plots_dir
+        self.plots: list[Path] = []
+        """The curves written when the run finished (with `plots_dir` or EVALSTORE_PLOTS_DIR)."""
         """What the monitor's rules said of the finished run (None: no monitor, or not stored)."""
 
     @property
@@ -600,6 +604,13 @@ class RunRecorder:
                     await self._check(self.service, self._finished, status)
                 if self._stored and os.environ.get("EVALSTORE_PUSHGATEWAY"):
                     await self._push(self._finished)
+                plots_dir = self._plots_dir or os.environ.get("EVALSTORE_PLOTS_DIR")
+                if self._stored and plots_dir and self._series.logged:
+                    from evalstore.plots.auto import write_run_plots
+
+                    self.plots = await write_run_plots(
+                        self.service, self._finished, Path(plots_dir)
+                    )
         finally:
             if self._owns_client and self.service is not None:
                 try:
@@ -882,6 +893,7 @@ def evaluation_run(
     settings: Settings | None = None,
     clock: Clock = utcnow,
     monitor: Monitor | bool | None = True,
+    plots_dir: str | Path | None = None,
 ) -> RunRecorder:
     """Open an evaluation run: `async with evaluation_run(service, config=...) as run:`.
 
@@ -902,6 +914,9 @@ def evaluation_run(
             (default): those of `EVALSTORE_MONITORS`, `evalstore.toml` or
             `pyproject.toml`, if any; False: none.
             The result is `run.check`; alerts go to the monitor's channels.
+        plots_dir: where to write the curves of the metrics the run logged when it
+            finishes, one PNG per metric (default: `EVALSTORE_PLOTS_DIR`, else none;
+            needs `evalstore[plot]`). The paths are `run.plots`.
 
     On leaving the block the run is finalised: `completed`, or `failed` when the
     block raised, was cancelled or interrupted (the exception propagates).
@@ -926,6 +941,7 @@ def evaluation_run(
     return RunRecorder(
         service,
         monitor=monitor or None,
+        plots_dir=plots_dir,
         config=config,
         tags=settings.experiment_tags if tags is None and settings else (tags or ()),
         environment=environment or (settings.environment if settings else "dev"),
