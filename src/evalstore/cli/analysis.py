@@ -48,6 +48,7 @@ from evalstore.cli.options import (
     TagOption,
     UntilOption,
     check_choice,
+    describe_filters,
     describe_window,
     filter_kwargs,
     parse_duration,
@@ -158,7 +159,7 @@ async def why_empty(
     recorded = await service.get_recorded_metrics(**filters)
     if recorded["runs"] == 0:
         return (
-            f"note: no finished evaluation run in {window}{_filter_text(filters)}: "
+            f"note: no finished evaluation run in {window}{describe_filters(filters)}: "
             "widen the window (--days, --since) or drop a filter"
         )
     if metric is not None and metric != "score" and metric not in recorded["metrics"]:
@@ -168,20 +169,8 @@ async def why_empty(
             f"metric {metric!r}; metrics recorded there: {names}"
         )
     if test is not None:
-        return f"note: test {test!r} did not run in {window}{_filter_text(filters)}"
+        return f"note: test {test!r} did not run in {window}{describe_filters(filters)}"
     return ""
-
-
-def _filter_text(filters: dict[str, Any]) -> str:
-    parts = [
-        f"{name} {filters[key]!r}"
-        for name, key in (("suite", "suite"), ("environment", "environment"), ("branch", "branch"))
-        if filters.get(key)
-    ]
-    tags = filters.get("tags")
-    if tags:
-        parts.append(f"tags {', '.join(tags)} ({filters.get('tags_match', 'any')})")
-    return f" with {' and '.join(parts)}" if parts else ""
 
 
 DURATION_TREND_COLUMNS: list[Column] = [
@@ -931,7 +920,7 @@ def experiments_compare(
             return rows, ""
         hint = (
             f"note: the tags of {' and '.join(unmatched)} matched no finished run in {window}"
-            f"{_filter_text(filters)}: check them with `evalstore runs list`"
+            f"{describe_filters(filters)}: check them with `evalstore runs list`"
         )
         return rows, hint
 

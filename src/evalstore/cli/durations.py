@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evalstore.cli.analysis import _filter_text, why_empty
+from evalstore.cli.analysis import why_empty
 from evalstore.cli.common import (
     DbOption,
     JsonOption,
@@ -29,6 +29,7 @@ from evalstore.cli.options import (
     SuiteOption,
     TagOption,
     UntilOption,
+    describe_filters,
     describe_window,
     filter_kwargs,
 )
@@ -94,7 +95,7 @@ def slowest(
         if rows:
             return rows, ""
         hint = await why_empty(service, filters, window) or (
-            f"note: no test ran (other than skipped) in {window}{_filter_text(filters)}"
+            f"note: no test ran (other than skipped) in {window}{describe_filters(filters)}"
         )
         return rows, hint
 

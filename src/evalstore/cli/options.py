@@ -146,6 +146,19 @@ def filter_kwargs(
     }
 
 
+def describe_filters(filters: dict[str, Any]) -> str:
+    """` with suite 'asr' and tags nightly (any)`, for notes about an empty answer."""
+    parts = [
+        f"{name} {filters[key]!r}"
+        for name, key in (("suite", "suite"), ("environment", "environment"), ("branch", "branch"))
+        if filters.get(key)
+    ]
+    tags = filters.get("tags")
+    if tags:
+        parts.append(f"tags {', '.join(tags)} ({filters.get('tags_match', 'any')})")
+    return f" with {' and '.join(parts)}" if parts else ""
+
+
 def describe_window(since: str | None, until: str | None, days: int) -> str:
     """`last 30 days`, `since 2025-03-01`, `2025-03-01 to 2025-03-10`, for table titles."""
     if since and until:

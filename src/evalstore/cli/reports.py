@@ -16,7 +16,6 @@ import typer
 
 from evalstore.analysis.config_choice import OBJECTIVES, check_group_key
 from evalstore.analysis.reports import configs_report
-from evalstore.cli.analysis import _filter_text
 from evalstore.cli.common import DbOption, UrlOption, err, out, run_command, with_service
 from evalstore.cli.options import (
     BranchOption,
@@ -27,6 +26,7 @@ from evalstore.cli.options import (
     SuiteOption,
     TagOption,
     UntilOption,
+    describe_filters,
     describe_window,
     filter_kwargs,
     usage_error,
@@ -85,7 +85,7 @@ def report_configs(
         except InvalidDataError as exc:
             usage_error(f"--by: {exc}")
     filters = filter_kwargs(since, until, env, branch, tag, match, days, suite)
-    window = describe_window(since, until, days) + _filter_text(filters)
+    window = describe_window(since, until, days) + describe_filters(filters)
 
     async def use(service: MetricsStorageService) -> tuple[str, int, int]:
         best = {

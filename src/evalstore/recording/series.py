@@ -20,7 +20,6 @@ from typing import Any
 from bson import ObjectId
 
 from evalstore.errors import InvalidDataError
-from evalstore.ids import point_id
 from evalstore.models import Document, check_key
 
 POINTS_BATCH = 1000
@@ -78,10 +77,10 @@ def check_values(values: object) -> dict[str, float]:
 def point_documents(
     run_oid: ObjectId, values: Mapping[str, float], step: int, split: str, at: datetime
 ) -> list[Document]:
-    """The `metric_points` documents of one logged step."""
+    """The `metric_points` documents of one logged step (without `_id`: the service derives
+    it from the point's key, `ids.point_id`, whoever stores the point)."""
     return [
         {
-            "_id": point_id(run_oid, name, split, step),
             "evaluation_run_id": run_oid,
             "metric": name,
             "split": split,
