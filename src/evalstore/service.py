@@ -29,7 +29,7 @@ from evalstore.analysis import (
     usage,
 )
 from evalstore.analysis.base import History, run_not_found
-from evalstore.analysis.filters import FilterKwargs, TagsMatch, WindowKwargs
+from evalstore.analysis.filters import FilterKwargs, RunFilters, TagsMatch, WindowKwargs
 from evalstore.analysis.pipelines import FINISHED, FUTURE_SLACK, Period, TestValue
 from evalstore.analysis.types import (
     BestConfiguration,
@@ -67,6 +67,7 @@ from evalstore.models import (
 from evalstore.storage.client import MongoDBClient, RefusedDocument
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
+_ALL_STATUSES = ("running", *_FINAL_STATUSES)
 
 
 class MetricsStorageService:
@@ -266,6 +267,35 @@ class MetricsStorageService:
             sort=[("started_at", -1)],
             limit=check_positive_int(limit, "limit"),
             action="read evaluation runs by tags",
+        )
+
+    async def find_evaluation_runs(
+        self,
+        *,
+        status: Sequence[RunStatus] = (),
+        limit: int = 100,
+        **filters: Unpack[FilterKwargs],
+    ) -> list[Document]:
+        """The evaluation runs started in the window that match the filters, newest first.
+
+        `filters` are those of every history query (`since`, `until`, `environment`,
+        `branch`, `suite`, `tags`, `tags_match`, `window_days`); `status` keeps only
+        runs in one of these states. The runs page of the dashboard lists these.
+        """
+        query = RunFilters.of(**filters).match()
+        if status:
+            unknown = sorted(set(status) - set(_ALL_STATUSES))
+            if unknown:
+                raise InvalidDataError(
+                    f"unknown run status {unknown[0]!r}: use {', '.join(_ALL_STATUSES)}"
+                )
+            query["status"] = {"$in": list(status)}
+        return await self.client.read(
+            "evaluation_runs",
+            query,
+            sort=[("started_at", -1), ("evaluation_run_id", -1)],
+            limit=check_positive_int(limit, "limit"),
+            action="read evaluation runs",
         )
 
     # History analysis: each method is one function of `evalstore.analysis`, which

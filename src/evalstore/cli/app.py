@@ -43,6 +43,7 @@ from evalstore.cli.render import (
 )
 from evalstore.cli.reports import register_report_commands
 from evalstore.cli.series import register_series_commands
+from evalstore.cli.serve import register_serve_commands
 from evalstore.errors import EvalstoreError
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
@@ -301,6 +302,7 @@ register_prometheus_commands(app)
 register_report_commands(app)
 register_cost_commands(app)
 register_series_commands(app)
+register_serve_commands(app)
 register_export_commands(app)
 register_plot_commands(app)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from evalstore.models import utcnow
-from evalstore.recording.run import evaluation_run
+from evalstore.monitors.monitor import Monitor
+from evalstore.monitors.rules import Rule
+from evalstore.recording.run import RunRecorder, evaluation_run
 from evalstore.service import MetricsStorageService
 
 DEMO_DATABASE = "evalstore_demo"
@@ -35,6 +38,8 @@ CONFIGS: dict[str, dict[str, object]] = {
 }
 
 WER_THRESHOLD = 70.0  # a test passes when its WER score reaches this
+DEMO_MODEL = "gpt-4o-mini"
+FINE_TUNING_STEPS = 30
 
 
 @dataclass
@@ -56,12 +61,18 @@ async def record_demo_history(
     runs: int = 10,
     seed: int = 7,
     on_test: Callable[[], None] | None = None,
+    full: bool = False,
 ) -> list[str]:
     """Record `runs` evaluation runs, one a day ending today; return their ids, oldest first.
 
     The first half run the `baseline` configuration, the second half
     `config-tweak` (better WER). One test, `hotel-checkin-fr-en`, flips
     between passing and failing.
+
+    With `full`, each test also records the tokens of its translation model's calls
+    (priced by genai-prices), each run a short fine-tuning curve (`loss`, `accuracy`,
+    train and eval), and a monitor rule raises an alert whenever the flaky test
+    fails: what the dashboard's cost, curves and alerts pages show.
     """
     rng = random.Random(seed)
     # The last run starts half an hour ago, so no run is in the future whatever the time of day.
@@ -77,7 +88,10 @@ async def record_demo_history(
             environment="dev",
             clock=clock,
             repo_path=".",
+            monitor=demo_monitor() if full else True,
         ) as run:
+            if full:
+                await _log_fine_tuning(run, rng, index)
             for test_id in TESTS:
                 started = clock()
                 wer, completeness = _scores(rng, name, test_id, index)
@@ -99,10 +113,48 @@ async def record_demo_history(
                     tags=[test_id.rsplit("-", 2)[-2]],
                     participants=["doctor", "patient"] if "doctor" in test_id else [],
                 )
+                if full:
+                    await run.record_usage(
+                        DEMO_MODEL,
+                        provider="openai",
+                        input_tokens=rng.randint(900, 1600),
+                        output_tokens=rng.randint(150, 400),
+                        test_id=test_id,
+                    )
                 if on_test:
                     on_test()
         ids.append(run.evaluation_run_id)
     return ids
+
+
+def demo_monitor() -> Monitor:
+    """The demo's one rule: an error alert when the flaky test's WER score drops below 70."""
+    return Monitor(
+        [
+            Rule(
+                name="flaky-test-wer",
+                metric="score",
+                tests=FLAKY_TEST,
+                check="below",
+                threshold=WER_THRESHOLD,
+                level="error",
+            )
+        ]
+    )
+
+
+async def _log_fine_tuning(run: RunRecorder, rng: random.Random, index: int) -> None:
+    """A fine-tuning curve: the loss falls (a little lower in later runs), accuracy rises."""
+    floor = 0.35 - 0.01 * index
+    for step in range(FINE_TUNING_STEPS):
+        progress = step / (FINE_TUNING_STEPS - 1)
+        loss = floor + 2.0 * math.exp(-4.0 * progress) + rng.uniform(-0.03, 0.03)
+        await run.log_metrics(
+            {"loss": round(loss, 4), "accuracy": round(0.55 + 0.4 * progress**0.5, 4)},
+            step=step,
+        )
+        if step % 5 == 4:
+            await run.log_metrics({"loss": round(loss + 0.08, 4)}, step=step, split="eval")
 
 
 def _scores(rng: random.Random, config: str, test_id: str, index: int) -> tuple[float, float]:
