@@ -19,6 +19,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"service"}),
     frozenset({"monitors", "plots"}),
     frozenset({"recording"}),
+    frozenset({"web"}),
     frozenset({"cli", "pytest_plugin"}),
 )
 # What a pymongo/Motor collection (or mongomock's) answers to; evalstore's seam uses other names.

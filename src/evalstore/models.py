@@ -619,3 +619,16 @@ def metric_model(name: object, value: MetricInput) -> MetricData:
         raise invalid(exc, f"metrics.{name}") from None
     except ValueError as exc:
         raise InvalidDataError(str(exc)) from None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data from stored documents: ObjectIds as hex, datetimes as ISO 8601 UTC."""
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value

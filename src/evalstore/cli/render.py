@@ -13,25 +13,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from evalstore.models import to_jsonable
+
 Column = tuple[str, Callable[[Mapping[str, Any]], Any]]
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON data from stored documents: ObjectIds as hex, datetimes as ISO 8601 UTC."""
-    if isinstance(value, ObjectId):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    return value
 
 
 def print_json(console: Console, value: Any) -> None:

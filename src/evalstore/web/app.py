@@ -29,8 +29,8 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from evalstore.cli.render import to_jsonable
 from evalstore.errors import EvalstoreError, InvalidDataError, RunNotFoundError
+from evalstore.models import to_jsonable
 from evalstore.monitors.prometheus import exposition, runs_registry
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evalstore.cli.render import to_jsonable
+from evalstore.models import to_jsonable
 
 STATUS_COLOURS = {
     "passed": "#1a7f37",
