@@ -298,6 +298,30 @@ class MetricsStorageService:
             action="read evaluation runs",
         )
 
+    async def get_run_choices(self, *, limit: int = 1000) -> dict[str, list[str]]:
+        """The branches, environments, suites and experiment tags of the newest `limit`
+        runs, each list sorted: what the dashboard offers in its filter menus."""
+        runs = await self.client.read(
+            "evaluation_runs",
+            {},
+            projection={"git_branch": 1, "environment": 1, "suite": 1, "experiment_tags": 1},
+            sort=[("started_at", -1)],
+            limit=check_positive_int(limit, "limit"),
+            action="read filter choices",
+        )
+        found: dict[str, set[str]] = {"branch": set(), "environment": set(), "suite": set()}
+        tags: set[str] = set()
+        for run in runs:
+            for name, field in (
+                ("branch", "git_branch"),
+                ("environment", "environment"),
+                ("suite", "suite"),
+            ):
+                if isinstance(run.get(field), str) and run[field]:
+                    found[name].add(run[field])
+            tags.update(t for t in run.get("experiment_tags") or () if isinstance(t, str) and t)
+        return {**{name: sorted(values) for name, values in found.items()}, "tag": sorted(tags)}
+
     # History analysis: each method is one function of `evalstore.analysis`, which
     # documents its arguments and rows in full.
 

@@ -58,6 +58,8 @@ KNOWN_FLAKY_MIN_RUNS = 5
 KNOWN_FLAKY_WINDOW_DAYS = 30
 """A newly failing test is known flaky when it is flaky (as `evalstore flaky` judges, with
 its default of 5 runs) over the 30 days up to the head run's last test, on any branch."""
+KNOWN_FLAKY_LOOKUPS = 20
+"""Up to this many newly failing tests, each is looked up on its own (an indexed read)."""
 
 
 def delta(base: float | None, head: float | None) -> float | None:
@@ -360,14 +362,21 @@ async def _known_flaky(
     if not newly_failing:
         return set()
     until = max(t["finished_at"] for t in head.values()) + timedelta(milliseconds=1)
-    flaky = await get_flaky_tests(
-        history,
-        KNOWN_FLAKY_MIN_RUNS,
-        test_id=newly_failing[0] if len(newly_failing) == 1 else None,
-        until=until,
-        window_days=KNOWN_FLAKY_WINDOW_DAYS,
+    # A few tests: one indexed read each; many: one read of every test in the window.
+    asked: list[str | None] = (
+        list(newly_failing) if len(newly_failing) <= KNOWN_FLAKY_LOOKUPS else [None]
     )
-    return {row["test_id"] for row in flaky} & set(newly_failing)
+    found: set[str] = set()
+    for test_id in asked:
+        flaky = await get_flaky_tests(
+            history,
+            KNOWN_FLAKY_MIN_RUNS,
+            test_id=test_id,
+            until=until,
+            window_days=KNOWN_FLAKY_WINDOW_DAYS,
+        )
+        found.update(row["test_id"] for row in flaky)
+    return found & set(newly_failing)
 
 
 async def compare_runs(

@@ -32,6 +32,7 @@ from evalstore.cli.options import (
     usage_error,
 )
 from evalstore.cli.render import error_line
+from evalstore.cli.serve import WEB_EXTRA
 from evalstore.errors import ConfigurationError, EvalstoreError, InvalidDataError
 from evalstore.models import utcnow
 from evalstore.plots.auto import render_run_plots
@@ -39,12 +40,81 @@ from evalstore.plots.report import REPORT_FORMATS, run_report
 from evalstore.plots.sources import RunReportData, run_report_data
 from evalstore.service import MetricsStorageService
 
-report_app = typer.Typer(help="Reports written to files: configs, run.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports written to files: the dashboard's pages (--html), configs, run.",
+    no_args_is_help=True,
+    invoke_without_command=True,
+)
 
 
 def register_report_commands(app: typer.Typer) -> None:
     """Add `report configs` and `report run` to `app`."""
     app.add_typer(report_app, name="report")
+
+
+@report_app.callback()
+def report_html(
+    ctx: typer.Context,
+    html: Annotated[
+        bool,
+        typer.Option(
+            "--html",
+            help="Write the dashboard's pages for one run (or a comparison) into the folder "
+            "-o: index.html, the runs' pages, the histories of failing or changed tests, "
+            "and static/ (no server needed; needs the web extra).",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="With --html: the folder to write (created; its pages are replaced).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    run: Annotated[
+        str,
+        typer.Option("--run", help="With --html: the run (id, prefix, latest or previous)."),
+    ] = "latest",
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="With --html: compare --run with this run (the base); index.html is the "
+            "comparison.",
+            show_default=False,
+        ),
+    ] = None,
+    url: UrlOption = None,
+    db: DbOption = None,
+) -> None:
+    """Reports written to files: `--html -o DIR` (the dashboard's pages), or a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        if html or output is not None:
+            usage_error(f"--html and -o come without a subcommand ({ctx.invoked_subcommand})")
+        return
+    if not html:
+        usage_error("say what to write: --html -o DIR, or a subcommand (configs, run)")
+    if output is None:
+        usage_error("--html needs -o DIR, the folder to write")
+    try:
+        from evalstore.web.report import write_html_report
+    except ImportError:
+        err.print(error_line(WEB_EXTRA), soft_wrap=True)
+        raise typer.Exit(1) from None
+
+    async def use(service: MetricsStorageService) -> list[Path]:
+        return await write_html_report(service, output, run, against)
+
+    written = run_command(lambda: with_service(url, db, use))
+    out.print(
+        f"wrote {len(written)} page{'s' if len(written) != 1 else ''} to {output}: "
+        f"open {output / 'index.html'}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @report_app.command("configs")

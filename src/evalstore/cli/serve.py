@@ -64,7 +64,8 @@ def serve(
     try:
         import uvicorn
 
-        from evalstore.web.app import create_app, plotly_js
+        from evalstore.web.app import create_app
+        from evalstore.web.assets import plotly_js
         from evalstore.web.security import check_bind
 
         plotly_js().stat()

@@ -7,12 +7,12 @@ event loop) and closes it when it stops. Every page `/<name>` has its JSON twin
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
+import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -34,6 +34,7 @@ from evalstore.models import to_jsonable
 from evalstore.monitors.prometheus import exposition, runs_registry
 from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
+from evalstore.web.assets import PLOTLY_JS, asset_bytes, plotly_js
 from evalstore.web.links import Links
 from evalstore.web.params import Params
 from evalstore.web.render import Renderer
@@ -83,15 +84,11 @@ API_PARAMETERS = {
     "alerts/{id}/ack (POST)": "acknowledge an alert; needs the token (Authorization: Bearer)",
 }
 METRICS_RUNS = 1000
-STATIC = files("evalstore.web") / "static"
 
 
-def plotly_js() -> Path:
-    """The plotly.min.js that the `plotly` package ships (no CDN)."""
-    spec = importlib.util.find_spec("plotly")  # found, not imported: the package is large
-    if spec is None or spec.origin is None:
-        raise ImportError("plotly is not installed")
-    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
+def _import_quietly(name: str) -> None:
+    with contextlib.suppress(ImportError):  # the statistics are optional (evalstore[stats])
+        importlib.import_module(name)
 
 
 def _status(exc: EvalstoreError) -> int:
@@ -244,13 +241,14 @@ class Dashboard:
     async def static(self, request: Request) -> Response:
         """The dashboard's own CSS and JavaScript, and Plotly's JavaScript."""
         name = str(request.path_params["name"])
-        if name == "plotly.min.js":
+        if name == PLOTLY_JS:
             return FileResponse(plotly_js(), media_type="text/javascript")
-        if name not in ("dashboard.css", "dashboard.js"):
+        try:
+            content = asset_bytes(name)
+        except KeyError:
             return PlainTextResponse("not found", status_code=404)
-        path = STATIC / name
         media = "text/css" if name.endswith(".css") else "text/javascript"
-        return Response(path.read_bytes(), media_type=media)
+        return Response(content, media_type=media)
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/runs", status_code=307)
@@ -311,7 +309,10 @@ def create_app(open_service: OpenService, *, token: str | None = None) -> Starle
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_service() as service:
             dashboard.service = service
+            # The first "Add statistics" would wait for scipy's import: have it done.
+            warm = asyncio.create_task(asyncio.to_thread(_import_quietly, "scipy.stats"))
             yield
+            await warm
             dashboard.service = None
 
     routes = [

@@ -7,7 +7,7 @@ are shown as plain text: `None`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 
 
@@ -48,20 +48,24 @@ class Links:
 
 
 class ReportLinks(Links):
-    """Links of a static report: the pages it wrote, relative to its folder."""
+    """Links of a static report: the pages it wrote, relative to its folder.
+
+    Args:
+        runs: run id -> the file of its page.
+        tests: test id -> the file of its history.
+    """
 
     static = True
 
-    def __init__(self, runs: Collection[str], tests: Collection[str]) -> None:
-        self._runs = dict.fromkeys(runs)
-        self._tests = {test_id: f"test-{n}.html" for n, test_id in enumerate(sorted(tests))}
-        self._run_files = {run_id: f"run-{n}.html" for n, run_id in enumerate(runs)}
+    def __init__(self, runs: Mapping[str, str], tests: Mapping[str, str]) -> None:
+        self._runs = dict(runs)
+        self._tests = dict(tests)
 
     def page(self, name: str, **params: str | list[str] | None) -> str | None:
         return None
 
     def run(self, run_id: str) -> str | None:
-        return self._run_files.get(run_id)
+        return self._runs.get(run_id)
 
     def series(self, run_id: str) -> str | None:
         return None
@@ -74,7 +78,3 @@ class ReportLinks(Links):
 
     def asset(self, name: str) -> str:
         return f"static/{name}"
-
-    def test_files(self) -> dict[str, str]:
-        """Test id -> the file its history is written to."""
-        return dict(self._tests)

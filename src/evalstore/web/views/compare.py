@@ -25,7 +25,9 @@ async def compare_view(
     """`base` and `head` (or two `run` values, the older being the base) compared test by test.
 
     `tolerance` is the score drop that counts as a regression; `show=all` lists every
-    test and every configuration key, not only what changed.
+    test and every configuration key, not only what changed; `stats=1` adds the paired
+    statistics (bootstrap intervals, Wilcoxon and McNemar p-values; about a second on
+    1,000 tests, so asked for, not computed on every visit).
     """
     picked = params.texts("run")
     base, head = params.text("base"), params.text("head")
@@ -40,7 +42,8 @@ async def compare_view(
         )
     tolerance = params.number("tolerance") or 0.0
     show = params.choice("show", CHANGES, "changed")
-    with_stats = stats_available()
+    wanted = params.flag("stats")
+    with_stats = wanted and stats_available()
     comparison = await service.compare_runs(base, head, tolerance=tolerance, stats=with_stats)
     base_run = await service.select_evaluation_run(comparison["base"]["evaluation_run_id"])
     head_run = await service.select_evaluation_run(comparison["head"]["evaluation_run_id"])
@@ -78,7 +81,8 @@ async def compare_view(
         "comparison": {key: value for key, value in comparison.items() if key != "tests"},
         "tests": tests,
         "unchanged": len(comparison["tests"]) - len(tests),
+        "stats": with_stats,
         "statistics_note": None
-        if with_stats
+        if with_stats or not wanted
         else "install evalstore[stats] (scipy) for confidence intervals and p-values",
     }

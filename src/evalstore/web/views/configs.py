@@ -66,9 +66,7 @@ async def experiments_view(
     """The mean and spread of each metric in the runs of tags `a` against tags `b`."""
     window = params.window()
     tags_a, tags_b = params.texts("a"), params.texts("b")
-    known = await service.client.distinct_values(
-        "evaluation_runs", "experiment_tags", {}, action="read filter choices"
-    )
+    known = (await service.get_run_choices())["tag"]
     metrics = None
     if tags_a or tags_b:
         if not (tags_a and tags_b):
@@ -83,6 +81,6 @@ async def experiments_view(
         "filters": shown_filters(window),
         "a": tags_a,
         "b": tags_b,
-        "tags": sorted(str(tag) for tag in known if tag),
+        "tags": known,
         "metrics": metrics,
     }

@@ -15,7 +15,6 @@ HISTORY_LIMIT = 200
 MAX_GROUPS = 8
 PERIODS = ("day", "week")
 GROUPS = ("none", "branch", "environment", "suite")
-GROUP_FIELDS = {"branch": "git_branch", "environment": "environment", "suite": "suite"}
 
 
 async def test_view(service: MetricsStorageService, params: Params, links: Links) -> dict[str, Any]:
@@ -141,11 +140,8 @@ async def trends_view(
     if group == "none":
         lines.append((metric, await service.get_metric_trend(metric, by, **filters)))
     else:
-        field = GROUP_FIELDS[group]
-        values = await service.client.distinct_values(
-            "evaluation_runs", field, {}, action="read filter choices"
-        )
-        for value in sorted(str(v) for v in values if v not in (None, "")):
+        choices = await service.get_run_choices()
+        for value in choices[group]:
             points = await service.get_metric_trend(metric, by, **{**filters, group: value})
             if points:
                 lines.append((value, points))

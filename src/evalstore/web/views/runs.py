@@ -54,21 +54,7 @@ async def runs_view(service: MetricsStorageService, params: Params, links: Links
     runs = await service.find_evaluation_runs(status=statuses, limit=limit, **filters)  # type: ignore[arg-type]
     rows = [run_row(run, links) for run in runs]
     oldest_first = [row for row in reversed(rows) if row["score"] is not None]
-    choices = {
-        name: sorted(
-            str(value)
-            for value in await service.client.distinct_values(
-                "evaluation_runs", field, {}, action="read filter choices"
-            )
-            if value not in (None, "")
-        )
-        for name, field in (
-            ("branch", "git_branch"),
-            ("environment", "environment"),
-            ("suite", "suite"),
-            ("tag", "experiment_tags"),
-        )
-    }
+    choices = await service.get_run_choices()
     return {
         "filters": {**shown_filters(filters), "status": statuses, "limit": limit},
         "choices": {**choices, "status": list(RUN_STATUSES)},
