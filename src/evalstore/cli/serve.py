@@ -66,7 +66,7 @@ def serve(
 
         from evalstore.web.app import create_app
         from evalstore.web.assets import plotly_js
-        from evalstore.web.security import check_bind
+        from evalstore.web.security import allowed_hosts, check_bind
 
         plotly_js().stat()
     except (ImportError, OSError):
@@ -108,7 +108,7 @@ def serve(
         soft_wrap=True,
     )
     uvicorn.run(
-        create_app(open_service, token=token),
+        create_app(open_service, token=token, allowed_hosts=allowed_hosts(host, token)),
         host=host,
         port=port,
         log_level="warning",

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -295,13 +296,21 @@ class Guard(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def create_app(open_service: OpenService, *, token: str | None = None) -> Starlette:
+def create_app(
+    open_service: OpenService,
+    *,
+    token: str | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+) -> Starlette:
     """The dashboard over the store `open_service` opens (when the server starts).
 
     Args:
         open_service: an async context manager factory yielding the service.
         token: when set, every request must carry it (see `evalstore.web.security`),
             and acknowledging alerts is allowed.
+        allowed_hosts: the `Host` headers answered (others get 400): a page of another
+            site that rebinds its name to 127.0.0.1 cannot read a dashboard without a
+            token. None: any.
     """
     dashboard = Dashboard(token)
 
@@ -333,5 +342,7 @@ def create_app(open_service: OpenService, *, token: str | None = None) -> Starle
         routes.append(Route(f"/api/{name}", dashboard.page_route(name, api=True)))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(Guard, token=token)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.state.dashboard = dashboard
     return app

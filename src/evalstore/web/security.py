@@ -73,6 +73,15 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def allowed_hosts(host: str, token: str | None) -> list[str] | None:
+    """The `Host` headers a server bound to `host` answers: without a token, only the
+    names of loopback (against DNS rebinding); with one, any (the token guards it)."""
+    if token is not None:
+        return None
+    names = {"localhost", "127.0.0.1", "::1", "[::1]", host.strip("[]")}
+    return sorted(names)
+
+
 def token_matches(token: str, given: str | None) -> bool:
     """Compare in constant time."""
     return given is not None and hmac.compare_digest(token.encode(), given.encode())
