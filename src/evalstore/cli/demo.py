@@ -133,7 +133,7 @@ def demo_monitor() -> Monitor:
         [
             Rule(
                 name="flaky-test-wer",
-                metric="score",
+                metric="metrics.wer",
                 tests=FLAKY_TEST,
                 check="below",
                 threshold=WER_THRESHOLD,
