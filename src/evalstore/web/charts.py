@@ -108,7 +108,7 @@ def sparkline(
     )
     layout = chart["layout"]
     layout["margin"] = {"l": 36, "r": 8, "t": 4, "b": 20}
-    layout["xaxis"] = {"showgrid": False, "tickfont": {"size": 9}}
+    layout["xaxis"] = {"showgrid": False, "tickfont": {"size": 9}, "tickformat": "%b %d"}
     layout["yaxis"] = {"tickfont": {"size": 9}, "nticks": 3}
     return chart
 
