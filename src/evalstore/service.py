@@ -305,7 +305,7 @@ class MetricsStorageService:
             "evaluation_runs",
             {},
             projection={"git_branch": 1, "environment": 1, "suite": 1, "experiment_tags": 1},
-            sort=[("started_at", -1)],
+            sort=[("started_at", -1), ("evaluation_run_id", -1)],
             limit=check_positive_int(limit, "limit"),
             action="read filter choices",
         )

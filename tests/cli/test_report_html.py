@@ -7,6 +7,8 @@ Two runs, March 1st and 2nd 2025: `test_a` passes both times (90, then 70), `tes
 from __future__ import annotations
 
 import html
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,14 +65,15 @@ async def test_the_report_of_one_run_is_its_page_and_the_histories_of_its_failur
 
     written(result, output, 2)
     index = (output / "index.html").read_text()
-    assert f"Run <span class=\"mono\">{second}</span>" in index
+    assert f'Run <span class="mono">{second}</span>' in index
     assert '<a href="test-0.html" class="test-link">test_b</a>' in index
     # the passing tests have no page in the report: their names are text, not links
     assert '<span class="test-link">test_a</span>' in index
     assert html.escape(MESSAGE, quote=False) in index
     assert "<script>alert(1)" not in index
     assert '<script src="static/plotly.min.js"></script>' in index
-    assert "http://" not in index and "https://" not in index  # nothing fetched from anywhere
+    assert "http://" not in index
+    assert "https://" not in index
     history = (output / "test-0.html").read_text()
     assert 'id="test-id">test_b<' in history
     assert history.count('class="run-link"') == 2  # both runs of test_b, the newest linked
@@ -93,7 +96,8 @@ async def test_the_report_of_a_comparison_holds_both_runs_and_the_tests_that_cha
     assert '<a href="run-head.html" class="mono">' + second in index
     assert "Regressed: 2 tests got worse" in index
     assert 'id="statistics"' in index  # computed for the report (scipy is a test extra)
-    assert 'id="config-diff"' in index and "config.beam" in index
+    assert 'id="config-diff"' in index
+    assert "config.beam" in index
     for name in ("run-base.html", "run-head.html", "test-0.html", "test-1.html", "test-2.html"):
         assert (output / name).is_file()
 
@@ -109,10 +113,30 @@ async def test_bad_requests_get_one_line_and_write_nothing(
     neither = await invoke(service, "report", "--run", "latest")
 
     assert missing.exit_code == 1
-    assert missing.stderr.startswith("error: ") and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: ")
+    assert missing.stderr.count("\n") == 1
     assert "no-such-run" in missing.stderr
     assert no_folder.exit_code == 2
     assert no_folder.stderr == "error: --html needs -o DIR, the folder to write\n"
     assert neither.exit_code == 2
     assert "--html -o DIR" in neither.stderr
     assert not output.exists()
+
+
+async def test_pages_are_readable_by_others_and_a_new_report_leaves_no_stale_page(
+    service: MetricsStorageService, tmp_path: Path
+) -> None:
+    first, _ = await record(service)
+    output = tmp_path / "report"
+    await invoke(service, "report", "--html", "-o", str(output), "--against", first)
+    assert (output / "test-2.html").is_file()
+
+    result = await invoke(service, "report", "--html", "-o", str(output))
+
+    written(result, output, 2)
+    # the comparison's other pages would link to tests this report is not about
+    assert sorted(p.name for p in output.glob("*.html")) == ["index.html", "test-0.html"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (output / "index.html", output / "static" / "dashboard.js"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600

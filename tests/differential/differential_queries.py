@@ -135,6 +135,40 @@ async def ask_runs(pair: EnginePair) -> None:
     await pair.same("get_evaluation_runs_by_tags", ["no-such-tag"])
 
 
+async def ask_run_lists(pair: EnginePair) -> None:
+    """The runs page: its list (runs in a window, by filters and status, newest first,
+    limited) and its filter menus."""
+    history = pair.history
+    whole = everything(history)
+    for filters in filter_variants(history):
+        await pair.same("find_evaluation_runs", **filters)
+        await pair.same("find_evaluation_runs", limit=2, **filters)
+        await pair.same("find_evaluation_runs", status=["completed", "failed"], **filters)
+    statuses: list[list[str]] = [
+        [],
+        ["running"],
+        ["completed"],
+        ["failed"],
+        ["interrupted"],
+        ["failed", "interrupted"],
+        ["completed", "completed"],
+        ["bogus"],  # an error on both
+        ["running", "bogus"],
+    ]
+    for status in statuses:
+        for limit in (1, 3, 1000):
+            await pair.same("find_evaluation_runs", status=status, limit=limit, **whole)
+    # ties on started_at are broken by evaluation_run_id, newest first, on both
+    for start in history.started_times[:: max(1, len(history.started_times) // 4)]:
+        await pair.same("find_evaluation_runs", since=start, limit=3)
+        await pair.same("find_evaluation_runs", until=start, window_days=3, limit=3)
+    for limit in (0, -1, 1.5, True):  # not a positive whole number: an error on both
+        await pair.same("find_evaluation_runs", limit=limit, **whole)
+    # the filter menus: branches, environments, suites and tags of the newest runs
+    for limit in (1, 2, 5, 1000, 0):
+        await pair.same("get_run_choices", limit=limit)
+
+
 async def ask_trends(pair: EnginePair) -> None:
     """Metric trends (score and run metrics, by day and week), score trend, recorded metrics."""
     history = pair.history

@@ -32,6 +32,7 @@ from differential_queries import (
     ask_experiments,
     ask_flaky,
     ask_monitors,
+    ask_run_lists,
     ask_runs,
     ask_series,
     ask_stats,
@@ -43,6 +44,11 @@ from differential_queries import (
 
 async def test_runs_by_id_and_recent(pair: EnginePair) -> None:
     await ask_runs(pair)
+    pair.assert_agreed()
+
+
+async def test_run_lists_of_the_runs_page(pair: EnginePair) -> None:
+    await ask_run_lists(pair)
     pair.assert_agreed()
 
 

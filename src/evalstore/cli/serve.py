@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -97,7 +98,13 @@ def serve(
         async with client:
             service = MetricsStorageService(client)
             if demo:
-                await record_demo_history(service, runs=DEMO_RUNS, full=True)
+                # its alert rule fires by design: no ERROR lines on the console for it
+                alerts = logging.getLogger("evalstore.alerts")
+                alerts.disabled = True
+                try:
+                    await record_demo_history(service, runs=DEMO_RUNS, full=True)
+                finally:
+                    alerts.disabled = False
             yield service
 
     shown_host = f"[{host}]" if ":" in host else host
@@ -125,6 +132,8 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
+            if isinstance(exc, socket.gaierror):
+                usage_error(f"--host: {host!r} is not an address of this machine ({exc.strerror})")
             reason = (
                 "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
             )

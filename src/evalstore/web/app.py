@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -49,6 +50,8 @@ from evalstore.web.views.history import test_view, trends_view
 from evalstore.web.views.runs import run_view, runs_view, series_view
 
 log = logging.getLogger("evalstore.web")
+_ADDRESS = re.compile(r"\b(?:mongodb(?:\+srv)?|mongomock|file|sqlite)://[^\s,;'\")]+")
+_EXAMPLE_ADDRESSES = ("file:///absolute/dir",)  # the hints of some messages, not a store
 
 OpenService = Callable[[], AbstractAsyncContextManager[MetricsStorageService]]
 View = Callable[[MetricsStorageService, Params, Links], Awaitable[dict[str, Any]]]
@@ -90,6 +93,15 @@ METRICS_RUNS = 1000
 def _import_quietly(name: str) -> None:
     with contextlib.suppress(ImportError):  # the statistics are optional (evalstore[stats])
         importlib.import_module(name)
+
+
+def public_message(exc: BaseException) -> str:
+    """An error for a page: passwords masked, and no connection string at all (a page may
+    be read by people who have no business knowing where the store is)."""
+    return _ADDRESS.sub(
+        lambda found: found[0] if found[0] in _EXAMPLE_ADDRESSES else "the store",
+        redact_uri(str(exc)),
+    )
 
 
 def _status(exc: EvalstoreError) -> int:
@@ -138,7 +150,7 @@ class Dashboard:
         try:
             data = await make()
         except EvalstoreError as exc:
-            return self._error(request, _status(exc), redact_uri(str(exc)), api)
+            return self._error(request, _status(exc), public_message(exc), api)
         except Exception:
             log.exception("page %s failed", name)
             return self._error(
@@ -213,7 +225,7 @@ class Dashboard:
         try:
             alert = await self._service().acknowledge_alert(alert_id, by="dashboard")
         except EvalstoreError as exc:
-            return self._error(request, _status(exc), redact_uri(str(exc)), api)
+            return self._error(request, _status(exc), public_message(exc), api)
         if api:
             return JSONResponse(to_jsonable(alert))
         return RedirectResponse("/alerts", status_code=303)
@@ -225,7 +237,7 @@ class Dashboard:
                 status=["completed", "failed"], limit=METRICS_RUNS, window_days=36525
             )
         except EvalstoreError as exc:
-            return PlainTextResponse(redact_uri(str(exc)), status_code=503)
+            return PlainTextResponse(public_message(exc), status_code=503)
         body, content_type = exposition(runs_registry(runs))
         return Response(body, media_type=content_type)
 
@@ -278,14 +290,16 @@ class Guard(BaseHTTPMiddleware):
             if not token_matches(self.token, offered):
                 return PlainTextResponse("wrong token", status_code=401)
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            # one leading slash: `//host/` would send the browser to another site
+            path = "/" + request.url.path.lstrip("/\\")
+            target = path + (f"?{urlencode(rest)}" if rest else "")
             redirect = RedirectResponse(target, status_code=303)
             redirect.set_cookie(
                 TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/"
             )
             return redirect
         given = bearer(request.headers.get("authorization")) or request.cookies.get(TOKEN_COOKIE)
-        if request.method != "GET":  # writes check their own token: header or form field
+        if request.method == "POST":  # the one write checks its own token: header or form
             return await call_next(request)
         if not token_matches(self.token, given):
             return PlainTextResponse(
@@ -341,8 +355,9 @@ def create_app(
         routes.append(Route(f"/{name}", dashboard.page_route(name, api=False)))
         routes.append(Route(f"/api/{name}", dashboard.page_route(name, api=True)))
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(Guard, token=token)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+    # Added last, so outermost: its headers go on every answer, the host refusal's too.
+    app.add_middleware(Guard, token=token)
     app.state.dashboard = dashboard
     return app

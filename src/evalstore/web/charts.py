@@ -1,5 +1,9 @@
 """Chart specifications for Plotly (its `data` and `layout`), built from query answers.
 
+Plotly reads titles, trace names, labels and hover text as a little HTML (`<a href>`,
+`<b>`): every text that may come from what users recorded (test ids, metric, split, branch
+or model names) goes through `shown_text`, so it is drawn as typed.
+
 A page embeds each spec as JSON (`<script type="application/json">`, never run) and
 the dashboard's own script hands it to Plotly, which ships inside the `plotly`
 package: nothing is fetched from a CDN. Points may carry a link (`customdata`), which
@@ -8,6 +12,7 @@ a click follows.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,9 +32,14 @@ CHART_HEIGHT = 280
 SPARK_HEIGHT = 90
 
 
+def shown_text(value: object) -> str:
+    """Text Plotly draws literally: its HTML-like markup escaped (`&lt;` shows as `<`)."""
+    return html.escape(str(value), quote=False)
+
+
 def _layout(title: str | None, y_title: str | None, height: int) -> dict[str, Any]:
     return {
-        "title": {"text": title, "font": {"size": 14}} if title else None,
+        "title": {"text": shown_text(title), "font": {"size": 14}} if title else None,
         "height": height,
         "margin": {"l": 50, "r": 10, "t": 30 if title else 8, "b": 36},
         "hovermode": "closest",
@@ -62,14 +72,14 @@ def trace(
     item: dict[str, Any] = {
         "type": "scatter",
         "mode": mode,
-        "name": name,
+        "name": shown_text(name),
         "x": to_jsonable(list(x)),
         "y": to_jsonable(list(y)),
         "line": {"color": colour, "width": 2},
         "marker": marker,
     }
     if text is not None:
-        item["text"] = list(text)
+        item["text"] = [shown_text(t) for t in text]
         item["hovertemplate"] = "%{text}<extra></extra>"
     if links is not None:
         item["customdata"] = list(links)
@@ -125,7 +135,7 @@ def bar_chart(
     item: dict[str, Any] = {
         "type": "bar",
         "name": y_title or "",
-        "x": list(labels),
+        "x": [shown_text(label) for label in labels],
         "y": list(values),
         "marker": {"color": PALETTE[0]},
         "hovertemplate": "%{x}: %{y}<extra></extra>",

@@ -32,6 +32,16 @@ class Params:
         values = self.texts(name)
         return values[0] if values else None
 
+    def exact(self, name: str) -> str | None:
+        """A parameter exactly as given (ids: `"case "` is not `"case"`); None when absent
+        or empty."""
+        values = self.exacts(name)
+        return values[0] if values else None
+
+    def exacts(self, name: str) -> list[str]:
+        """Every non-empty value of a repeated parameter, exactly as given."""
+        return [v for v in self._values.get(name, ()) if v]
+
     def texts(self, name: str) -> list[str]:
         """Every non-empty value of a repeated parameter (`tag=a&tag=b`), in order."""
         return [v.strip() for v in self._values.get(name, ()) if v and v.strip()]

@@ -27,6 +27,15 @@ from evalstore.web.views.runs import FAILING, run_view
 MAX_TEST_PAGES = 100
 
 
+FILE_MODE = 0o666
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 class ReportError(EvalstoreError):
     """The report could not be written (the folder, the disk)."""
 
@@ -89,9 +98,14 @@ def _page(
 
 
 def _write(output: Path, pages: dict[str, str], assets: dict[str, bytes]) -> list[Path]:
-    """Each file written whole (a temporary file renamed), so a reader never sees half."""
+    """Each file written whole (a temporary file renamed), so a reader never sees half;
+    the pages of an earlier report in the folder are removed first (they would link to
+    tests that are not this report's)."""
     try:
         (output / "static").mkdir(parents=True, exist_ok=True)
+        for stale in (*output.glob("run-*.html"), *output.glob("test-*.html")):
+            if stale.name not in pages:
+                stale.unlink()
         written = []
         for name, text in pages.items():
             written.append(_replace(output / name, text.encode("utf-8")))
@@ -105,6 +119,7 @@ def _write(output: Path, pages: dict[str, str], assets: dict[str, bytes]) -> lis
 def _replace(path: Path, content: bytes) -> Path:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(handle, FILE_MODE & ~_umask())  # mkstemp's 0600 would hide the pages
         with os.fdopen(handle, "wb") as file:
             file.write(content)
         os.replace(temporary, path)

@@ -29,8 +29,8 @@ async def compare_view(
     statistics (bootstrap intervals, Wilcoxon and McNemar p-values; about a second on
     1,000 tests, so asked for, not computed on every visit).
     """
-    picked = params.texts("run")
-    base, head = params.text("base"), params.text("head")
+    picked = params.exacts("run")
+    base, head = params.exact("base"), params.exact("head")
     if base is None and head is None and len(picked) == 2:
         chosen = [await service.select_evaluation_run(run) for run in picked]
         older, newer = sorted(chosen, key=lambda run: run["started_at"])

@@ -20,7 +20,7 @@ async def configs_view(
     the value at one configuration key."""
     filters = params.filters()
     summaries = await service.compare_configurations(**filters)
-    a, b = params.text("a"), params.text("b")
+    a, b = params.exact("a"), params.exact("b")
     by = params.text("by")
     diff: dict[str, Any] | None = None
     if a or b:
@@ -65,7 +65,7 @@ async def experiments_view(
 ) -> dict[str, Any]:
     """The mean and spread of each metric in the runs of tags `a` against tags `b`."""
     window = params.window()
-    tags_a, tags_b = params.texts("a"), params.texts("b")
+    tags_a, tags_b = params.exacts("a"), params.exacts("b")
     known = (await service.get_run_choices())["tag"]
     metrics = None
     if tags_a or tags_b:

@@ -20,7 +20,7 @@ GROUPS = ("none", "branch", "environment", "suite")
 async def test_view(service: MetricsStorageService, params: Params, links: Links) -> dict[str, Any]:
     """The `limit` newest runs of test `id`, oldest first, with charts of its score, each
     metric and its duration; markers coloured by status, each linking to its run."""
-    test_id = params.text("id")
+    test_id = params.exact("id")
     if test_id is None:
         raise InvalidDataError("test history needs id= (a test id, as in a run's tests table)")
     limit = params.integer("limit", HISTORY_LIMIT, high=5000)
