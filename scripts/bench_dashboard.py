@@ -100,9 +100,7 @@ def direct_queries(path: Path, flaky_id: str) -> dict[str, Callable[[], Any]]:
 
     latest = "(SELECT _id FROM evaluation_runs ORDER BY started_at DESC LIMIT 1)"
     return {
-        "runs": run(
-            "SELECT doc FROM evaluation_runs ORDER BY started_at DESC LIMIT 100"
-        ),
+        "runs": run("SELECT doc FROM evaluation_runs ORDER BY started_at DESC LIMIT 100"),
         "run": run(f"SELECT doc FROM test_runs WHERE evaluation_run_id = {latest}"),
         "test": run(
             "SELECT doc FROM test_runs WHERE test_id = ? ORDER BY finished_at DESC LIMIT 200",

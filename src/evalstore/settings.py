@@ -1,14 +1,38 @@
-"""The environment variables (and `.env` entries) that configure evalstore."""
+"""The environment variables (and `.env` entries) that configure evalstore.
+
+`Settings` reads them itself, as pydantic-settings' `BaseSettings` did (the class it
+was until the pytest plugin had to start faster: importing pydantic-settings and
+building a settings class cost a recording session about 30 ms). The rules are
+pydantic-settings' with this configuration (`env_file=".env"`, UTF-8,
+case-insensitive names, no prefix, empty values kept, no JSON decoding):
+
+- a variable's name matches a field's name in any case (of several spellings in the
+  environment, the last one wins);
+- the real environment wins over the `.env` file of the working directory (read only
+  when it is a regular file or a FIFO, with python-dotenv; an entry without `=` counts
+  as absent), which wins over the defaults; values passed to `Settings(...)` win over all;
+- values are validated by pydantic as before, so every error is the same.
+
+`tests/unit/test_settings_sources.py` compares it with pydantic-settings itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import platformdirs
-from pydantic import Field, ValidationError, field_serializer, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from evalstore.errors import ConfigurationError
 from evalstore.redaction import redact_connection_string, redact_uri
@@ -42,18 +66,53 @@ def parse_tags(raw: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return tags
 
 
-class Settings(BaseSettings):
-    """evalstore's configuration.
+ENV_FILE = ".env"
+"""The dotenv file read besides the environment (relative to the working directory)."""
+ENV_FILE_ENCODING = "utf-8"
 
-    Read from environment variables, then from a `.env` file in the working
-    directory when present; real environment variables win over `.env`.
+
+def _is_env_file(path: Path) -> bool:
+    """Whether `path` is read as a dotenv file: a regular file or a FIFO (as pydantic-settings)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
+
+
+def environment_values(
+    names: Iterable[str],
+    env_file: str | os.PathLike[str] | None = ENV_FILE,
+) -> dict[str, str]:
+    """The raw values of the settings `names` (field names, lower case), as `Settings` reads them.
+
+    From the `.env` file (when `env_file` is one), then the environment over it.
+
+    Raises:
+        OSError, UnicodeDecodeError: the dotenv file cannot be read (as before).
     """
+    wanted = frozenset(names)
+    values: dict[str, str] = {}
+    if env_file is not None:
+        path = Path(env_file).expanduser()
+        if _is_env_file(path):
+            from dotenv import dotenv_values
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
+            in_file = dotenv_values(path, encoding=ENV_FILE_ENCODING)
+            found = {name.lower(): value for name, value in in_file.items()}
+            values.update({k: v for k, v in found.items() if k in wanted and v is not None})
+    # Every spelling of a name, lowered: the last one in the environment wins.
+    in_env = {name.lower(): value for name, value in os.environ.items()}
+    values.update({k: v for k, v in in_env.items() if k in wanted})
+    return values
+
+
+class SettingsFields(BaseModel):
+    """The settings' fields, their validation and how they are shown (`Settings` reads them)."""
+
+    model_config = ConfigDict(
         extra="ignore",
-        case_sensitive=False,
+        validate_default=True,
         # A ValidationError would otherwise print the connection string, password included.
         hide_input_in_errors=True,
     )
@@ -63,7 +122,7 @@ class Settings(BaseSettings):
     mongodb_database: str = DEFAULT_DATABASE
     mongodb_timeout_ms: int = Field(default=5000, gt=0, le=MAX_TIMEOUT_MS)
     environment: Environment = "dev"
-    experiment_tags: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    experiment_tags: list[str] = Field(default_factory=list)
     evalstore_spool_dir: Path = Field(default_factory=default_spool_dir)
     evalstore_spool_fsync: FsyncPolicy = "interval"
     evalstore_batch_size: int = Field(default=500, gt=0)
@@ -116,6 +175,27 @@ class Settings(BaseSettings):
             yield name, value
 
 
+class Settings(SettingsFields):
+    """evalstore's configuration.
+
+    Read from environment variables, then from a `.env` file in the working
+    directory when present; real environment variables win over `.env`, and
+    values given as arguments win over both.
+
+    Args:
+        _env_file: the dotenv file to read (None: none).
+        **values: settings given directly, by field name.
+    """
+
+    def __init__(self, _env_file: str | os.PathLike[str] | None = ENV_FILE, **values: Any) -> None:
+        found: dict[str, Any] = dict(environment_values(_FIELD_NAMES, _env_file))
+        found.update(values)
+        super().__init__(**found)
+
+
+_FIELD_NAMES = frozenset(SettingsFields.model_fields)
+
+
 def _looks_like_json(value: str) -> bool:
     """A JSON list or object, or quoted items (`"a","b"`): not comma-separated tags."""
     if value.strip().startswith(("[", "{")):
@@ -162,7 +242,7 @@ def load_settings(*, env_file: str | None = ".env") -> Settings:
             what is allowed.
     """
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""

@@ -32,12 +32,12 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StorageSession, l
     async def start() -> dict[str, Any]:
         return {}
 
-    async def record_test(**result: Any) -> dict[str, Any]:
-        recorded.append(result["test_id"])
-        return result
+    async def record_tests(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        recorded.extend(result["test_id"] for result in results)
+        return results
 
     monkeypatch.setattr(storage.recorder, "start", start)
-    monkeypatch.setattr(storage.recorder, "record_test", record_test)
+    monkeypatch.setattr(storage.recorder, "record_tests", record_tests)
     try:
         yield storage, recorded
     finally:

@@ -380,6 +380,7 @@ def test_the_columns_hold_what_the_schema_says(store: str) -> None:
             "passed": passed,
             "score": score,
             "finished_at": T0_MS,
+            "duration_ms": test["duration_ms"],
         }
         for test, status, passed, score in zip(
             tests, ["passed", "failed"], [1, 0], [75.0, 25.0], strict=True

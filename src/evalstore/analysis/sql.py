@@ -104,23 +104,26 @@ def recorded_metrics(match: Filter) -> SqlRows:
 
 def single_test_trend(match: Filter, value: TestValue = "score") -> SqlRows:
     """`single_test_trend_pipeline`: one test's runs, oldest first (score or duration)."""
-    decode: Callable[[Any], Any] = _same
-    column = "score"
-    if value == "duration":  # not a column: the stored value as it is, decoded from `doc`
-        column, decode = "doc -> '$.duration_ms'", decode_value
+    decode: Callable[[Any, Any], Any] = _same
+    column, raw = "score", "NULL"
+    if value == "duration":
+        # The column holds the finite numbers; any other stored value (a string, NaN) is
+        # returned as stored, decoded from `doc`, as the pipeline returns it.
+        column, decode = "duration_ms", _or_decoded
+        raw = "CASE WHEN duration_ms IS NULL THEN doc -> '$.duration_ms' END"
     field = TEST_VALUE_FIELDS[value]
 
     def rows(select: Select) -> list[Document]:
         found = select(
-            f"SELECT test_run_id, finished_at, {column} AS value, passed, status FROM test_runs "
-            "WHERE {where} ORDER BY finished_at, rowid",
+            f"SELECT test_run_id, finished_at, {column} AS value, {raw} AS raw, passed, status "
+            "FROM test_runs WHERE {where} ORDER BY finished_at, rowid",
             match,
         )
         return [
             {
                 "test_run_id": row["test_run_id"],
                 "finished_at": _date(row["finished_at"]),
-                field: decode(row["value"]),
+                field: decode(row["value"], row["raw"]),
                 "passed": None if row["passed"] is None else bool(row["passed"]),
                 "status": row["status"],
             }
@@ -130,38 +133,34 @@ def single_test_trend(match: Filter, value: TestValue = "score") -> SqlRows:
     return rows
 
 
-def _same(value: Any) -> Any:
+def _same(value: Any, raw: Any) -> Any:
     return value
 
 
-_DURATION = "json_extract({table}.doc, '$.duration_ms')"
-_HAS_DURATION = f"json_type({{table}}.doc, '$.duration_ms') IN {_NUMBER}"
-"""A test run's duration and whether it is a number (not a column: it is read from `doc`)."""
+def _or_decoded(value: Any, raw: str | None) -> Any:
+    return value if value is not None else decode_value(raw)
 
 
 def slowest_tests(match: Filter) -> SqlRows:
     """`slowest_tests_pipeline`: per test id, count, mean, max and last of its durations.
 
-    Over the executed runs with a numeric `duration_ms`. The last duration is
-    that of the latest `finished_at` (of runs finished at the same time, the
-    last stored, as the embedded backend's stable sort gives), looked up per test.
-    `duration_ms` is no column of `test_runs`, so each run's `doc` is read: the
-    window's rows are found through an index, their durations in the table.
+    Over the executed runs with a numeric `duration_ms` (the column: NULL when the
+    document's is no number). The last duration is that of the latest `finished_at`
+    (of runs finished at the same time, the last stored, as the embedded backend's
+    stable sort gives), looked up per test. Everything read is in the
+    `test_id_finished_at` index: the query scans the index alone, no `doc`.
     """
     executed = {**match, "status": {"$ne": "skipped"}}
-    outer = {"table": "test_runs"}
-    inner = {"table": "t"}
 
     def rows(select: Select) -> list[Document]:
         found = select(
-            f"SELECT g.*, (SELECT {_DURATION.format(**inner)} FROM test_runs AS t "
-            f"  WHERE t.test_id = g._id AND t.finished_at IS g.last_seen AND {{where}} "
-            f"  AND {_HAS_DURATION.format(**inner)} "
+            "SELECT g.*, (SELECT t.duration_ms FROM test_runs AS t "
+            "  WHERE t.test_id = g._id AND t.finished_at IS g.last_seen AND {where} "
+            "  AND t.duration_ms IS NOT NULL "
             "  ORDER BY t.rowid DESC LIMIT 1) AS last_ms "
-            "FROM (SELECT test_id AS _id, count(*) AS runs, avg(d) AS mean_ms, "
-            "  max(d) AS max_ms, max(finished_at) AS last_seen "
-            f"  FROM (SELECT test_id, finished_at, {_DURATION.format(**outer)} AS d "
-            f"    FROM test_runs WHERE {{where}} AND {_HAS_DURATION.format(**outer)}) "
+            "FROM (SELECT test_id AS _id, count(*) AS runs, avg(duration_ms) AS mean_ms, "
+            "  max(duration_ms) AS max_ms, max(finished_at) AS last_seen "
+            "  FROM test_runs WHERE {where} AND duration_ms IS NOT NULL "
             "  GROUP BY test_id) AS g "
             "ORDER BY g._id",
             executed,

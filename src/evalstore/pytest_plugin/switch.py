@@ -71,19 +71,14 @@ def _is_dotenv_file(path: str) -> bool:
 
 def enabled_despite_invalid_settings() -> bool:
     """When another setting is invalid: was recording switched on (or MONGODB_ENABLED bad)?"""
-    from pydantic import ValidationError
-    from pydantic_settings import BaseSettings
+    from pydantic import TypeAdapter, ValidationError
 
-    from evalstore.settings import Settings
+    from evalstore.settings import environment_values
 
-    class Switch(BaseSettings):
-        """MONGODB_ENABLED alone, read the way `Settings` reads it."""
-
-        model_config = Settings.model_config
-
-        mongodb_enabled: bool = False
-
+    value = environment_values((ENABLED_NAME,)).get(ENABLED_NAME)
+    if value is None:
+        return False
     try:
-        return Switch().mongodb_enabled
+        return TypeAdapter(bool).validate_python(value)  # as `Settings` reads it
     except ValidationError:
         return True

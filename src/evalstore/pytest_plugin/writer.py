@@ -4,9 +4,10 @@ pytest's hooks are synchronous and a test session may run asyncio loops of its
 own (pytest-asyncio), so evalstore's async API runs on one event loop owned by
 a daemon thread. The pytest thread only appends plain dicts to a list; every
 `HANDOFF_BATCH` tests (or `HANDOFF_INTERVAL_S` seconds) the batch goes to the loop,
-where `RunRecorder.record_test` validates, journals and queues each result for
-the recorder's own batching writer. Storage problems never reach pytest: they
-are kept (with the warnings the recorder logs) for one line in the summary.
+where `RunRecorder.record_tests` validates each result, journals the batch in one
+write and queues the results for the recorder's own batching writer. Storage
+problems never reach pytest: they are kept (with the warnings the recorder logs)
+for one line in the summary.
 
 The pytest thread waits while the loop takes a batch (at most `HANDOFF_WAIT_S`,
 and only when the loop has finished with its previous work). Both threads need
@@ -231,7 +232,7 @@ class StorageSession:
         settings: Settings,
         *,
         tags: Iterable[str] = (),
-        packages: Iterable[str] = (),
+        packages: Iterable[str] | Mapping[str, str | None] = (),
         system_config: Mapping[str, Any] | None = None,
         repo_path: str | Path = ".",
         suite: str | None = None,
@@ -368,11 +369,11 @@ class StorageSession:
         async with self._lock():
             if self._disabled:
                 return
-            for result in batch:
-                try:
-                    await self.recorder.record_test(**result)
-                except Exception as exc:
-                    self._note(f"test {result.get('test_id')!r} not stored: {describe(exc)}")
+            # The whole batch goes to the journal in one write (see `RunRecorder.record_tests`).
+            outcomes = await self.recorder.record_tests(batch)
+            for result, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    self._note(f"test {result.get('test_id')!r} not stored: {describe(outcome)}")
             if self._in_process_store:
                 await self._let_the_writer_catch_up()
 

@@ -68,8 +68,13 @@ def _inside_a_repository(path: Path) -> bool:
     return any((folder / ".git").exists() for folder in (path, *path.parents))
 
 
-def package_versions(packages: Iterable[str]) -> dict[str, str | None]:
-    """Installed versions of the named distributions (None for one not installed)."""
+def package_versions(packages: Iterable[str] | Mapping[str, str | None]) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None for one not installed).
+
+    A mapping holds the versions already (the pytest plugin has them from pluggy).
+    """
+    if isinstance(packages, Mapping):
+        return dict(sorted(packages.items()))
     versions: dict[str, str | None] = {}
     for name in packages:
         try:
@@ -81,7 +86,7 @@ def package_versions(packages: Iterable[str]) -> dict[str, str | None]:
 
 def system_information(
     config: Mapping[str, Any] | None = None,
-    packages: Iterable[str] = (),
+    packages: Iterable[str] | Mapping[str, str | None] = (),
 ) -> dict[str, Any]:
     """A snapshot of the test runner's environment and the system's configuration.
 
@@ -92,7 +97,8 @@ def system_information(
 
     Args:
         config: the configuration of the system under test (plain data only).
-        packages: distribution names whose installed versions to record.
+        packages: distribution names whose installed versions to record (or a mapping of
+            them to their versions, when known).
 
     Raises:
         InvalidDataError: `config` holds a value that cannot be stored, naming its path.

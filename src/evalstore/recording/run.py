@@ -101,7 +101,7 @@ class RunRecorder:
         environment: str = "dev",
         suite: str | None = None,
         repo_path: str | Path = ".",
-        packages: Iterable[str] = (),
+        packages: Iterable[str] | Mapping[str, str | None] = (),
         clock: Clock = utcnow,
         owns_client: bool = False,
         settings: Settings | None = None,
@@ -118,7 +118,9 @@ class RunRecorder:
         self._environment = environment
         self._suite = None if suite is None else check_text(suite, "suite")
         self._repo_path = repo_path
-        self._packages = tuple(packages)
+        self._packages: tuple[str, ...] | dict[str, str | None] = (
+            dict(packages) if isinstance(packages, Mapping) else tuple(packages)
+        )
         self._clock = clock
         self._owns_client = owns_client
         self._settings = settings
@@ -306,6 +308,116 @@ class RunRecorder:
         Raises:
             InvalidDataError (a ValueError): a value cannot be stored; names the field.
         """
+        test_run, usage_documents = self._test_run(
+            test_id,
+            test_name,
+            metrics,
+            passed,
+            status=status,
+            score=score,
+            score_method=score_method,
+            started_at=started_at,
+            finished_at=finished_at,
+            duration_ms=duration_ms,
+            tags=tags,
+            participants=participants,
+            message=message,
+            details=details,
+            usage=usage,
+            attempts=attempts,
+            tool_calls=tool_calls,
+            errors=errors,
+        )
+        if self._journal is None or self._writer is None:
+            self._totals.add(test_run)
+            for usage_document in usage_documents:
+                self.usage.add(usage_document)
+            return test_run
+        document = {"_id": ObjectId(), **test_run}
+        journaled = self._journal.append({"kind": "test", "doc": document})
+        await self._accept_test(document, usage_documents, journaled=journaled)
+        return dict(document)
+
+    async def record_tests(
+        self, results: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any] | Exception]:
+        """`record_test(**result)` for each of `results`, journaled in one write.
+
+        What a runner that hands over results in batches (the pytest plugin) calls: each
+        result is validated as `record_test` validates it, then the accepted ones go to
+        the journal together (one system call, not one per result) before any is queued
+        for the store, so that every result is in the journal before this returns, as
+        with `record_test`.
+
+        Returns:
+            For each result in order, the stored test run document, or the exception
+            that refused it (`InvalidDataError`, ...), which is not raised.
+        """
+        outcomes: list[dict[str, Any] | Exception] = []
+        accepted: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
+        for result in results:
+            try:
+                test_run, usage_documents = self._test_run(**result)
+            except Exception as exc:
+                outcomes.append(exc)
+                continue
+            if self._journal is None or self._writer is None:
+                self._totals.add(test_run)
+                for usage_document in usage_documents:
+                    self.usage.add(usage_document)
+                outcomes.append(test_run)
+                continue
+            accepted.append((len(outcomes), {"_id": ObjectId(), **test_run}, usage_documents))
+            outcomes.append(test_run)
+        if not accepted:
+            return outcomes
+        assert self._journal is not None
+        journaled = self._journal.append_tests([document for _, document, _ in accepted])
+        for index, document, usage_documents in accepted:
+            try:
+                await self._accept_test(document, usage_documents, journaled=journaled)
+            except Exception as exc:
+                outcomes[index] = exc
+                continue
+            outcomes[index] = dict(document)
+        return outcomes
+
+    async def _accept_test(
+        self, document: dict[str, Any], usage_documents: list[dict[str, Any]], *, journaled: bool
+    ) -> None:
+        """Count a journaled test run, queue it for the store, and keep its usage records."""
+        assert self._writer is not None
+        self._totals.add(document)
+        await self._writer.put(document, journaled=journaled)
+        for usage_document in usage_documents:
+            self._accept_usage(usage_document)
+        for usage_document in usage_documents:
+            await self._keep_usage(usage_document)
+
+    def _test_run(
+        self,
+        test_id: str,
+        test_name: str | None = None,
+        metrics: Mapping[str, MetricInput] | None = None,
+        passed: bool | None = None,
+        *,
+        status: TestStatus | None = None,
+        score: float | None = None,
+        score_method: str | None = None,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        duration_ms: float | None = None,
+        tags: Sequence[str] = (),
+        participants: Sequence[str] = (),
+        message: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        usage: Sequence[Mapping[str, Any]] = (),
+        attempts: int | None = None,
+        tool_calls: Mapping[str, Any] | None = None,
+        errors: Sequence[Any] | None = None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The validated test run document (without `_id`) of `record_test`'s arguments, and
+        its usage records."""
         run = self.document
         if self._finishing:
             raise EvalstoreError("the evaluation run is finished: record tests before finish()")
@@ -362,20 +474,7 @@ class RunRecorder:
         usage_documents = [
             self._usage_document(test_id=test_id, **usage_arguments(entry)) for entry in usage
         ]
-        if self._journal is None or self._writer is None:
-            self._totals.add(test_run)
-            for usage_document in usage_documents:
-                self.usage.add(usage_document)
-            return test_run
-        document = {"_id": ObjectId(), **test_run}
-        journaled = self._journal.append({"kind": "test", "doc": document})
-        self._totals.add(document)
-        await self._writer.put(document, journaled=journaled)
-        for usage_document in usage_documents:
-            self._accept_usage(usage_document)
-        for usage_document in usage_documents:
-            await self._keep_usage(usage_document)
-        return dict(document)
+        return test_run, usage_documents
 
     async def log_metrics(
         self, values: Mapping[str, float], step: int, split: str = "train"

@@ -8,6 +8,7 @@ kept where is counted so that one warning can say it exactly.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from evalstore.models import Document
@@ -67,6 +68,20 @@ class SafetyNet:
             return False
         if entry.get("kind") == "test":
             self.journaled += 1
+        return True
+
+    def append_tests(self, documents: Sequence[Document]) -> bool:
+        """Write one test line per document, in one write; False (and the journal given up)
+        when they cannot be written (then none of them is in the journal)."""
+        journal = self.journal
+        if journal is None:
+            return False
+        try:
+            journal.append_many([{"kind": "test", "doc": document} for document in documents])
+        except OSError as exc:
+            self.error = exc
+            return False
+        self.journaled += len(documents)
         return True
 
     def sync_if_due(self) -> None:

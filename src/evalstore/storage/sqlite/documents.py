@@ -7,6 +7,7 @@ JSON) and copies of the fields queries use as typed columns (see `schema`).
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -108,6 +109,21 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _duration(value: Any) -> int | float | None:
+    """A finite number as it is (what `json_extract` gives of the document's text), else None."""
+    kind = type(value)
+    if kind is float:
+        return value if -math.inf < value < math.inf else None
+    if kind is int:
+        return value if _INT64[0] <= value <= _INT64[1] else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return _duration(float(value) if isinstance(value, float) else int(value))
+
+
 def _integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -144,6 +160,7 @@ _TEST_CONVERTERS = {
     "passed": _flag,
     "score": _number,
     "finished_at": _date,
+    "duration_ms": _duration,
 }
 _ALERT_CONVERTERS = {
     "_id": _oid_or_text,
@@ -217,6 +234,7 @@ def templated_test_row(document: Document, text: str) -> tuple[Any, ...]:
         int(document["passed"]),
         document["score"],
         to_ms(document["finished_at"]),
+        document["duration_ms"],  # a finite float (the template's)
         text,
     )
 

@@ -11,6 +11,10 @@ Each operation runs in a worker thread (`asyncio.to_thread`), so a wait for
 another writer never blocks the caller's event loop; one lock per engine keeps
 its connection to one thread at a time.
 
+A store written by an older evalstore (a lower `PRAGMA user_version`) is brought up to
+the current schema when opened, in one transaction: missing tables and indexes are
+created, and from schema 5 on `test_runs.duration_ms` is added and filled from `doc`.
+
 A database directory still in the format of evalstore before the SQLite store
 (`snapshot.ndjson` and `log.ndjson`) is imported on first open, in one
 transaction, and its files are renamed `*.imported`.
@@ -67,6 +71,7 @@ from evalstore.storage.sqlite.documents import (
     usage_row,
 )
 from evalstore.storage.sqlite.schema import (
+    DURATION_FILL,
     FILE_NAME,
     INDEXES,
     RUN_COLUMNS,
@@ -207,6 +212,12 @@ class SqliteEngine:
         if version == SCHEMA_VERSION:
             return
         with _transaction(connection):
+            # Read again under the write lock: another process may have migrated meanwhile.
+            version = connection.execute("PRAGMA user_version").fetchone()["user_version"]
+            if version == SCHEMA_VERSION:
+                return
+            if version < 5:
+                _add_duration_column(connection)
             for statement in TABLES.split(";"):
                 if statement.strip():
                     connection.execute(statement)
@@ -634,6 +645,22 @@ def _move_heartbeat(connection: sqlite3.Connection, oid: str, seen_at: datetime)
         "WHERE _id = :oid AND (last_seen_at IS NULL OR last_seen_at < :ms)",
         {"ms": to_ms(seen_at), "date": text, "oid": oid},
     )
+
+
+def _add_duration_column(connection: sqlite3.Connection) -> None:
+    """Schema 5 on a store of schema 1 to 4 (inside the caller's transaction).
+
+    `test_runs` gets its `duration_ms` column, filled from each row's `doc`, and the
+    covering index `test_id_finished_at` is dropped so that the caller creates it again
+    with the column in it. A failure rolls all of it back with the caller's transaction.
+    """
+    columns = {row["name"] for row in connection.execute("PRAGMA table_info(test_runs)")}
+    if not columns:
+        return  # no test_runs table yet: the caller creates it with the column
+    if "duration_ms" not in columns:
+        connection.execute("ALTER TABLE test_runs ADD COLUMN duration_ms")
+    connection.execute(DURATION_FILL)
+    connection.execute("DROP INDEX IF EXISTS test_id_finished_at")
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:

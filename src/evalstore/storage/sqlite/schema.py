@@ -11,11 +11,14 @@ of top-level fields, typed for SQL:
 - datetimes as whole milliseconds since the Unix epoch, UTC (MongoDB's own
   precision, so ordering and windows agree with a server);
 - `passed` as 0 or 1, scores as REAL, `experiment_tags` as a JSON array;
+- a test run's `duration_ms` as the number it is (an integer stays an integer, as
+  `json_extract` and MongoDB keep it: the column has no declared type), NULL when it is
+  no finite number;
 - a missing field, or one whose value is of another type than the column's, as NULL.
 
 Index names match MongoDB's (`storage.indexes`), so `evalstore indexes` reads the
-same on both engines; `test_id_finished_at` also covers what per-test statistics
-and flaky tests read, so those scan the index alone.
+same on both engines; `test_id_finished_at` also covers what per-test statistics,
+flaky tests and the slowest tests read, so those scan the index alone.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from __future__ import annotations
 FILE_NAME = "evalstore.sqlite3"
 """The store's file inside `<dir>/<database>/`."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: runs and test runs; 2: alerts; 3: usage; 4: metric points (new tables are created on
-open of an older store)."""
+open of an older store); 5: `test_runs.duration_ms` (added and filled from `doc` on open of
+an older store, see `engine.SqliteEngine._create_schema`)."""
 
 RUN_COLUMNS: tuple[str, ...] = (
     "_id",
@@ -53,6 +57,7 @@ TEST_RUN_COLUMNS: tuple[str, ...] = (
     "passed",
     "score",
     "finished_at",
+    "duration_ms",
 )
 """The test run fields kept as columns of `test_runs` (beside `doc`)."""
 
@@ -110,6 +115,12 @@ DATE_COLUMNS = frozenset({"started_at", "finished_at", "last_seen_at", "fired_at
 OID_COLUMNS = frozenset({"_id", "evaluation_run_id"})  # evaluation_run_id: on test_runs only
 REAL_COLUMNS = frozenset({"score"})
 INTEGER_COLUMNS = frozenset({"num_tests", "passed", "acknowledged"})
+DURATION_FILL = (
+    "UPDATE test_runs SET duration_ms = json_extract(doc, '$.duration_ms') "
+    "WHERE json_type(doc, '$.duration_ms') IN ('integer', 'real')"
+)
+"""Fills `test_runs.duration_ms` from `doc` when an older store is opened (schema 5): the
+value the durations queries read from `doc` before there was a column."""
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -141,6 +152,7 @@ CREATE TABLE IF NOT EXISTS test_runs (
     passed INTEGER,
     score REAL,
     finished_at INTEGER,
+    duration_ms,
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS metric_points (
@@ -217,7 +229,7 @@ INDEXES: dict[str, str] = {
     ),
     "test_id_finished_at": (
         "CREATE INDEX IF NOT EXISTS test_id_finished_at ON test_runs "
-        "(test_id, finished_at, status, passed, score, evaluation_run_id)"
+        "(test_id, finished_at, status, passed, score, evaluation_run_id, duration_ms)"
     ),
     "test_evaluation_run_id": (
         "CREATE INDEX IF NOT EXISTS test_evaluation_run_id ON test_runs (evaluation_run_id)"
