@@ -8,6 +8,7 @@ from evalstore.errors import InvalidDataError
 from evalstore.service import MetricsStorageService
 from evalstore.web.links import Links
 from evalstore.web.params import Params
+from evalstore.web.views.runs import run_ids
 
 LEVELS = ("info", "warning", "error", "critical")
 STATES = ("any", "firing", "resolved")
@@ -27,20 +28,7 @@ async def alerts_view(
     alerts = await service.get_alerts(
         level=levels, state=None if state == "any" else state, since=since, limit=limit
     )
-    run_oids = list({a["evaluation_run_id"] for a in alerts if a.get("evaluation_run_id")})
-    runs = {
-        run["_id"]: str(run["evaluation_run_id"])
-        for run in (
-            await service.client.read(
-                "evaluation_runs",
-                {"_id": {"$in": run_oids}},
-                projection={"evaluation_run_id": 1},
-                action="read runs",
-            )
-            if run_oids
-            else []
-        )
-    }
+    runs = await run_ids(service, [a.get("evaluation_run_id") for a in alerts])
     rows = []
     for alert in alerts:
         run_id = runs.get(alert.get("evaluation_run_id"))

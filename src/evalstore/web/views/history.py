@@ -10,6 +10,7 @@ from evalstore.service import MetricsStorageService
 from evalstore.web import charts
 from evalstore.web.links import Links
 from evalstore.web.params import Params, shown_filters
+from evalstore.web.views.runs import run_ids
 
 HISTORY_LIMIT = 200
 MAX_GROUPS = 8
@@ -25,20 +26,7 @@ async def test_view(service: MetricsStorageService, params: Params, links: Links
         raise InvalidDataError("test history needs id= (a test id, as in a run's tests table)")
     limit = params.integer("limit", HISTORY_LIMIT, high=5000)
     found = list(reversed(await service.get_test_history(test_id, limit=limit)))
-    run_oids = list({doc["evaluation_run_id"] for doc in found})
-    runs = {
-        run["_id"]: str(run["evaluation_run_id"])
-        for run in (
-            await service.client.read(
-                "evaluation_runs",
-                {"_id": {"$in": run_oids}},
-                projection={"evaluation_run_id": 1},
-                action="read runs",
-            )
-            if run_oids
-            else []
-        )
-    }
+    runs = await run_ids(service, [doc.get("evaluation_run_id") for doc in found])
     rows: list[dict[str, Any]] = []
     for doc in found:
         run_id = runs.get(doc["evaluation_run_id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from evalstore.models import Document
@@ -19,6 +20,20 @@ SERIES_POINTS = 400
 def short(value: Any, length: int = 10) -> str | None:
     """The first characters of a commit or a hash."""
     return str(value)[:length] if value else None
+
+
+async def run_ids(service: MetricsStorageService, oids: Iterable[Any]) -> dict[Any, str]:
+    """The readable id of each run named by its `_id` (one read; None and repeats skipped)."""
+    wanted = list({oid for oid in oids if oid is not None})
+    if not wanted:
+        return {}
+    found = await service.client.read(
+        "evaluation_runs",
+        {"_id": {"$in": wanted}},
+        projection={"evaluation_run_id": 1},
+        action="read runs",
+    )
+    return {run["_id"]: str(run["evaluation_run_id"]) for run in found}
 
 
 def run_row(run: Document, links: Links) -> dict[str, Any]:
