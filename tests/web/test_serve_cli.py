@@ -180,3 +180,23 @@ def test_serve_never_prints_the_password_of_the_store(started, free_port: int) -
     assert code == 0, err
     assert SECRET not in out + err
     assert "reading mongomock://reader:***@localhost" in one_line(out)
+
+
+def test_a_store_that_does_not_answer_is_one_line_before_any_server(
+    started, free_port, monkeypatch
+) -> None:
+    monkeypatch.setenv("MONGODB_TIMEOUT_MS", "200")
+    dead = f"mongodb://reader:{SECRET}@127.0.0.1:1/"
+    code, _, err = serve("--url", dead, "--port", str(free_port))
+    assert code == 1
+    line = one_line(err)
+    assert line.startswith("error: cannot reach MongoDB at mongodb://reader:***@127.0.0.1:1")
+    assert SECRET not in err
+    assert started == []
+
+
+def test_a_local_store_that_does_not_exist_is_one_line(started, free_port, tmp_path) -> None:
+    code, _, err = serve("--url", f"file://{tmp_path / 'nowhere'}", "--port", str(free_port))
+    assert code == 1
+    assert one_line(err).startswith(f"error: no local store at {tmp_path / 'nowhere'}")
+    assert started == []

@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
-from evalstore.cli.common import DbOption, UrlOption, err, make_client, out
+from evalstore.cli.common import DbOption, UrlOption, err, make_client, out, run_command
 from evalstore.cli.demo import DEMO_DATABASE, record_demo_history
 from evalstore.cli.options import usage_error
 from evalstore.cli.render import error_line
-from evalstore.errors import ConfigurationError, EvalstoreError
-from evalstore.redaction import redact_connection_string, redact_uri
+from evalstore.errors import ConfigurationError
+from evalstore.redaction import redact_connection_string
 from evalstore.service import MetricsStorageService
 from evalstore.storage.client import EMBEDDED_SCHEME, MongoDBClient
 from evalstore.storage.localstore import stored_databases
@@ -81,12 +81,10 @@ def serve(
         usage_error(str(exc))
     _check_port(host, port)
     client = MongoDBClient(EMBEDDED_SCHEME, DEMO_DATABASE) if demo else make_client(url, db)
-    if client.is_local:
-        try:
-            stored_databases(client.connection_string, client.database_name)
-        except EvalstoreError as exc:
-            err.print(error_line(redact_uri(str(exc))), soft_wrap=True)
-            raise typer.Exit(1) from None
+    if not demo:
+        # A dashboard that cannot read its store is no use: say so now, in one line,
+        # rather than on every page after the server's timeout.
+        run_command(lambda: _answers(url, db))
     store = (
         "the demo history (in memory)"
         if demo
@@ -122,6 +120,14 @@ def serve(
         access_log=False,
         server_header=False,
     )
+
+
+async def _answers(url: str | None, db: str | None) -> None:
+    """The store exists and answers (a client of its own: the server's lives in its loop)."""
+    async with make_client(url, db) as probe:
+        if probe.is_local:
+            stored_databases(probe.connection_string, probe.database_name)
+        await probe.ping()
 
 
 def _check_port(host: str, port: int) -> None:
