@@ -126,7 +126,7 @@ class Dashboard:
             raise EvalstoreError("the store is not open yet")
         return self.service
 
-    def _error(self, request: Request, status: int, message: str, api: bool) -> Response:
+    def _error(self, status: int, message: str, api: bool) -> Response:
         if api:
             return JSONResponse({"error": message}, status_code=status)
         html = self.renderer.page(
@@ -150,12 +150,10 @@ class Dashboard:
         try:
             data = await make()
         except EvalstoreError as exc:
-            return self._error(request, _status(exc), public_message(exc), api)
+            return self._error(_status(exc), public_message(exc), api)
         except Exception:
             log.exception("page %s failed", name)
-            return self._error(
-                request, 500, "unexpected error (the server's log has the details)", api
-            )
+            return self._error(500, "unexpected error (the server's log has the details)", api)
         if api:
             return JSONResponse(to_jsonable(data))
         html = self.renderer.page(
@@ -207,7 +205,6 @@ class Dashboard:
         api = request.url.path.startswith("/api/")
         if self.token is None:
             return self._error(
-                request,
                 403,
                 "acknowledging alerts needs a token: restart with --token "
                 "(or EVALSTORE_DASHBOARD_TOKEN)",
@@ -220,12 +217,12 @@ class Dashboard:
             form = parse_qs((await request.body()).decode("utf-8", "replace"))
             given = next(iter(form.get("token", [])), None)
         if not token_matches(self.token, given):
-            return self._error(request, 403, "wrong or missing token", api)
+            return self._error(403, "wrong or missing token", api)
         alert_id = str(request.path_params["alert_id"])
         try:
             alert = await self._service().acknowledge_alert(alert_id, by="dashboard")
         except EvalstoreError as exc:
-            return self._error(request, _status(exc), public_message(exc), api)
+            return self._error(_status(exc), public_message(exc), api)
         if api:
             return JSONResponse(to_jsonable(alert))
         return RedirectResponse("/alerts", status_code=303)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import secrets
 from collections.abc import Mapping
 
 from evalstore.errors import ConfigurationError
@@ -93,8 +92,3 @@ def bearer(authorization: str | None) -> str | None:
         return None
     scheme, _, value = authorization.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def new_token() -> str:
-    """A random token of 32 URL-safe characters."""
-    return secrets.token_urlsafe(24)
