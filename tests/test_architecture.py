@@ -13,7 +13,19 @@ PACKAGE = Path(evalstore.__file__).parent
 # Lowest first. A module may import its own sub-package and anything of a lower layer; the
 # bottom layer's modules may import one another (settings uses errors and redaction).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "settings", "redaction", "models", "ids", "codec", "pricing"}),
+    frozenset(
+        {
+            "errors",
+            "settings",
+            "settings_model",
+            "redaction",
+            "models",
+            "schema",
+            "ids",
+            "codec",
+            "pricing",
+        }
+    ),
     frozenset({"storage"}),
     frozenset({"analysis"}),
     frozenset({"service"}),

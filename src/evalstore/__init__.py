@@ -20,7 +20,6 @@ if TYPE_CHECKING:
         RunNotFoundError,
         StorageUnavailableError,
     )
-    from evalstore.models import EvaluationRun, MetricData, TestRun
     from evalstore.monitors.monitor import Monitor, RunCheck
     from evalstore.monitors.rules import Rule
     from evalstore.recording.provenance import (
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from evalstore.recording.run import RunRecorder, evaluation_run
     from evalstore.recording.scoring import register_score_method
     from evalstore.recording.sync_run import SyncRun, training_run
+    from evalstore.schema import EvaluationRun, MetricData, TestRun
     from evalstore.service import MetricsStorageService
     from evalstore.settings import Settings, load_settings
     from evalstore.storage.client import MongoDBClient
@@ -40,11 +40,11 @@ _EXPORTS: dict[str, str] = {
     "ConfigurationError": "evalstore.errors",
     "DuplicateRunError": "evalstore.errors",
     "EvalstoreError": "evalstore.errors",
-    "EvaluationRun": "evalstore.models",
+    "EvaluationRun": "evalstore.schema",
     "GitInfo": "evalstore.recording.provenance",
     "IndexConflictError": "evalstore.errors",
     "InvalidDataError": "evalstore.errors",
-    "MetricData": "evalstore.models",
+    "MetricData": "evalstore.schema",
     "MetricsStorageService": "evalstore.service",
     "MongoDBClient": "evalstore.storage.client",
     "Monitor": "evalstore.monitors.monitor",
@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "evalstore.settings",
     "StorageUnavailableError": "evalstore.errors",
     "SyncRun": "evalstore.recording.sync_run",
-    "TestRun": "evalstore.models",
+    "TestRun": "evalstore.schema",
     "evaluation_run": "evalstore.recording.run",
     "git_info": "evalstore.recording.provenance",
     "load_settings": "evalstore.settings",

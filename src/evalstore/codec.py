@@ -16,7 +16,7 @@ from typing import Any
 from bson import ObjectId, json_util
 from bson.json_util import RELAXED_JSON_OPTIONS
 
-from evalstore.models import METRIC_FIELDS, TEST_RUN_KEYS, Document, MetricData, TestRun
+from evalstore.models import METRIC_FIELDS, TEST_RUN_KEYS, Document
 
 # How lines are read back: datetimes aware, in UTC.
 _JSON_OPTIONS = RELAXED_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=timezone.utc)
@@ -101,7 +101,7 @@ def encode_test_run(doc: object) -> tuple[str, bool] | None:
     to go the generic way, which then writes it or raises as before.
 
     The keys are `TEST_RUN_KEYS`, the model's; the template spells them in that
-    order, which `_check_template` verifies when this module is imported.
+    order, which `_check_template` verifies (the tests run it).
 
     Returns:
         The text, and True when the document holds no free-form value (no `details`,
@@ -218,12 +218,17 @@ def _encode_strings(values: list[Any]) -> str | None:
 
 
 def _check_template() -> None:
-    """Fail the import unless the template writes a test line as the generic encoder does.
+    """Raise unless the template writes a test line as the generic encoder does.
 
     The template spells out the fields of `TestRun` and `MetricData` in their
-    order while its gate takes them from the models: a field added, removed,
-    renamed or moved there must fail here, not journal lines that lack it.
+    order while its gate takes them from `TEST_RUN_KEYS` and `METRIC_FIELDS`: a
+    field added, removed, renamed or moved in the models must fail here, not
+    journal lines that lack it. Run by the tests (tests/recording/test_journal_encoding.py),
+    not on import: it would load pydantic into every recording session.
     """
+    from evalstore import schema
+
+    MetricData, TestRun = schema.MetricData, schema.TestRun
     started = datetime(2025, 12, 5, 10, 30, tzinfo=timezone.utc)
     metric = MetricData(score=1.0, passed=True, threshold=2.0, unit="ms", details={"a": 1})
     test_run = TestRun(
@@ -254,6 +259,3 @@ def _check_template() -> None:
             "evalstore.codec: the test line template no longer matches TestRun and "
             "MetricData; update _encode_test_entry and _encode_metric"
         )
-
-
-_check_template()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
+import threading
 from datetime import datetime
 
 from bson import ObjectId
@@ -35,9 +37,47 @@ def new_evaluation_run_id(started_at: datetime, branch: str | None) -> str:
 
 def new_test_run_id(evaluation_run_id: str, test_id: str) -> str:
     """An id like `<evaluation run id>/<test id>/<random>`: unique even when a test repeats."""
-    return (
-        f"{evaluation_run_id}/{sanitise(test_id, max_length=120) or 'test'}/{secrets.token_hex(4)}"
-    )
+    return f"{evaluation_run_id}/{sanitise(test_id, max_length=120) or 'test'}/{_random_hex(4)}"
+
+
+class _RandomBytes:
+    """Bytes from `os.urandom`, read a few kilobytes at a time.
+
+    Each `os.urandom` call is a system call (about 8 µs on a virtual machine), and
+    every recorded test needs four random bytes: reading them in blocks costs a
+    20,000-test session 0.15 s less. The bytes are the same kind `secrets` gives; a
+    forked child drops the block it inherited, so that it never repeats its parent's.
+    """
+
+    BLOCK = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._block = b""
+        self._position = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def take(self, count: int) -> bytes:
+        """`count` fresh random bytes (at most `BLOCK`)."""
+        with self._lock:
+            end = self._position + count
+            if end > len(self._block):
+                self._block, self._position, end = os.urandom(self.BLOCK), 0, count
+            taken = self._block[self._position : end]
+            self._position = end
+        return taken
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._block, self._position = b"", 0
+
+
+_RANDOM = _RandomBytes()
+
+
+def _random_hex(count: int) -> str:
+    """`secrets.token_hex(count)`, from `_RANDOM`'s blocks."""
+    return _RANDOM.take(count).hex()
 
 
 def point_id(run_oid: ObjectId, metric: str, split: str, step: int) -> ObjectId:

@@ -1,8 +1,12 @@
-"""The documents evalstore stores, as pydantic models.
+"""The documents evalstore stores: their fields, the checks of their values, plain builders.
 
 Field names follow the storage design our users wrote (`evaluation_runs`,
-`test_runs`). The models know nothing of the driver: the service turns them
-into BSON documents with `to_document()`.
+`test_runs`). The pydantic models (`MetricData`, `TestRun`, `EvaluationRun`)
+live in `evalstore.schema` and are loaded on first use, also when imported from
+here: importing pydantic and building them costs about 60 ms, which a pytest
+session recording plain results must not pay. For such results the builders
+here (`build_test_run_document`, `evaluation_run_document`) make the documents
+the models would, and hand anything else to the models.
 """
 
 from __future__ import annotations
@@ -10,21 +14,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
 import bson
 from bson import ObjectId
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
 
 from evalstore.errors import InvalidDataError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from evalstore.schema import EvaluationRun as EvaluationRun
+    from evalstore.schema import MetricData as MetricData
+    from evalstore.schema import TestRun as TestRun
+
+_LAZY_MODELS = ("MetricData", "TestRun", "EvaluationRun")
+
+
+def __getattr__(name: str) -> Any:
+    """The pydantic models, imported on first use (see the module docstring)."""
+    if name in _LAZY_MODELS:
+        from evalstore import schema
+
+        return getattr(schema, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
 TestStatus = Literal["passed", "failed", "skipped", "error"]
@@ -240,150 +254,30 @@ def check_plain(value: Any, field: str, _depth: int = 0) -> Any:
     )
 
 
-class _Document(BaseModel):
-    model_config = ConfigDict(
-        arbitrary_types_allowed=True, extra="forbid", validate_assignment=True
-    )
-
-    def to_document(self) -> dict[str, Any]:
-        """The BSON document for this model (datetimes stay datetimes, ObjectIds stay ObjectIds)."""
-        return self.model_dump(mode="python")
-
-
-class MetricData(_Document):
-    """One metric of one test: a 0-100 score plus optional pass flag, threshold, unit, details."""
-
-    score: float
-    passed: bool | None = None
-    threshold: float | None = None
-    unit: str | None = None
-    details: dict[str, Any] | None = None
-
-    @field_validator("score", mode="before")
-    @classmethod
-    def _score(cls, value: Any) -> float:
-        checked = check_score(value, "score")
-        if checked is None:
-            raise ValueError("score is required")
-        return checked
-
-    @field_validator("threshold", mode="before")
-    @classmethod
-    def _threshold(cls, value: Any) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not is_finite(value):
-            raise ValueError(f"threshold must be a finite number, got {shown(value)}")
-        return float(value)
-
-    @field_validator("unit", mode="after")
-    @classmethod
-    def _unit(cls, value: str | None) -> str | None:
-        return None if value is None else check_string(value, "unit")
-
-    @field_validator("details", mode="before")
-    @classmethod
-    def _details(cls, value: Any) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise ValueError(f"details must be a dict, got {type(value).__name__}")
-        checked: dict[str, Any] = check_plain(value, "details")
-        return checked
-
-
-class TestRun(_Document):
-    """One execution of one test inside an evaluation run (a `test_runs` document).
-
-    `build_test_run_document` below builds the same document without the model
-    for plainly valid fields, and `evalstore.codec` journals it from a template;
-    both take the fields and their order from this class, but a change of fields
-    or validators here needs a look there (tests/unit/test_test_run_document.py
-    fails until it is made, and importing `evalstore.codec` fails until its
-    template writes the new fields).
-    """
-
-    __test__ = False  # not a pytest test class
-
-    evaluation_run_id: ObjectId
-    test_run_id: str
-    test_id: str
-    test_name: str
-    started_at: datetime
-    finished_at: datetime
-    duration_ms: float
-    metrics: dict[str, MetricData] = Field(default_factory=dict)
-    score: float | None
-    score_method: str
-    passed: bool
-    status: TestStatus
-    tags: list[str] = Field(default_factory=list)
-    participants: list[str] = Field(default_factory=list)
-    message: str | None = None
-    details: dict[str, Any] | None = None
-
-    @field_validator("started_at", "finished_at", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime, info: ValidationInfo) -> datetime:
-        return check_date(value, str(info.field_name))
-
-    @field_validator("test_run_id", "test_id", "test_name", "score_method", "message", mode="after")
-    @classmethod
-    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else check_string(value, str(info.field_name))
-
-    @field_validator("tags", "participants", mode="after")
-    @classmethod
-    def _texts(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        for i, item in enumerate(value):
-            check_string(item, f"{info.field_name}[{i}]")
-        return value
-
-    @field_validator("score", mode="before")
-    @classmethod
-    def _score(cls, value: Any) -> float | None:
-        return check_score(value, "score")
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _metric_names(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            for name in value:
-                check_key(name, "metrics")
-        return value
-
-    @field_validator("test_id", "test_run_id")
-    @classmethod
-    def _non_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-    @field_validator("details", mode="before")
-    @classmethod
-    def _details(cls, value: Any) -> Any:
-        return None if value is None else check_plain(value, "details")
-
-    @field_validator("duration_ms")
-    @classmethod
-    def _duration(cls, value: float) -> float:
-        if not is_finite(value) or value < 0:
-            raise ValueError(f"must be a finite, non-negative number, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _order(self) -> TestRun:
-        if self.finished_at < self.started_at:
-            raise ValueError("finished_at is before started_at")
-        return self
-
-
-# The fields in their order, and the keys of a stored `test_runs` document: the `_id` it is
-# stored under, then the fields. The fast paths (`build_test_run_document` below, the journal's
-# template in `evalstore.codec`) take their keys from here, so a model change reaches them.
-TEST_RUN_FIELDS: tuple[str, ...] = tuple(TestRun.model_fields)
+# The fields of `TestRun` and `MetricData` in their order, and the keys of a stored
+# `test_runs` document (the `_id` it is stored under, then the fields). The fast paths
+# (`build_test_run_document` below, the journal's template in `evalstore.codec`) take their
+# keys from here; tests/unit/test_test_run_document.py checks them against the models.
+TEST_RUN_FIELDS: tuple[str, ...] = (
+    "evaluation_run_id",
+    "test_run_id",
+    "test_id",
+    "test_name",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "metrics",
+    "score",
+    "score_method",
+    "passed",
+    "status",
+    "tags",
+    "participants",
+    "message",
+    "details",
+)
 TEST_RUN_KEYS: tuple[str, ...] = ("_id", *TEST_RUN_FIELDS)
-METRIC_FIELDS: tuple[str, ...] = tuple(MetricData.model_fields)
+METRIC_FIELDS: tuple[str, ...] = ("score", "passed", "threshold", "unit", "details")
 
 _PLAIN_LEAVES = frozenset((str, int, float, bool, type(None), datetime))
 
@@ -401,6 +295,8 @@ def build_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any]:
     """
     document = _plain_test_run_document(fields)
     if document is None:
+        from evalstore.schema import TestRun
+
         document = TestRun(**fields).to_document()
     return document
 
@@ -428,6 +324,8 @@ def _copy_plain(value: Any) -> Any:
 
 def _plain_metric_document(metric: Any) -> dict[str, Any]:
     """`metric.model_dump()` for a `MetricData` holding exactly its declared types."""
+    from evalstore.schema import MetricData  # loaded already: `metric` is one, or not plain
+
     if type(metric) is not MetricData:
         raise _NotPlain
     document = dict(metric.__dict__)  # a model keeps its field values there, in field order
@@ -526,60 +424,126 @@ def _plain_test_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None
     return document
 
 
-class EvaluationRun(_Document):
-    """One full execution of a suite (an `evaluation_runs` document)."""
+# The fields of `EvaluationRun` a stored `evaluation_runs` document holds, in their order
+# (the model's `id` is not stored); tests/unit/test_evaluation_run_document.py checks them.
+EVALUATION_RUN_FIELDS: tuple[str, ...] = (
+    "evaluation_run_id",
+    "started_at",
+    "finished_at",
+    "git_commit",
+    "git_branch",
+    "git_dirty",
+    "environment",
+    "suite",
+    "experiment_tags",
+    "system_information",
+    "system_info_hash",
+    "metrics",
+    "num_tests",
+    "num_passed",
+    "num_failed",
+    "num_skipped",
+    "num_errors",
+    "status",
+    "score",
+    "last_seen_at",
+)
+_RUN_DEFAULTS: dict[str, Any] = {
+    "finished_at": None,
+    "git_commit": None,
+    "git_branch": None,
+    "git_dirty": None,
+    "environment": "dev",
+    "suite": None,
+    "experiment_tags": (),
+    "system_information": {},
+    "metrics": {},
+    "num_tests": 0,
+    "num_passed": 0,
+    "num_failed": 0,
+    "num_skipped": 0,
+    "num_errors": 0,
+    "status": "running",
+    "score": None,
+    "last_seen_at": None,
+}
+_RUN_COUNTS = ("num_tests", "num_passed", "num_failed", "num_skipped", "num_errors")
+_RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
 
-    id: ObjectId | None = Field(default=None, exclude=True)
-    evaluation_run_id: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    git_commit: str | None = None
-    git_branch: str | None = None
-    git_dirty: bool | None = None
-    environment: str = "dev"
-    suite: str | None = None
-    """What was tested (a project, a benchmark), so that suites sharing a database stay apart."""
-    experiment_tags: list[str] = Field(default_factory=list)
-    system_information: dict[str, Any] = Field(default_factory=dict)
-    system_info_hash: str
-    metrics: dict[str, float] = Field(default_factory=dict)
-    num_tests: int = 0
-    num_passed: int = 0
-    num_failed: int = 0
-    num_skipped: int = 0
-    num_errors: int = 0
-    status: RunStatus = "running"
-    score: float | None = None
-    last_seen_at: datetime | None = None
 
-    @field_validator("started_at", "finished_at", "last_seen_at", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        return None if value is None else check_date(value, str(info.field_name))
+def evaluation_run_document(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`EvaluationRun(**fields).to_document()`, built directly when pydantic would only copy.
 
-    @field_validator(
-        "evaluation_run_id", "git_commit", "git_branch", "environment", "suite", "system_info_hash"
-    )
-    @classmethod
-    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return None if value is None else check_string(value, str(info.field_name))
+    As `build_test_run_document` does for a test run: a run opened with plainly
+    valid values (what `RunRecorder.start` gives) is built here, anything else by
+    the model, whose errors are then the ones raised.
 
-    @field_validator("experiment_tags", mode="after")
-    @classmethod
-    def _tags(cls, value: list[str]) -> list[str]:
-        for i, tag in enumerate(value):
-            check_string(tag, f"experiment_tags[{i}]")
-        return value
+    Raises:
+        ValidationError: as `EvaluationRun(**fields)` does.
+    """
+    document = _plain_run_document(fields)
+    if document is None:
+        from evalstore.schema import EvaluationRun
 
-    @field_validator("system_information", mode="before")
-    @classmethod
-    def _plain(cls, value: Any) -> Any:
-        return check_plain(value, "system_information")
+        document = EvaluationRun(**fields).to_document()
+    return document
 
-    @field_validator("score", mode="before")
-    @classmethod
-    def _score(cls, value: Any) -> float | None:
-        return check_score(value, "score")
+
+def _is_optional_text(value: Any) -> bool:
+    return value is None or (type(value) is str and _storable(value))
+
+
+def _is_optional_date(value: Any) -> bool:
+    return value is None or (_is_utc_ms(value) and value >= EARLIEST_DATE)
+
+
+def _plain_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The document `EvaluationRun(**fields)` dumps, or None when only the model can tell."""
+    if not fields.keys() <= _RUN_DEFAULTS.keys() | {
+        "evaluation_run_id",
+        "started_at",
+        "system_info_hash",
+    }:
+        return None  # `id`, an unknown field, or a required one missing
+    values = {**_RUN_DEFAULTS, **fields}
+    if any(name not in values for name in ("evaluation_run_id", "started_at", "system_info_hash")):
+        return None
+    tags, information = values["experiment_tags"], values["system_information"]
+    if not (
+        type(values["evaluation_run_id"]) is str
+        and _storable(values["evaluation_run_id"])
+        and type(values["system_info_hash"]) is str
+        and _storable(values["system_info_hash"])
+        and type(values["environment"]) is str
+        and _storable(values["environment"])
+        and values["started_at"] is not None
+        and _is_optional_date(values["started_at"])
+        and _is_optional_date(values["finished_at"])
+        and _is_optional_date(values["last_seen_at"])
+        and _is_optional_text(values["git_commit"])
+        and _is_optional_text(values["git_branch"])
+        and _is_optional_text(values["suite"])
+        and (values["git_dirty"] is None or type(values["git_dirty"]) is bool)
+        and type(tags) in (list, tuple)
+        and all(type(tag) is str and _storable(tag) for tag in tags)
+        and type(information) is dict
+        and type(values["metrics"]) is dict
+        and not values["metrics"]
+        and all(type(values[name]) is int for name in _RUN_COUNTS)
+        and type(values["status"]) is str
+        and values["status"] in _RUN_STATUSES
+        and values["score"] is None
+    ):
+        return None
+    try:
+        copied = _copy_plain(check_plain(information, "system_information"))
+    except (_NotPlain, ValueError, RecursionError):  # the model decides, and says why
+        return None
+    document = {name: values[name] for name in EVALUATION_RUN_FIELDS}
+    document["experiment_tags"] = list(tags)
+    document["system_information"] = copied
+    document["metrics"] = {}
+    return document
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -599,7 +563,7 @@ def invalid(exc: ValidationError, prefix: str = "") -> InvalidDataError:
 
 
 # What `record_test` accepts for one metric.
-MetricInput = MetricData | Mapping[str, Any] | float | int
+MetricInput: TypeAlias = "MetricData | Mapping[str, Any] | float | int"
 
 
 def metric_model(name: object, value: MetricInput) -> MetricData:
@@ -608,6 +572,10 @@ def metric_model(name: object, value: MetricInput) -> MetricData:
     Raises:
         InvalidDataError: the name or a value cannot be stored; the message names it.
     """
+    from pydantic import ValidationError
+
+    from evalstore.schema import MetricData
+
     try:
         check_key(name, "metrics")
         if isinstance(value, MetricData):

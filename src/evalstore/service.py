@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from bson import ObjectId
 from typing_extensions import Unpack
@@ -56,15 +56,16 @@ from evalstore.errors import InvalidDataError
 from evalstore.ids import point_id
 from evalstore.models import (
     Document,
-    EvaluationRun,
     RunStatus,
-    TestRun,
     check_positive_int,
     check_tags,
     check_text,
     utcnow,
 )
 from evalstore.storage.client import MongoDBClient, RefusedDocument
+
+if TYPE_CHECKING:
+    from evalstore.schema import EvaluationRun, TestRun
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 _ALL_STATUSES = ("running", *_FINAL_STATUSES)

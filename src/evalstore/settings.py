@@ -11,31 +11,42 @@ case-insensitive names, no prefix, empty values kept, no JSON decoding):
 - the real environment wins over the `.env` file of the working directory (read only
   when it is a regular file or a FIFO, with python-dotenv; an entry without `=` counts
   as absent), which wins over the defaults; values passed to `Settings(...)` win over all;
-- values are validated by pydantic as before, so every error is the same.
+- values are validated as pydantic validated them, so every value and every error is
+  the same.
 
-`tests/unit/test_settings_sources.py` compares it with pydantic-settings itself.
+Importing pydantic and building a model cost a recording session another 60 ms, so
+`Settings` is a plain class: it reads the ordinary values itself (`true`, `5000`,
+`lab`, `a,b`, a `mongodb://` URI...), the ones whose result is certain and the
+same as pydantic's, and hands anything else to the pydantic model
+(`evalstore.settings_model`), which reads it, or refuses it with the same
+`ValidationError`, as before.
+
+`tests/unit/test_settings_sources.py` compares it with pydantic-settings itself, and
+`tests/unit/test_settings_fast_path.py` its plain reading with the pydantic model.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import platformdirs
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_serializer,
-    field_validator,
-)
 
 from evalstore.errors import ConfigurationError
 from evalstore.redaction import redact_connection_string, redact_uri
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+    from typing_extensions import Self
+
+    # `SettingsFields` as mypy sees it; at run time `__getattr__` below imports it.
+    from evalstore.settings_model import SettingsFields as SettingsFields
+    from evalstore.settings_model import SettingsModel
 
 Environment = Literal["dev", "stage", "prod", "lab"]
 ALLOWED_ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
@@ -107,93 +118,27 @@ def environment_values(
     return values
 
 
-class SettingsFields(BaseModel):
-    """The settings' fields, their validation and how they are shown (`Settings` reads them)."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        validate_default=True,
-        # A ValidationError would otherwise print the connection string, password included.
-        hide_input_in_errors=True,
-    )
-
-    mongodb_enabled: bool = False
-    mongodb_connection_string: str = DEFAULT_CONNECTION_STRING
-    mongodb_database: str = DEFAULT_DATABASE
-    mongodb_timeout_ms: int = Field(default=5000, gt=0, le=MAX_TIMEOUT_MS)
-    environment: Environment = "dev"
-    experiment_tags: list[str] = Field(default_factory=list)
-    evalstore_spool_dir: Path = Field(default_factory=default_spool_dir)
-    evalstore_spool_fsync: FsyncPolicy = "interval"
-    evalstore_batch_size: int = Field(default=500, gt=0)
-    evalstore_flush_interval_ms: int = Field(default=1000, gt=0)
-    evalstore_queue_size: int = Field(default=10_000, gt=0)
-    evalstore_suite: str | None = Field(default=None, min_length=1)
-
-    @field_validator("experiment_tags", mode="before")
-    @classmethod
-    def _split_tags(cls, value: object) -> list[str]:
-        if isinstance(value, str) and _looks_like_json(value):
-            raise ValueError("must be comma-separated tags, not JSON")
-        if value is None or isinstance(value, str | list | tuple):
-            return parse_tags(value)
-        raise ValueError("must be a comma-separated list of tags")
-
-    @field_validator("environment", mode="before")
-    @classmethod
-    def _normalise_environment(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("mongodb_connection_string")
-    @classmethod
-    def _check_scheme(cls, value: str) -> str:
-        value = value.strip()
-        if not value.startswith(CONNECTION_SCHEMES):
-            raise ValueError("must start with " + ", ".join(CONNECTION_SCHEMES))
-        return value
-
-    @field_validator("mongodb_database")
-    @classmethod
-    def _check_database(cls, value: str) -> str:
-        bad = set('/\\. "$') & set(value)
-        if not value or bad or len(value) > 63:
-            raise ValueError('must be 1-63 characters without any of / \\ . " $ or spaces')
-        return value
-
-    @field_serializer("mongodb_connection_string")
-    def _redact_connection_string(self, value: str) -> str:
-        return redact_connection_string(value)
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        """The fields `repr()` and `str()` show, the connection string's password masked.
-
-        The attribute itself keeps the real value: it is what the client connects with.
-        """
-        for name, value in super().__repr_args__():
-            if name == "mongodb_connection_string" and isinstance(value, str):
-                value = redact_connection_string(value)
-            yield name, value
+FIELD_NAMES: tuple[str, ...] = (
+    "mongodb_enabled",
+    "mongodb_connection_string",
+    "mongodb_database",
+    "mongodb_timeout_ms",
+    "environment",
+    "experiment_tags",
+    "evalstore_spool_dir",
+    "evalstore_spool_fsync",
+    "evalstore_batch_size",
+    "evalstore_flush_interval_ms",
+    "evalstore_queue_size",
+    "evalstore_suite",
+)
+"""The settings' field names, in the order of `SettingsFields` (and of repr and dumps)."""
+_FIELD_SET = frozenset(FIELD_NAMES)
 
 
-class Settings(SettingsFields):
-    """evalstore's configuration.
-
-    Read from environment variables, then from a `.env` file in the working
-    directory when present; real environment variables win over `.env`, and
-    values given as arguments win over both.
-
-    Args:
-        _env_file: the dotenv file to read (None: none).
-        **values: settings given directly, by field name.
-    """
-
-    def __init__(self, _env_file: str | os.PathLike[str] | None = ENV_FILE, **values: Any) -> None:
-        found: dict[str, Any] = dict(environment_values(_FIELD_NAMES, _env_file))
-        found.update(values)
-        super().__init__(**found)
-
-
-_FIELD_NAMES = frozenset(SettingsFields.model_fields)
+def is_database_name(value: str) -> bool:
+    """Whether MongoDB takes `value` as a database name: 1-63 characters, none of `/\\. "$`."""
+    return bool(value) and len(value) <= 63 and not set('/\\. "$') & set(value)
 
 
 def _looks_like_json(value: str) -> bool:
@@ -204,6 +149,351 @@ def _looks_like_json(value: str) -> bool:
         len(item) >= 2 and item[0] == item[-1] == '"'
         for item in (part.strip() for part in value.split(","))
     )
+
+
+# --- Reading the ordinary values without pydantic ----------------------------------------
+#
+# Each reader returns the value pydantic would give, or _UNSURE for anything it is not
+# certain of; then the whole of the settings goes through pydantic instead. Only exact
+# `str` values are read (a subclass becomes a plain `str` in pydantic), and none holding
+# a lone surrogate (which some of pydantic's checks refuse).
+
+_UNSURE: Final = object()
+"""What a reader returns for a value it leaves to pydantic."""
+_TRUE_WORDS = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE_WORDS = frozenset({"0", "off", "f", "false", "n", "no"})
+"""The strings pydantic reads as a `bool` (in any case, nothing around them)."""
+_POSITIVE_WHOLE_NUMBER = re.compile(r"[1-9][0-9]{0,17}")
+"""A number pydantic reads as this int: no sign, underscore, leading zero or space (< 10**18)."""
+_LARGEST_PLAIN_INT = 2**63 - 1
+"""Larger numbers are left to pydantic, which reads them as big integers."""
+_FSYNC_POLICIES: tuple[str, ...] = get_args(FsyncPolicy)
+_PATH_TYPE = type(Path())
+"""The concrete `Path` class pydantic gives (`PosixPath` or `WindowsPath`)."""
+
+
+def _plain_str(value: object) -> str | None:
+    """`value` when it is a `str` that pydantic keeps as it is, else None."""
+    if type(value) is not str:
+        return None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (from an undecodable environment)
+            return None
+    return value
+
+
+def _read_bool(value: object) -> object:
+    if type(value) is bool:
+        return value
+    text = _plain_str(value)
+    if text is not None and text.isascii():
+        word = text.lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    return _UNSURE
+
+
+def _positive_int_reader(largest: int) -> Callable[[object], object]:
+    """A reader of a whole number from 1 to `largest`."""
+
+    def read(value: object) -> object:
+        if type(value) is int:
+            number = value
+        elif type(value) is str and _POSITIVE_WHOLE_NUMBER.fullmatch(value):
+            number = int(value)
+        else:
+            return _UNSURE
+        return number if 0 < number <= largest else _UNSURE
+
+    return read
+
+
+def _read_connection_string(value: object) -> object:
+    text = _plain_str(value)
+    if text is None:
+        return _UNSURE
+    text = text.strip()
+    return text if text.startswith(CONNECTION_SCHEMES) else _UNSURE
+
+
+def _read_database(value: object) -> object:
+    text = _plain_str(value)
+    return text if text is not None and is_database_name(text) else _UNSURE
+
+
+def _read_environment(value: object) -> object:
+    text = _plain_str(value)
+    if text is None:
+        return _UNSURE
+    name = text.strip().lower()
+    return name if name in ALLOWED_ENVIRONMENTS else _UNSURE
+
+
+def _read_tags(value: object) -> object:
+    if value is None:
+        return []
+    text = _plain_str(value)
+    if text is not None:
+        return _UNSURE if _looks_like_json(text) else parse_tags(text)
+    if (
+        isinstance(value, list | tuple)
+        and type(value) in (list, tuple)
+        and all(_plain_str(item) is not None for item in value)
+    ):
+        return parse_tags(value)
+    return _UNSURE
+
+
+def _read_spool_dir(value: object) -> object:
+    if type(value) is _PATH_TYPE:
+        return value
+    text = _plain_str(value)
+    return Path(text) if text and "\x00" not in text else _UNSURE
+
+
+def _read_fsync(value: object) -> object:
+    return value if _plain_str(value) in _FSYNC_POLICIES else _UNSURE
+
+
+def _read_suite(value: object) -> object:
+    if value is None:
+        return None
+    text = _plain_str(value)
+    return text if text else _UNSURE
+
+
+_PLAIN_FIELDS: dict[str, tuple[Callable[[], object], Callable[[object], object]]] = {
+    "mongodb_enabled": (lambda: False, _read_bool),
+    "mongodb_connection_string": (lambda: DEFAULT_CONNECTION_STRING, _read_connection_string),
+    "mongodb_database": (lambda: DEFAULT_DATABASE, _read_database),
+    "mongodb_timeout_ms": (lambda: 5000, _positive_int_reader(MAX_TIMEOUT_MS)),
+    "environment": (lambda: "dev", _read_environment),
+    "experiment_tags": (list, _read_tags),
+    "evalstore_spool_dir": (default_spool_dir, _read_spool_dir),
+    "evalstore_spool_fsync": (lambda: "interval", _read_fsync),
+    "evalstore_batch_size": (lambda: 500, _positive_int_reader(_LARGEST_PLAIN_INT)),
+    "evalstore_flush_interval_ms": (lambda: 1000, _positive_int_reader(_LARGEST_PLAIN_INT)),
+    "evalstore_queue_size": (lambda: 10_000, _positive_int_reader(_LARGEST_PLAIN_INT)),
+    "evalstore_suite": (lambda: None, _read_suite),
+}
+"""Per field, in `FIELD_NAMES` order: its default (as validated) and its plain reader."""
+
+
+def read_plainly(found: Mapping[str, object]) -> dict[str, object] | None:
+    """Every field's value, as pydantic would read `found`; None when any is left to pydantic.
+
+    Args:
+        found: raw values by field name (from the environment, `.env` or arguments);
+            a name that is not a field's also leaves the whole to pydantic.
+    """
+    if not found.keys() <= _FIELD_SET:
+        return None
+    fields: dict[str, object] = {}
+    for name, (default, read) in _PLAIN_FIELDS.items():
+        if name in found:
+            value = read(found[name])
+            if value is _UNSURE:
+                return None
+        else:
+            value = default()
+        fields[name] = value
+    return fields
+
+
+def _read_with_pydantic(found: Mapping[str, Any]) -> tuple[dict[str, object], set[str]]:
+    """The fields' values and the names set, as the pydantic model reads `found`.
+
+    Raises:
+        pydantic.ValidationError: titled `Settings`, as it always was.
+    """
+    from evalstore.settings_model import SettingsModel
+
+    model = SettingsModel(**found)
+    return {name: getattr(model, name) for name in FIELD_NAMES}, set(model.model_fields_set)
+
+
+class _PydanticFieldInfo:
+    """`Settings.model_fields`: pydantic's description of each field, imported when asked for."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> dict[str, FieldInfo]:
+        from evalstore.settings_model import SettingsFields
+
+        return SettingsFields.model_fields
+
+
+class Settings:
+    """evalstore's configuration.
+
+    Read from environment variables, then from a `.env` file in the working
+    directory when present; real environment variables win over `.env`, and
+    values given as arguments win over both. It behaves as the pydantic model it
+    was: the same values, errors (`pydantic.ValidationError`), `repr`, `str`,
+    `==`, `model_copy`, `model_dump` and `model_dump_json`, the connection
+    string's password masked wherever it is shown.
+
+    Args:
+        _env_file: the dotenv file to read (None: none).
+        **values: settings given directly, by field name.
+
+    Raises:
+        pydantic.ValidationError: a value is invalid.
+    """
+
+    __slots__ = ("__dict__", "_fields_set")
+
+    mongodb_enabled: bool
+    mongodb_connection_string: str
+    mongodb_database: str
+    mongodb_timeout_ms: int
+    environment: Environment
+    experiment_tags: list[str]
+    evalstore_spool_dir: Path
+    evalstore_spool_fsync: FsyncPolicy
+    evalstore_batch_size: int
+    evalstore_flush_interval_ms: int
+    evalstore_queue_size: int
+    evalstore_suite: str | None
+    _fields_set: set[str]
+
+    model_fields = _PydanticFieldInfo()
+    """Field name -> pydantic `FieldInfo`, in field order (imports pydantic)."""
+
+    def __init__(self, _env_file: str | os.PathLike[str] | None = ENV_FILE, **values: Any) -> None:
+        found: dict[str, Any] = dict(environment_values(FIELD_NAMES, _env_file))
+        found.update(values)
+        fields = read_plainly(found)
+        if fields is None:
+            fields, fields_set = _read_with_pydantic(found)
+        else:
+            fields_set = set(found)
+        # As in a pydantic model, __dict__ holds the fields and nothing else.
+        object.__setattr__(self, "__dict__", fields)
+        object.__setattr__(self, "_fields_set", fields_set)
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        """The names of the fields given (by the environment, `.env`, arguments or an update)."""
+        return self._fields_set
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, with the values of `update` (not validated, as pydantic's `model_copy`).
+
+        Args:
+            update: field name -> new value.
+            deep: copy the values themselves too (those not updated).
+        """
+        if deep and update:
+            copied = self.__copy__()
+            memo: dict[int, Any] = {id(self): copied}
+            for name, value in copied.__dict__.items():
+                if name not in update:
+                    copied.__dict__[name] = copy.deepcopy(value, memo)
+        else:
+            copied = self.__deepcopy__() if deep else self.__copy__()
+        if update:
+            copied.__dict__.update(update)
+            copied._fields_set.update(update.keys())
+        return copied
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        """The settings as a dict, by pydantic's `model_dump(**options)`: the password masked.
+
+        Imports pydantic (nothing on the recording path dumps the settings).
+        """
+        return self._as_pydantic_model().model_dump(**options)
+
+    def model_dump_json(self, **options: Any) -> str:
+        """The settings as JSON, by pydantic's `model_dump_json(**options)`: the password masked."""
+        return self._as_pydantic_model().model_dump_json(**options)
+
+    def _as_pydantic_model(self) -> SettingsModel:
+        """The same values in the pydantic model, built without validation (as they are)."""
+        from evalstore.settings_model import SettingsModel
+
+        return SettingsModel.model_construct(_fields_set=set(self._fields_set), **self.__dict__)
+
+    def __copy__(self) -> Self:
+        cls = type(self)
+        copied = cls.__new__(cls)
+        object.__setattr__(copied, "__dict__", dict(self.__dict__))
+        object.__setattr__(copied, "_fields_set", set(self._fields_set))
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        if memo is None:
+            memo = {}
+        cls = type(self)
+        copied = cls.__new__(cls)
+        memo[id(self)] = copied
+        object.__setattr__(copied, "__dict__", copy.deepcopy(self.__dict__, memo))
+        object.__setattr__(copied, "_fields_set", set(self._fields_set))
+        return copied
+
+    def __replace__(self, **changes: Any) -> Self:
+        """`copy.replace(settings, **changes)`: as `model_copy(update=changes)`."""
+        return self.model_copy(update=changes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        if type(self) is not type(other):
+            return False
+        if self.__dict__ == other.__dict__:
+            return True
+        # Keys besides the fields (an update's unknown names) do not count, as in pydantic.
+        mine, theirs = self.__dict__, other.__dict__
+        return [mine.get(name) for name in FIELD_NAMES] == [
+            theirs.get(name) for name in FIELD_NAMES
+        ]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable: as pydantic's model
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        """`(name, value)` pairs, so that `dict(settings)` works (as on a pydantic model)."""
+        yield from [(k, v) for k, v in self.__dict__.items() if not k.startswith("_")]
+
+    def _shown_fields(self) -> Iterator[tuple[str, Any]]:
+        """The fields `repr()` and `str()` show, the connection string's password masked.
+
+        The attribute itself keeps the real value: it is what the client connects with.
+        """
+        for name, value in self.__dict__.items():
+            if name in _FIELD_SET:
+                if name == "mongodb_connection_string" and isinstance(value, str):
+                    value = redact_connection_string(value)
+                yield name, value
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self._shown_fields())
+        return f"{type(self).__name__}({shown})"
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={value!r}" for name, value in self._shown_fields())
+
+    if not TYPE_CHECKING:  # so that mypy still refuses an unknown attribute
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            """Set a field (not validated, as pydantic's model); refuse any other public name."""
+            if name in _FIELD_SET:
+                self.__dict__[name] = value
+                self._fields_set.add(name)
+            elif name.startswith("_"):
+                object.__setattr__(self, name, value)
+            else:
+                raise ValueError(f'"{type(self).__name__}" object has no field "{name}"')
+
+
+def __getattr__(name: str) -> Any:
+    """`SettingsFields`, still importable from here: imported (with pydantic) when asked for."""
+    if name == "SettingsFields":
+        from evalstore.settings_model import SettingsFields
+
+        return SettingsFields
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _ENV_NAMES = {
@@ -243,7 +533,12 @@ def load_settings(*, env_file: str | None = ".env") -> Settings:
     """
     try:
         return Settings(_env_file=env_file)
-    except ValidationError as exc:
+    except Exception as exc:
+        # A ValidationError comes from the pydantic model: pydantic is loaded by then.
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else ""
         name, allowed = _ENV_NAMES.get(field, (field.upper(), "a valid value"))

@@ -34,11 +34,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bson import ObjectId
-from filelock import FileLock, Timeout
 
 from evalstore.codec import decode, encode
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document
+from evalstore.recording.lockfile import LockFile
 from evalstore.recording.series import journal_points
 from evalstore.redaction import redact_uri
 from evalstore.settings import FsyncPolicy
@@ -73,8 +73,8 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fsync = fsync
-        self._lock = FileLock(str(path) + ".lock")
-        self._lock.acquire(timeout=0)
+        self._lock = LockFile(str(path) + ".lock")
+        self._lock.acquire()
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size  # the end of its last complete line
         self._last_sync = time.monotonic()
@@ -405,10 +405,8 @@ def journal_paths(spool_dir: Path) -> list[Path]:
 @contextmanager
 def claim(path: Path) -> Iterator[bool]:
     """Hold the journal's lock while replaying; yield False when a live process holds it."""
-    lock = FileLock(str(path) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock = LockFile(str(path) + ".lock")
+    if not lock.try_acquire():
         yield False
         return
     try:

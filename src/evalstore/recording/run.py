@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
-from pydantic import ValidationError
 
 from evalstore.errors import (
     ConfigurationError,
@@ -24,8 +23,6 @@ from evalstore.errors import (
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
     TEST_STATUSES,
-    EvaluationRun,
-    MetricData,
     MetricInput,
     RunStatus,
     TestStatus,
@@ -35,6 +32,7 @@ from evalstore.models import (
     check_string,
     check_tags,
     check_text,
+    evaluation_run_document,
     invalid,
     metric_model,
     to_utc,
@@ -76,6 +74,7 @@ from evalstore.storage.client import MongoDBClient
 if TYPE_CHECKING:
     from evalstore.monitors.budgets import BudgetTracker
     from evalstore.monitors.monitor import Monitor, RunCheck
+    from evalstore.schema import MetricData
 
 log = logging.getLogger("evalstore")
 
@@ -181,20 +180,22 @@ class RunRecorder:
         info = system_information(self._config, self._packages)
         started_at = to_utc(self._clock())
         for attempt in range(_ID_ATTEMPTS):
-            run = EvaluationRun(
-                evaluation_run_id=new_evaluation_run_id(started_at, git.branch),
-                started_at=started_at,
-                git_commit=git.commit,
-                git_branch=git.branch,
-                git_dirty=git.dirty,
-                environment=self._environment,
-                suite=self._suite,
-                experiment_tags=self._tags,
-                system_information=info,
-                system_info_hash=system_info_hash(info),
-                last_seen_at=utcnow(),
+            run = evaluation_run_document(
+                {
+                    "evaluation_run_id": new_evaluation_run_id(started_at, git.branch),
+                    "started_at": started_at,
+                    "git_commit": git.commit,
+                    "git_branch": git.branch,
+                    "git_dirty": git.dirty,
+                    "environment": self._environment,
+                    "suite": self._suite,
+                    "experiment_tags": self._tags,
+                    "system_information": info,
+                    "system_info_hash": system_info_hash(info),
+                    "last_seen_at": utcnow(),
+                }
             )
-            document = {"_id": ObjectId(), **run.to_document()}
+            document = {"_id": ObjectId(), **run}
             try:
                 check_size(document, ("system_information", "experiment_tags"))
             except ValueError as exc:
@@ -456,7 +457,11 @@ class RunRecorder:
                 "details": dict(details) if details is not None else None,
             }
             test_run = build_test_run_document(fields)
-        except ValidationError as exc:
+        except ValueError as exc:
+            from pydantic import ValidationError  # loaded: only the model raises here
+
+            if not isinstance(exc, ValidationError):
+                raise
             raise invalid(exc) from None
         if _may_be_large(test_run):
             try:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from statistics import fmean
+from typing import TYPE_CHECKING, TypeAlias
 
 from evalstore.errors import InvalidDataError
-from evalstore.models import MetricData
 
-ScoreCalculator = Callable[[Mapping[str, MetricData], bool], float]
+if TYPE_CHECKING:
+    from evalstore.schema import MetricData
+
+ScoreCalculator: TypeAlias = "Callable[[Mapping[str, MetricData], bool], float]"
 """Takes a test's metrics and whether it passed; returns a score from 0 to 100."""
 
 
