@@ -87,7 +87,18 @@ def _encode_test_entry(entry: Document) -> str | None:
     if tuple(entry) != ("kind", "doc") or entry["kind"] != "test":
         return None
     encoded = encode_test_run(entry["doc"])
-    return None if encoded is None else f'{{"kind": "test", "doc": {encoded[0]}}}\n'
+    return None if encoded is None else _test_line(encoded[0])
+
+
+def _test_line(text: str) -> str:
+    return f'{{"kind": "test", "doc": {text}}}\n'
+
+
+def encode_test_entry(doc: Document, encoded: tuple[str, bool] | None) -> bytes:
+    """`encode({"kind": "test", "doc": doc})`, from `encode_test_run(doc)` when it is given."""
+    if encoded is None:
+        return encode({"kind": "test", "doc": doc})
+    return _test_line(encoded[0]).encode("utf-8")
 
 
 def encode_test_run(doc: object) -> tuple[str, bool] | None:

@@ -63,6 +63,7 @@ from evalstore.models import (
     utcnow,
 )
 from evalstore.storage.client import MongoDBClient, RefusedDocument
+from evalstore.storage.engine import EncodedTestRun
 
 if TYPE_CHECKING:
     from evalstore.schema import EvaluationRun, TestRun
@@ -120,7 +121,9 @@ class MetricsStorageService:
         """
         return await self.client.upsert_run(document)
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
+    async def upsert_test_runs(
+        self, documents: Sequence[Document], encoded: Sequence[EncodedTestRun | None] | None = None
+    ) -> list[RefusedDocument]:
         """Store test run documents not stored yet, in one unordered bulk write (none if empty).
 
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
@@ -129,7 +132,7 @@ class MetricsStorageService:
         Returns:
             The documents the store refused, with the reason; the others are stored.
         """
-        return await self.client.upsert_test_runs(documents)
+        return await self.client.upsert_test_runs(documents, encoded)
 
     async def touch_evaluation_run(self, evaluation_run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""

@@ -23,6 +23,7 @@ from evalstore import codec, schema
 from evalstore.codec import _encode_test_entry, encode, format_date
 from evalstore.models import METRIC_FIELDS, MetricData, TestRun
 from evalstore.recording.journal import read_journal
+from evalstore.storage.sqlite.documents import stored_test_row
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -412,4 +413,37 @@ def test_a_bare_test_run_encodes_as_the_generic_encoder_writes_it() -> None:
             assert not plain or text.isascii()
         else:  # the generic way writes it, or raises
             assert outcome(encode, entry) == outcome(reference_encode, entry), repr(entry)
+    assert count > 200
+
+
+def test_a_line_from_the_text_given_is_the_line_encode_writes() -> None:
+    """`record_tests` encodes each test run once and gives the text to the journal and the
+    local store: the journal line written from it is `encode`'s line, byte for byte."""
+    count = 0
+    for entry in sample_entries():
+        doc = entry.get("doc")
+        if tuple(entry) != ("kind", "doc") or entry["kind"] != "test":
+            continue  # record_tests writes its test lines in this shape only
+        kind, encoded = outcome(codec.encode_test_run, doc)
+        if kind != "ok" or encoded is None:
+            continue
+        count += 1
+        assert codec.encode_test_entry(doc, encoded) == encode(entry), repr(doc)
+        assert codec.encode_test_entry(doc, None) == encode(entry)
+    assert count > 200
+
+
+def test_a_local_store_row_from_the_text_given_is_the_row_it_would_build() -> None:
+    """`stored_test_row(document, encoded)` with the journal's text is the row it builds
+    from the document alone, refusals included (a document MongoDB would refuse)."""
+    count = 0
+    for entry in sample_entries():
+        doc = entry.get("doc")
+        if entry.get("kind") != "test" or not isinstance(doc, dict):
+            continue
+        kind, encoded = outcome(codec.encode_test_run, doc)
+        if kind != "ok" or encoded is None:
+            continue
+        count += 1
+        assert stored_test_row(doc, encoded) == stored_test_row(doc), repr(doc)
     assert count > 200

@@ -76,3 +76,37 @@ async def test_a_batch_without_storage_validates_and_counts(
         assert outcomes[0]["status"] == "passed"
         assert isinstance(outcomes[1], InvalidDataError)
     assert run.document["num_tests"] == 1
+
+
+async def test_each_result_reaches_the_local_store_as_the_journal_wrote_it(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """A batch is encoded once: the journal's text of each result is what the local store
+    keeps in that result's row (never another result's)."""
+    from evalstore import MongoDBClient, Settings
+
+    settings = Settings(
+        _env_file=None,
+        mongodb_connection_string=f"file://{tmp_path / 'store'}",
+        mongodb_database="encoded_once",
+        evalstore_spool_dir=tmp_path / "spool",
+    )
+    service = MetricsStorageService(MongoDBClient.from_settings(settings))
+    results = [
+        {"test_id": f"t{i}", "score": float(10 * i), "passed": i % 2 == 0, "tags": [f"tag{i}"]}
+        for i in range(7)
+    ]
+    async with evaluation_run(service, environment="dev") as run:
+        recorded = await run.record_tests(results)
+    assert all(isinstance(document, dict) for document in recorded)
+
+    # Read by the indexed column: each row must hold its own result's document.
+    stored = {}
+    for result in results:
+        [stored[result["test_id"]]] = await service.client.read(
+            "test_runs", {"test_id": result["test_id"]}, action="read a test run back"
+        )
+    assert stored == {document["test_id"]: document for document in recorded}
+    assert [stored[f"t{i}"]["score"] for i in range(7)] == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    assert [stored[f"t{i}"]["tags"] for i in range(7)] == [[f"tag{i}"] for i in range(7)]
+    await service.client.close()

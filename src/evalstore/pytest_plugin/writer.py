@@ -46,6 +46,7 @@ from evalstore.redaction import redact_uri
 from evalstore.service import MetricsStorageService
 from evalstore.settings import Settings
 from evalstore.storage.client import MongoDBClient, RefusedDocument
+from evalstore.storage.engine import EncodedTestRun
 
 log = logging.getLogger("evalstore")
 # How many results pytest's thread hands to the recorder at once, and the longest one waits.
@@ -201,12 +202,14 @@ class WatchedService(MetricsStorageService):
         self.writing: asyncio.Future[None] | None = None
         """Done when the latest `upsert_test_runs` call is; None once it is."""
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
+    async def upsert_test_runs(
+        self, documents: Sequence[Document], encoded: Sequence[EncodedTestRun | None] | None = None
+    ) -> list[RefusedDocument]:
         """`MetricsStorageService.upsert_test_runs`, noted in `writing` while it runs."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.writing = done
         try:
-            return await super().upsert_test_runs(documents)
+            return await super().upsert_test_runs(documents, encoded)
         finally:
             done.set_result(None)
             if self.writing is done:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from bson import ObjectId
 
-from evalstore.codec import decode, encode
+from evalstore.codec import decode, encode, encode_test_entry
 from evalstore.errors import EvalstoreError
 from evalstore.models import Document
 from evalstore.recording.lockfile import LockFile
@@ -110,6 +110,14 @@ class Journal:
     def append_many(self, entries: Sequence[Document]) -> None:
         """Write several lines in one system call (all of them, or none: see `append`)."""
         self._write(b"".join(encode(entry) for entry in entries), sync=False)
+
+    def append_tests(
+        self, documents: Sequence[Document], encoded: Sequence[tuple[str, bool] | None]
+    ) -> None:
+        """Write one test line per document in one system call, from `encoded` (each
+        document's `codec.encode_test_run`, or None to encode it here)."""
+        lines = map(encode_test_entry, documents, encoded)
+        self._write(b"".join(lines), sync=False)
 
     def _write(self, line: bytes, *, sync: bool) -> None:
         if self._fd is None:

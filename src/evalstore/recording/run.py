@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
+from evalstore.codec import encode_test_run
 from evalstore.errors import (
     ConfigurationError,
     DuplicateRunError,
@@ -70,6 +71,7 @@ from evalstore.recording.writer import BatchWriter
 from evalstore.service import MetricsStorageService
 from evalstore.settings import ALLOWED_ENVIRONMENTS, Settings, load_settings, parse_tags
 from evalstore.storage.client import MongoDBClient
+from evalstore.storage.engine import EncodedTestRun
 
 if TYPE_CHECKING:
     from evalstore.monitors.budgets import BudgetTracker
@@ -373,10 +375,15 @@ class RunRecorder:
         if not accepted:
             return outcomes
         assert self._journal is not None
-        journaled = self._journal.append_tests([document for _, document, _ in accepted])
-        for index, document, usage_documents in accepted:
+        documents = [document for _, document, _ in accepted]
+        # Encoded once: the journal's lines, and the local store's rows (the same text).
+        encoded = [_encoded_test_run(document) for document in documents]
+        journaled = self._journal.append_tests(documents, encoded)
+        for (index, document, usage_documents), text in zip(accepted, encoded, strict=True):
             try:
-                await self._accept_test(document, usage_documents, journaled=journaled)
+                await self._accept_test(
+                    document, usage_documents, journaled=journaled, encoded=text
+                )
             except Exception as exc:
                 outcomes[index] = exc
                 continue
@@ -384,12 +391,17 @@ class RunRecorder:
         return outcomes
 
     async def _accept_test(
-        self, document: dict[str, Any], usage_documents: list[dict[str, Any]], *, journaled: bool
+        self,
+        document: dict[str, Any],
+        usage_documents: list[dict[str, Any]],
+        *,
+        journaled: bool,
+        encoded: EncodedTestRun | None = None,
     ) -> None:
         """Count a journaled test run, queue it for the store, and keep its usage records."""
         assert self._writer is not None
         self._totals.add(document)
-        await self._writer.put(document, journaled=journaled)
+        await self._writer.put(document, journaled=journaled, encoded=encoded)
         for usage_document in usage_documents:
             self._accept_usage(usage_document)
         for usage_document in usage_documents:
@@ -977,6 +989,15 @@ def _shell_connection_string() -> str | None:
 
 MAX_DURATION_MS = 100 * 365.25 * 24 * 3600 * 1000
 """A century: a longer duration is a unit mistake, and would overflow dates."""
+
+
+def _encoded_test_run(document: dict[str, Any]) -> EncodedTestRun | None:
+    """`codec.encode_test_run(document)`; None when only the generic encoder can say (it
+    then writes the line, or refuses it, as it always did)."""
+    try:
+        return encode_test_run(document)
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_optional(value: object, kind: type | Any, name: str, what: str) -> None:

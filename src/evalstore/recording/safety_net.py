@@ -70,14 +70,23 @@ class SafetyNet:
             self.journaled += 1
         return True
 
-    def append_tests(self, documents: Sequence[Document]) -> bool:
+    def append_tests(
+        self,
+        documents: Sequence[Document],
+        encoded: Sequence[tuple[str, bool] | None] | None = None,
+    ) -> bool:
         """Write one test line per document, in one write; False (and the journal given up)
-        when they cannot be written (then none of them is in the journal)."""
+        when they cannot be written (then none of them is in the journal).
+
+        Args:
+            documents: the test run documents.
+            encoded: for each, `codec.encode_test_run(document)` when the caller has it.
+        """
         journal = self.journal
         if journal is None:
             return False
         try:
-            journal.append_many([{"kind": "test", "doc": document} for document in documents])
+            journal.append_tests(documents, encoded or [None] * len(documents))
         except OSError as exc:
             self.error = exc
             return False

@@ -11,6 +11,7 @@ from evalstore.recording.rejected import keep_refused
 from evalstore.recording.safety_net import SafetyNet
 from evalstore.service import MetricsStorageService
 from evalstore.storage.client import RefusedDocument
+from evalstore.storage.engine import EncodedTestRun
 
 log = logging.getLogger("evalstore")
 
@@ -74,6 +75,8 @@ class BatchWriter:
         self.stored: set[str] = set()
         """The `test_run_id`s the store acknowledged (refused ones not counted)."""
         self.unjournaled: dict[str, Document] = {}
+        self._encoded: dict[str, EncodedTestRun] = {}
+        """The journal's text of queued test runs, by `test_run_id` (until they are written)."""
         self.refused: set[str] = set()
         """The `test_run_id`s the store refused (kept aside in the rejected file)."""
         self.degraded = not run_stored
@@ -83,7 +86,9 @@ class BatchWriter:
         """Start the background task."""
         self._task = asyncio.create_task(self._run_loop())
 
-    async def put(self, document: Document, *, journaled: bool = True) -> None:
+    async def put(
+        self, document: Document, *, journaled: bool = True, encoded: EncodedTestRun | None = None
+    ) -> None:
         """Queue one test run; waits while the queue is full.
 
         Once a batch is waiting, it also yields to the event loop so that the
@@ -93,9 +98,13 @@ class BatchWriter:
             document: the test run.
             journaled: False when the journal could not take it: it is then held
                 in memory (`unjournaled`) until the store acknowledges it.
+            encoded: its text as the journal wrote it (`codec.encode_test_run`), which a
+                local store keeps instead of encoding it again.
         """
         if not journaled:
             self.unjournaled[document["test_run_id"]] = document
+        if encoded is not None:
+            self._encoded[document["test_run_id"]] = encoded
         queue = self._queue
         if queue.full():
             await queue.put(document)
@@ -190,6 +199,7 @@ class BatchWriter:
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
 
     async def _write(self, batch: list[Document]) -> None:
+        encoded = [self._encoded.pop(doc["test_run_id"], None) for doc in batch]
         if not self._available():
             self.degraded = True
             return
@@ -198,7 +208,7 @@ class BatchWriter:
                 if not self._run_stored:
                     await self._service.upsert_evaluation_run(self._run)
                     self._run_stored = True
-                refused = await self._service.upsert_test_runs(batch)
+                refused = await self._service.upsert_test_runs(batch, encoded)
             except EvalstoreError as exc:
                 if attempt == ATTEMPTS - 1:
                     self.back_off(exc)

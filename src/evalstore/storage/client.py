@@ -37,6 +37,7 @@ from evalstore.settings import (
 )
 from evalstore.storage.engine import (
     Collection,
+    EncodedTestRun,
     Engine,
     Filter,
     Pipeline,
@@ -324,7 +325,9 @@ class MongoDBClient:
         await self.ensure_indexes()
         return await self.engine.upsert_run(document)
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
+    async def upsert_test_runs(
+        self, documents: Sequence[Document], encoded: Sequence[EncodedTestRun | None] | None = None
+    ) -> list[RefusedDocument]:
         """Store the test runs not stored yet, in one write (none if empty).
 
         Each is upserted on `test_run_id` with `$setOnInsert` of the whole
@@ -334,13 +337,18 @@ class MongoDBClient:
         returned with the reason. A data problem is never reported as the store
         being unavailable.
 
+        Args:
+            documents: the test run documents.
+            encoded: for each document, its text as the journal wrote it (or None): the
+                local store keeps that text rather than encoding the document again.
+
         Returns:
             The refused documents (usually none).
         """
         if not documents:
             return []
         await self.ensure_indexes()
-        return await self.engine.upsert_test_runs(documents)
+        return await self.engine.upsert_test_runs(documents, encoded)
 
     async def touch_run(self, run_oid: ObjectId, seen_at: datetime) -> None:
         """Move the run's heartbeat `last_seen_at` forward to `seen_at`."""

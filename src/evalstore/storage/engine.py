@@ -99,7 +99,9 @@ class Engine(Protocol):
 
     async def upsert_run(self, document: Document) -> bool: ...
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]: ...
+    async def upsert_test_runs(
+        self, documents: Sequence[Document], encoded: Sequence[EncodedTestRun | None] | None = None
+    ) -> list[RefusedDocument]: ...
 
     async def touch_run(self, run_oid: ObjectId, seen_at: datetime) -> None: ...
 
@@ -153,6 +155,10 @@ def first_line(exc: BaseException) -> str:
     text = redact_uri(str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
+
+EncodedTestRun = tuple[str, bool]
+"""A test run document's JSON text and whether it is plain, as `codec.encode_test_run` wrote
+it: what the journal holds of it, so that the local store need not encode it again."""
 
 BSON_BYTES_PER_PLAIN_CHAR = 4
 """An upper bound on a plain test run's BSON bytes per character of its JSON text.

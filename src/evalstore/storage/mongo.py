@@ -45,6 +45,7 @@ from evalstore.models import Document
 from evalstore.redaction import redact_uri
 from evalstore.storage.engine import (
     Collection,
+    EncodedTestRun,
     Filter,
     Query,
     RefusedDocument,
@@ -356,8 +357,13 @@ class MongoEngine:
                 ) from None
         return result.upserted_id is not None
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
-        """Store the test runs not stored yet in one unordered bulk write; the refused ones."""
+    async def upsert_test_runs(
+        self, documents: Sequence[Document], encoded: Sequence[EncodedTestRun | None] | None = None
+    ) -> list[RefusedDocument]:
+        """Store the test runs not stored yet in one unordered bulk write; the refused ones.
+
+        `encoded` (the documents' JSON text) is of no use to the driver, which writes BSON.
+        """
         if not documents:
             return []
         try:

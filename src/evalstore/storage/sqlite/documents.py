@@ -15,7 +15,7 @@ from bson import ObjectId, json_util
 
 from evalstore.codec import encode, encode_test_run
 from evalstore.models import Document
-from evalstore.storage.engine import bson_problem
+from evalstore.storage.engine import EncodedTestRun, bson_problem
 from evalstore.storage.sqlite.schema import (
     ALERT_COLUMNS,
     POINT_COLUMNS,
@@ -297,15 +297,23 @@ def insert_sql(table: str, *, or_ignore: bool = False, replace: bool = False) ->
     return f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}"
 
 
-def stored_test_row(document: Document) -> tuple[tuple[Any, ...] | None, str]:
+def stored_test_row(
+    document: Document, encoded: EncodedTestRun | None = None
+) -> tuple[tuple[Any, ...] | None, str]:
     """The `test_runs` row of a test run document; or None and why MongoDB would refuse it.
 
     The same answer as `bson_problem` then `test_row(document, encode_document(document))`
     (a document BSON refuses is refused for that, else for what JSON refused); a plain
     document (`codec.encode_test_run`) is not encoded to BSON (see `bson_problem`).
+
+    Args:
+        document: the test run document.
+        encoded: `codec.encode_test_run(document)`, when the caller has it already (the
+            journal wrote it): it is not computed again.
     """
     try:
-        encoded = encode_test_run(document)
+        if encoded is None:
+            encoded = encode_test_run(document)
         text, plain = encoded if encoded is not None else (encode_document(document), False)
     except (TypeError, ValueError) as exc:
         return None, bson_problem(document) or str(exc)

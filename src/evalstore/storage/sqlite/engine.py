@@ -49,6 +49,7 @@ from evalstore.errors import (
 from evalstore.models import Document
 from evalstore.storage.engine import (
     Collection,
+    EncodedTestRun,
     Filter,
     Query,
     RefusedDocument,
@@ -448,7 +449,9 @@ class SqliteEngine:
 
         return await self._run("store an evaluation run", write)
 
-    async def upsert_test_runs(self, documents: Sequence[Document]) -> list[RefusedDocument]:
+    async def upsert_test_runs(
+        self, documents: Sequence[Document], encoded: Sequence[EncodedTestRun | None] | None = None
+    ) -> list[RefusedDocument]:
         """Store the test runs not stored yet (keyed on `test_run_id`) in one transaction.
 
         A document MongoDB would refuse (it cannot be encoded, it is over 16 MB) is
@@ -458,10 +461,11 @@ class SqliteEngine:
             return []
         refused: list[RefusedDocument] = []
         rows = []
-        for document in documents:
+        texts = encoded if encoded is not None else [None] * len(documents)
+        for document, text in zip(documents, texts, strict=True):
             if "_id" not in document:  # MongoDB gives an upserted document one
-                document = {"_id": ObjectId(), **document}
-            row, problem = stored_test_row(document)
+                document, text = {"_id": ObjectId(), **document}, None
+            row, problem = stored_test_row(document, text)
             if row is not None:
                 rows.append(row)
             else:
