@@ -13,7 +13,6 @@ and hands the results over in batches to the storage thread
 
 from __future__ import annotations
 
-import gc
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,7 +96,6 @@ class EvalstorePlugin:
         self._subtests_total = 0
         self._subtests_failed = 0
         self._closed = False
-        self._froze = False
 
     def _record(self, result: dict[str, Any]) -> None:
         if self.storage is not None:
@@ -131,8 +129,6 @@ class EvalstorePlugin:
         except Exception as exc:
             self.problem = f"results not stored: {describe(exc)}"
             self._close()
-            return
-        self._freeze()
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Record a collection error (or a skipped module) as a test of its own."""
@@ -219,27 +215,6 @@ class EvalstorePlugin:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the background loop if the session ended before finishing the run."""
         self._close()
-        self._unfreeze()
-
-    def _freeze(self) -> None:
-        """Keep the collector off the objects alive once the run is open, until the session ends.
-
-        They are pytest's, the plugins' and evalstore's modules and objects, which live as
-        long as the session: recording makes them more numerous (pydantic, the store), and
-        each full collection of the session would scan them all again (measured: 40-140 ms
-        of the plugin's overhead on 2,000 trivial tests). `pytest_unconfigure`
-        unfreezes them, before pytest's last collections; objects someone else froze (a
-        freeze count already above zero) are left as they are.
-        """
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
-            self._froze = True
-
-    def _unfreeze(self) -> None:
-        """Give back to the collector what `_freeze` froze (and what was frozen with it)."""
-        if self._froze:
-            self._froze = False
-            gc.unfreeze()
 
     def _close(self) -> None:
         if self.storage is not None and not self._closed:
