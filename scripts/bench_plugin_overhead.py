@@ -9,7 +9,10 @@ processes, one variant after the other in each round:
 - `mongomock://`: the plugin recording on the embedded backend;
 - `file://`: the plugin recording into the local store (a fresh directory each run).
 
-Prints each variant's median wall time and its ratio to `no plugin`, the same for
+Prints each variant's median wall time and its ratio to `no plugin`, the median of
+the ratios of each round (each run to the `no plugin` run of its round: the pair
+shares the machine's speed of that moment, which drifts by 10% and more on a
+shared virtual machine), the same for
 the CPU time the process used (user + system: steadier than wall time on a busy
 machine), and the wall time of each round.
 
@@ -164,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     if runs[0].problem is not None:
         raise SystemExit(f"the suite does not run: {runs[0].problem}")
     baseline, baseline_cpu = statistics.median(runs[0].times), statistics.median(runs[0].cpu)
-    print(f"tests: {args.tests}  ({args.rounds} rounds, medians; ratio to no plugin)")
+    print(
+        f"tests: {args.tests}  ({args.rounds} rounds, medians; ratio to no plugin; paired: the "
+        "median of each round's ratio to the no-plugin run just before it)"
+    )
     above = []
     for variant in runs:
         if variant.problem is not None:
@@ -173,9 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         median, cpu = statistics.median(variant.times), statistics.median(variant.cpu)
         ratio = median / baseline
+        # Side by side in time, a pair shares the machine's speed of that moment.
+        paired = statistics.median(
+            t / b for t, b in zip(variant.times, runs[0].times, strict=False)
+        )
         rounds = " ".join(f"{t:.2f}" for t in variant.times)
         print(
-            f"{variant.name:<14}{median:7.2f} s  x{ratio:.2f}   "
+            f"{variant.name:<14}{median:7.2f} s  x{ratio:.2f}  paired x{paired:.2f}   "
             f"cpu {cpu:6.2f} s  x{cpu / baseline_cpu:.2f}   ({rounds})"
         )
         if variant.store is not None and args.max_ratio is not None and ratio > args.max_ratio:

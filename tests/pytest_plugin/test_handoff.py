@@ -62,6 +62,30 @@ def test_each_full_batch_is_recorded_before_add_returns(
 
 
 @pytest.mark.parametrize("store", ["mongomock://", "file"])
+def test_a_smaller_write_batch_makes_the_handoff_smaller(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_name: str, store: str
+) -> None:
+    # EVALSTORE_BATCH_SIZE below the handoff's 500: each handoff is one store write.
+    url = f"file://{tmp_path / 'store'}" if store == "file" else store
+    monkeypatch.setenv("MONGODB_CONNECTION_STRING", url)
+    monkeypatch.setenv("EVALSTORE_BATCH_SIZE", "40")
+    monkeypatch.setattr("evalstore.pytest_plugin.writer.HANDOFF_INTERVAL_S", 3600.0)
+    storage = StorageSession(load_settings())
+    try:
+        storage.start().result(30)
+        for number in range(99):
+            storage.add(_result(number))
+            if number in (38, 39, 79):
+                stored = asyncio.run(_count_test_runs(url, db_name))
+                assert stored == {38: 0, 39: 40, 79: 80}[number]
+        storage.finish("completed")
+    finally:
+        storage.close()
+    assert storage.problems == []
+    assert asyncio.run(_count_test_runs(url, db_name)) == 99
+
+
+@pytest.mark.parametrize("store", ["mongomock://", "file"])
 def test_a_batch_that_fills_a_write_is_stored_before_add_returns(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_name: str, store: str
 ) -> None:

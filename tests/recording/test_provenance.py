@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -67,11 +68,46 @@ def test_missing_directory_gives_nulls(tmp_path: Path) -> None:
 
 
 def test_git_not_installed_gives_nulls(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import git
-
-    monkeypatch.setattr(git.Git, "GIT_PYTHON_GIT_EXECUTABLE", str(repo / "no-such-git"))
+    empty = repo.parent / "no-git-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
     info = git_info(repo)
     assert (info.commit, info.branch, info.dirty) == (None, None, None)
+
+
+def test_a_repository_without_commits_has_a_branch_only(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "new.txt").write_text("x\n")
+    info = git_info(tmp_path)
+    assert (info.commit, info.branch, info.dirty) == (None, "main", None)
+
+
+def test_an_untracked_file_makes_it_dirty_and_an_ignored_one_does_not(repo: Path) -> None:
+    (repo / ".gitignore").write_text("*.log\n")
+    _git(repo, "add", ".gitignore")
+    _git(repo, "commit", "-q", "-m", "ignore logs")
+    (repo / "run.log").write_text("ignored\n")
+    assert git_info(repo).dirty is False
+    (repo / "notes.txt").write_text("untracked\n")
+    assert git_info(repo).dirty is True
+
+
+def test_a_staged_change_makes_it_dirty(repo: Path) -> None:
+    (repo / "a.txt").write_text("staged\n")
+    _git(repo, "add", "a.txt")
+    assert git_info(repo).dirty is True
+
+
+def test_git_info_takes_no_lock_and_changes_nothing(repo: Path) -> None:
+    """A read-only look: the user's own git never finds `index.lock` held by a test run."""
+    # Same content, newer times: a plain `git status` would refresh the index and write it.
+    stat = (repo / "a.txt").stat()
+    os.utime(repo / "a.txt", (stat.st_atime + 100, stat.st_mtime + 100))
+    index = repo / ".git" / "index"
+    before = index.read_bytes()
+    git_info(repo)
+    assert index.read_bytes() == before
+    assert not (repo / ".git" / "index.lock").exists()
 
 
 def test_hash_is_sha256_of_canonical_json_whatever_the_key_order() -> None:

@@ -3,7 +3,8 @@
 pytest's hooks are synchronous and a test session may run asyncio loops of its
 own (pytest-asyncio), so evalstore's async API runs on one event loop owned by
 a daemon thread. The pytest thread only appends plain dicts to a list; every
-`HANDOFF_BATCH` tests (or `HANDOFF_INTERVAL_S` seconds) the batch goes to the loop,
+`HANDOFF_BATCH` tests (fewer when `EVALSTORE_BATCH_SIZE` is smaller) or
+`HANDOFF_INTERVAL_S` seconds, the batch goes to the loop,
 where `RunRecorder.record_tests` validates each result, journals the batch in one
 write and queues the results for the recorder's own batching writer. Storage
 problems never reach pytest: they are kept (with the warnings the recorder logs)
@@ -50,7 +51,10 @@ from evalstore.storage.engine import EncodedTestRun
 
 log = logging.getLogger("evalstore")
 # How many results pytest's thread hands to the recorder at once, and the longest one waits.
-HANDOFF_BATCH = 100
+# A killed session (SIGKILL) loses what it has not handed over: at most one batch, or one
+# second of results. 500 (the recorder's default batch) costs a session of 2,000 trivial tests
+# about 3% less than 100 did: fewer journal writes, store transactions and thread wake-ups.
+HANDOFF_BATCH = 500
 HANDOFF_INTERVAL_S = 1.0
 # The longest the pytest thread waits for the loop to take a batch (journaled and queued).
 HANDOFF_WAIT_S = 1.0
@@ -267,6 +271,8 @@ class StorageSession:
         # No network to wait for: its writes are this process's work, best done in a handoff.
         self._in_process_store = self.client.is_embedded or self.client.is_local
         self._pending: list[dict[str, Any]] = []
+        # The recorder's writer stores a handoff in one write, which the handoff waits for.
+        self._handoff_batch = min(HANDOFF_BATCH, settings.evalstore_batch_size)
         self._last_flush = time.monotonic()
         self._busy: concurrent.futures.Future[None] | None = None
         """The loop's latest work from this thread: opening the run, or recording a batch."""
@@ -308,7 +314,7 @@ class StorageSession:
         """Queue one test result (the keyword arguments of `record_test`)."""
         self._pending.append(result)
         if (
-            len(self._pending) >= HANDOFF_BATCH
+            len(self._pending) >= self._handoff_batch
             or time.monotonic() - self._last_flush >= HANDOFF_INTERVAL_S
         ):
             self._submit_pending()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import platform
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -27,36 +28,65 @@ class GitInfo:
     dirty: bool | None = None
 
 
-def git_info(repo_path: str | Path = ".") -> GitInfo:
-    """Read git provenance with gitpython; never raises.
+GIT_STATUS = (
+    "git",
+    "--no-optional-locks",  # a read-only look: never take the index lock from the user's git
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "--untracked-files=normal",
+)
+"""One git command gives all three: `# branch.oid`, `# branch.head`, then one line per change."""
+GIT_TIMEOUT_S = 10.0
 
-    A detached HEAD gives `branch=None`; a directory outside any repository, a
-    repository without commits, or git not installed give all None.
+
+def git_info(repo_path: str | Path = ".") -> GitInfo:
+    """Read git provenance with one `git status`; never raises.
+
+    Dirty means a tracked file changed (staged or not) or an untracked file that is
+    not ignored exists. A detached HEAD gives `branch=None`; a repository without
+    commits gives `commit=None` and `dirty=None`; a directory outside any repository,
+    git not installed or a git that refuses the repository gives all None.
+
+    (It used gitpython, whose import alone cost every recorded pytest session in a
+    repository a tenth of a second before the first test could run.)
     """
-    if not _inside_a_repository(Path(repo_path)):
-        return GitInfo()  # without importing gitpython, which costs a tenth of a second
-    try:
-        import git  # gitpython fails at import time when the git binary is missing
-    except Exception as exc:  # ImportError, or git.exc.GitError subclasses
-        log.debug("git provenance unavailable: %s", exc)
+    path = Path(repo_path)
+    if not _inside_a_repository(path):
         return GitInfo()
     try:
-        repo = git.Repo(Path(repo_path), search_parent_directories=True)
-    except Exception as exc:  # InvalidGitRepositoryError, NoSuchPathError, GitCommandError
-        log.debug("no git repository at %s: %s", repo_path, exc)
-        return GitInfo()
-    try:
-        with repo:
-            try:
-                commit: str | None = repo.head.commit.hexsha
-            except ValueError:  # a repository without commits
-                commit = None
-            branch = None if repo.head.is_detached else repo.active_branch.name
-            dirty = repo.is_dirty(untracked_files=True) if commit else None
-            return GitInfo(commit=commit, branch=branch, dirty=dirty)
-    except Exception as exc:
+        done = subprocess.run(
+            GIT_STATUS,
+            cwd=path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:  # no git, a hung git
         log.debug("git provenance unavailable at %s: %s", repo_path, exc)
         return GitInfo()
+    if done.returncode != 0:
+        log.debug("git status failed at %s: %s", repo_path, done.stderr[:200])
+        return GitInfo()
+    return parse_git_status(done.stdout.decode("utf-8", errors="replace"))
+
+
+def parse_git_status(text: str) -> GitInfo:
+    """The provenance in the output of `git status --porcelain=v2 --branch`."""
+    commit: str | None = None
+    branch: str | None = None
+    changed = False
+    for line in text.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.removeprefix("# branch.oid ").strip()
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.removeprefix("# branch.head ").strip()
+            branch = None if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            changed = True
+    return GitInfo(commit=commit, branch=branch, dirty=changed if commit else None)
 
 
 def _inside_a_repository(path: Path) -> bool:
