@@ -115,7 +115,7 @@ def test_a_failing_finalisation_is_one_warning(inner, run_recorded, stored, monk
 
 
 def test_a_bug_while_recording_never_reaches_pytest(inner, run_recorded, stored, monkeypatch):
-    def add(self, report):
+    def add(self, report, context=None):
         raise RuntimeError("bug")
 
     monkeypatch.setattr("evalstore.pytest_plugin.outcome.TestOutcome.add", add)

@@ -186,9 +186,15 @@ class TestOutcome:
     data: Mapping[str, Any] | None = None
     subtests: SubtestTally | None = None
 
-    def add(self, report: pytest.TestReport) -> bool:
-        """Fold in one report; return True when the test is complete (its teardown was seen)."""
-        context = subtest_context(report)
+    def add(self, report: pytest.TestReport, context: Mapping[str, Any] | None = None) -> bool:
+        """Fold in one report; return True when the test is complete (its teardown was seen).
+
+        Args:
+            report: a setup, call or teardown report of this test, or one of its subtests'.
+            context: `subtest_context(report)`, when the caller has read it already.
+        """
+        if context is None:
+            context = subtest_context(report)
         if context is not None:  # inside the call: its time is the call's time
             if self.subtests is None:
                 self.subtests = SubtestTally()

@@ -153,13 +153,14 @@ class EvalstorePlugin:
             return
         nodeid = report.nodeid
         try:
-            if subtest_context(report) is not None:
+            context = subtest_context(report)
+            if context is not None:
                 self._subtests_total += 1
                 self._subtests_failed += bool(report.failed)
             outcome = self._open.get(nodeid)
             if outcome is None:
                 outcome = self._open[nodeid] = TestOutcome(nodeid)
-            if outcome.add(report):
+            if outcome.add(report, context):
                 del self._open[nodeid]
                 item = self._item
                 # A test run in this process: read its item now (the teardown is over), where
