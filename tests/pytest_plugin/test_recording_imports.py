@@ -55,16 +55,22 @@ def stored_statuses(store: Path) -> dict[str, str]:
     return {document["test_id"]: document["status"] for document in documents}
 
 
-def test_plain_results_are_recorded_without_pydantic(
-    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def store(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A local store the inner sessions record into, and a conftest noting their modules."""
     store = tmp_path / "store"
     monkeypatch.setenv("MONGODB_ENABLED", "true")
     monkeypatch.setenv("MONGODB_CONNECTION_STRING", f"file://{store}")
     monkeypatch.setenv("MONGODB_DATABASE", DATABASE)
     monkeypatch.setenv("EVALSTORE_SPOOL_DIR", str(tmp_path / "spool"))
-    monkeypatch.setenv("EXPERIMENT_TAGS", "nightly,beam-5")
     inner.makeconftest(RECORD_MODULES)
+    return store
+
+
+def test_plain_results_are_recorded_without_pydantic(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, store: Path
+) -> None:
+    monkeypatch.setenv("EXPERIMENT_TAGS", "nightly,beam-5")
     inner.makepyfile(test_plain=PLAIN_TESTS)
 
     result = inner.runpytest_subprocess("-p", "no:cacheprovider")
@@ -80,15 +86,7 @@ def test_plain_results_are_recorded_without_pydantic(
     }
 
 
-def test_a_metric_loads_the_models_and_is_recorded(
-    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    store = tmp_path / "store"
-    monkeypatch.setenv("MONGODB_ENABLED", "true")
-    monkeypatch.setenv("MONGODB_CONNECTION_STRING", f"file://{store}")
-    monkeypatch.setenv("MONGODB_DATABASE", DATABASE)
-    monkeypatch.setenv("EVALSTORE_SPOOL_DIR", str(tmp_path / "spool"))
-    inner.makeconftest(RECORD_MODULES)
+def test_a_metric_loads_the_models_and_is_recorded(inner: pytest.Pytester, store: Path) -> None:
     inner.makepyfile(test_metric=WITH_A_METRIC)
 
     result = inner.runpytest_subprocess("-p", "no:cacheprovider")

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from test_test_run_document import containers, same
 
 from evalstore.models import (
     EVALUATION_RUN_FIELDS,
@@ -31,36 +32,6 @@ T0 = datetime(2025, 12, 5, 10, 30, 0, 123000, tzinfo=UTC)
 
 class Word(str):
     pass
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, with the same types, key order, float signs and time zones."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[key], b[key]) for key in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, float):
-        return repr(a) == repr(b)
-    if isinstance(a, datetime):
-        return a == b and a.tzinfo is b.tzinfo and str(a) == str(b)
-    return bool(a == b)
-
-
-def containers(value: Any) -> set[int]:
-    """The ids of every dict and list in `value`."""
-    found: set[int] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            found.add(id(item))
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            found.add(id(item))
-            stack.extend(item)
-    return found
 
 
 def base_fields() -> dict[str, Any]:
