@@ -32,7 +32,9 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StorageSession, l
     async def start() -> dict[str, Any]:
         return {}
 
-    async def record_tests(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def record_tests(
+        results: list[dict[str, Any]], copy: bool = True
+    ) -> list[dict[str, Any]]:
         recorded.extend(result["test_id"] for result in results)
         return results
 

@@ -156,18 +156,21 @@ def display_name(item: pytest.Item) -> str:
     return item.name
 
 
-def marker_tags(item: pytest.Item) -> list[str]:
+def marker_tags(item: pytest.Item) -> tuple[str, ...]:
     """The names of the markers on a test (its own, its class's and its module's), sorted."""
-    # What `item.iter_markers()` yields, read without its generators: this runs for every test.
-    names: set[str] = set()
+    # What `item.iter_markers()` yields, read without its generators: this runs for every test,
+    # and allocates nothing for the usual test without markers of its own (a tuple, not a list:
+    # fewer objects for the session's garbage collector to count).
+    names: set[str] | None = None
     node: Node | None = item
     while node is not None:
         for mark in node.own_markers:
-            names.add(mark.name)
+            if mark.name not in _STRUCTURAL_MARKERS:
+                if names is None:
+                    names = set()
+                names.add(mark.name)
         node = node.parent
-    if names <= _STRUCTURAL_MARKERS:
-        return []
-    return sorted(names - _STRUCTURAL_MARKERS)
+    return tuple(sorted(names)) if names else ()
 
 
 def item_data(item: pytest.Item) -> dict[str, Any]:

@@ -296,7 +296,7 @@ class TestOutcome:
             "status": self.status or "passed",
             "message": self.message,
             "details": details,
-            "tags": list(data.get("tags") or ()),
+            "tags": tuple(data.get("tags") or ()),
             "metrics": dict(data.get("metrics") or {}),
             "duration_ms": duration_ms,
             "started_at": started,

@@ -379,7 +379,7 @@ class StorageSession:
             if self._disabled:
                 return
             # The whole batch goes to the journal in one write (see `RunRecorder.record_tests`).
-            outcomes = await self.recorder.record_tests(batch)
+            outcomes = await self.recorder.record_tests(batch, copy=False)
             for result, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     self._note(f"test {result.get('test_id')!r} not stored: {describe(outcome)}")

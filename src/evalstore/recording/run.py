@@ -342,7 +342,7 @@ class RunRecorder:
         return dict(document)
 
     async def record_tests(
-        self, results: Sequence[Mapping[str, Any]]
+        self, results: Sequence[Mapping[str, Any]], *, copy: bool = True
     ) -> list[dict[str, Any] | Exception]:
         """`record_test(**result)` for each of `results`, journaled in one write.
 
@@ -351,6 +351,12 @@ class RunRecorder:
         the journal together (one system call, not one per result) before any is queued
         for the store, so that every result is in the journal before this returns, as
         with `record_test`.
+
+        Args:
+            results: the keyword arguments of `record_test`, one mapping per result.
+            copy: False returns the recorder's own documents rather than copies: the
+                caller must not change them (the pytest plugin only looks for refusals,
+                and a copy per test costs a session's garbage collector).
 
         Returns:
             For each result in order, the stored test run document, or the exception
@@ -387,7 +393,7 @@ class RunRecorder:
             except Exception as exc:
                 outcomes[index] = exc
                 continue
-            outcomes[index] = dict(document)
+            outcomes[index] = dict(document) if copy else document
         return outcomes
 
     async def _accept_test(
