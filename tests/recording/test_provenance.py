@@ -175,3 +175,15 @@ def test_ids_are_unique_within_one_second() -> None:
     when = datetime(2025, 12, 5, 10, 30)
     assert len({new_evaluation_run_id(when, "main") for _ in range(200)}) == 200
     assert len({new_test_run_id("r", "t") for _ in range(200)}) == 200
+
+
+def test_the_repository_is_the_one_at_the_path_whatever_git_dir_says(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    _git(other, "init", "-q", "-b", "elsewhere")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    info = git_info(repo)
+    monkeypatch.delenv("GIT_DIR")
+    assert (info.commit, info.branch) == (_git(repo, "rev-parse", "HEAD"), "feature/asr-v2")

@@ -414,7 +414,12 @@ def journal_paths(spool_dir: Path) -> list[Path]:
 def claim(path: Path) -> Iterator[bool]:
     """Hold the journal's lock while replaying; yield False when a live process holds it."""
     lock = LockFile(str(path) + ".lock")
-    if not lock.try_acquire():
+    try:
+        claimed = lock.try_acquire()
+    except OSError as exc:  # a file system without locks (NFS without lockd): leave it be
+        log.warning("evalstore: cannot lock %s (%s); it is left for later", path, exc)
+        claimed = False
+    if not claimed:
         yield False
         return
     try:

@@ -9,9 +9,13 @@ which has no `flock`, filelock takes it.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Any
+
+_HELD = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES})
+"""What `flock` answers for a lock another holder has (EACCES on some file systems)."""
 
 
 class LockFile:
@@ -24,6 +28,8 @@ class LockFile:
     def __init__(self, lock_file: str) -> None:
         self.lock_file = lock_file
         self._fd: int | None = None
+        self._owner: int | None = None
+        """The process that took the lock (a forked child inherits the descriptor, not the lock)."""
         self._portable: Any = None  # filelock's FileLock, off POSIX
 
     def try_acquire(self) -> bool:
@@ -42,13 +48,15 @@ class LockFile:
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as exc:
             os.close(fd)
-            return False
+            if exc.errno in _HELD:
+                return False
+            raise
         except BaseException:
             os.close(fd)
             raise
-        self._fd = fd
+        self._fd, self._owner = fd, os.getpid()
         return True
 
     def acquire(self) -> None:
@@ -67,4 +75,11 @@ class LockFile:
             self._portable = None
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            os.close(fd)  # closing the descriptor releases its flock
+            if self._owner == os.getpid():
+                # Unlocked explicitly: a child forked meanwhile (a server a test started)
+                # shares the descriptor, and closing ours alone would leave it locked.
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            # In a forked child, closing its copy leaves the parent's lock as it is.
+            os.close(fd)

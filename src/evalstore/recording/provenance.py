@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -28,15 +29,11 @@ class GitInfo:
     dirty: bool | None = None
 
 
-GIT_STATUS = (
-    "git",
-    "--no-optional-locks",  # a read-only look: never take the index lock from the user's git
-    "status",
-    "--porcelain=v2",
-    "--branch",
-    "--untracked-files=normal",
-)
-"""One git command gives all three: `# branch.oid`, `# branch.head`, then one line per change."""
+GIT_STATUS = ("git", "status", "--porcelain=v2", "--branch", "--untracked-files=normal")
+"""One git command (git 2.11 or later) gives all three: `# branch.oid`, `# branch.head`, then
+one line per change."""
+_REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
+"""Left out of git's environment: the repository is the one at `repo_path`, as it always was."""
 GIT_TIMEOUT_S = 10.0
 
 
@@ -55,9 +52,13 @@ def git_info(repo_path: str | Path = ".") -> GitInfo:
     if not _inside_a_repository(path):
         return GitInfo()
     try:
+        environment = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+        # A read-only look: never take the index lock the user's own git may need.
+        environment["GIT_OPTIONAL_LOCKS"] = "0"
         done = subprocess.run(
             GIT_STATUS,
             cwd=path,
+            env=environment,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=GIT_TIMEOUT_S,
