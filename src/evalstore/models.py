@@ -467,6 +467,9 @@ _RUN_DEFAULTS: dict[str, Any] = {
     "score": None,
     "last_seen_at": None,
 }
+_RUN_FIELD_SET = frozenset(EVALUATION_RUN_FIELDS)
+_RUN_REQUIRED = _RUN_FIELD_SET - _RUN_DEFAULTS.keys()
+"""`evaluation_run_id`, `started_at` and `system_info_hash`: the model has no default for them."""
 _RUN_COUNTS = ("num_tests", "num_passed", "num_failed", "num_skipped", "num_errors")
 _RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
 
@@ -499,15 +502,9 @@ def _is_optional_date(value: Any) -> bool:
 
 def _plain_run_document(fields: Mapping[str, Any]) -> dict[str, Any] | None:
     """The document `EvaluationRun(**fields)` dumps, or None when only the model can tell."""
-    if not fields.keys() <= _RUN_DEFAULTS.keys() | {
-        "evaluation_run_id",
-        "started_at",
-        "system_info_hash",
-    }:
+    if not _RUN_REQUIRED <= fields.keys() <= _RUN_FIELD_SET:
         return None  # `id`, an unknown field, or a required one missing
     values = {**_RUN_DEFAULTS, **fields}
-    if any(name not in values for name in ("evaluation_run_id", "started_at", "system_info_hash")):
-        return None
     tags, information = values["experiment_tags"], values["system_information"]
     if not (
         type(values["evaluation_run_id"]) is str

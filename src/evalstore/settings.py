@@ -533,8 +533,8 @@ def load_settings(*, env_file: str | None = ".env") -> Settings:
     """
     try:
         return Settings(_env_file=env_file)
-    except Exception as exc:
-        # A ValidationError comes from the pydantic model: pydantic is loaded by then.
+    except ValueError as exc:
+        # A ValidationError (a ValueError) comes from the pydantic model, loaded by then.
         from pydantic import ValidationError
 
         if not isinstance(exc, ValidationError):

@@ -107,10 +107,6 @@ class Journal:
         """
         self._write(encode(entry), sync=sync)
 
-    def append_many(self, entries: Sequence[Document]) -> None:
-        """Write several lines in one system call (all of them, or none: see `append`)."""
-        self._write(b"".join(encode(entry) for entry in entries), sync=False)
-
     def append_tests(
         self, documents: Sequence[Document], encoded: Sequence[tuple[str, bool] | None]
     ) -> None:

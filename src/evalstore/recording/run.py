@@ -311,35 +311,34 @@ class RunRecorder:
         Raises:
             InvalidDataError (a ValueError): a value cannot be stored; names the field.
         """
-        test_run, usage_documents = self._test_run(
-            test_id,
-            test_name,
-            metrics,
-            passed,
-            status=status,
-            score=score,
-            score_method=score_method,
-            started_at=started_at,
-            finished_at=finished_at,
-            duration_ms=duration_ms,
-            tags=tags,
-            participants=participants,
-            message=message,
-            details=details,
-            usage=usage,
-            attempts=attempts,
-            tool_calls=tool_calls,
-            errors=errors,
+        # One path for one result and for a batch: validated, journaled and stored alike.
+        [outcome] = await self.record_tests(
+            [
+                {
+                    "test_id": test_id,
+                    "test_name": test_name,
+                    "metrics": metrics,
+                    "passed": passed,
+                    "status": status,
+                    "score": score,
+                    "score_method": score_method,
+                    "started_at": started_at,
+                    "finished_at": finished_at,
+                    "duration_ms": duration_ms,
+                    "tags": tags,
+                    "participants": participants,
+                    "message": message,
+                    "details": details,
+                    "usage": usage,
+                    "attempts": attempts,
+                    "tool_calls": tool_calls,
+                    "errors": errors,
+                }
+            ]
         )
-        if self._journal is None or self._writer is None:
-            self._totals.add(test_run)
-            for usage_document in usage_documents:
-                self.usage.add(usage_document)
-            return test_run
-        document = {"_id": ObjectId(), **test_run}
-        journaled = self._journal.append({"kind": "test", "doc": document})
-        await self._accept_test(document, usage_documents, journaled=journaled)
-        return dict(document)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def record_tests(
         self, results: Sequence[Mapping[str, Any]], *, copy: bool = True
