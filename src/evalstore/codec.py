@@ -178,9 +178,42 @@ def encode_test_run(doc: object) -> tuple[str, bool] | None:
     participants_text = _encode_strings(participants)
     if tags_text is None or participants_text is None:
         return None
+    return _test_run_text(doc, metrics_json, tags_text, participants_text), plain
+
+
+def encode_plain_test_run(doc: Document) -> tuple[str, bool]:
+    """`encode_test_run(doc)` for a document `recording.plain_result` built.
+
+    Its values have exactly the template's types already: no metrics, no details,
+    tags a list of exact strings and no participants.
+    """
+    return _test_run_text(doc, "{}", _encode_strings(doc["tags"]) or "[]", "[]"), True
+
+
+def _test_run_text(doc: Document, metrics_json: str, tags_text: str, participants_text: str) -> str:
+    """The template's text of a test run whose values it takes (see `encode_test_run`)."""
+    (
+        oid,
+        run_oid,
+        test_run_id,
+        test_id,
+        test_name,
+        started,
+        finished,
+        duration,
+        _metrics,
+        score,
+        score_method,
+        passed,
+        status,
+        _tags,
+        _participants,
+        message,
+        details,
+    ) = doc.values()
     started_text = format_date(started)
     finished_text = started_text if finished is started else format_date(finished)
-    text = (
+    return (
         f'{{"_id": {{"$oid": "{oid}"}}, '
         f'"evaluation_run_id": {{"$oid": "{run_oid}"}}, '
         f'"test_run_id": {_quote(test_run_id)}, "test_id": {_quote(test_id)}, '
@@ -194,7 +227,6 @@ def encode_test_run(doc: object) -> tuple[str, bool] | None:
         f'"message": {"null" if message is None else _quote(message)}, '
         f'"details": {"null" if details is None else _ENCODER.encode(details)}}}'
     )
-    return text, plain
 
 
 def _encode_metric(metric: object) -> str | None:

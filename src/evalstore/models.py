@@ -129,6 +129,8 @@ SIZE_MARGIN = 64 * 1024
 """Room kept under the limit for what the store adds (`_id`, an update's operators)."""
 EARLIEST_DATE = datetime(1000, 1, 1, tzinfo=timezone.utc)
 """Dates before year 1000 have no four-digit ISO year: neither the journal nor JSON holds them."""
+MAX_DURATION_MS = 100 * 365.25 * 24 * 3600 * 1000
+"""A century: a longer duration is a unit mistake, and would overflow dates."""
 
 
 def check_string(value: str, field: str) -> str:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from evalstore.pytest_plugin.outcome import one_line, report_message
+from evalstore.pytest_plugin.outcome import TestOutcome, one_line, report_message, subtest_context
 from evalstore.pytest_plugin.writer import BackgroundLoop, RunSummary, WarningCollector
 
 
@@ -65,6 +65,29 @@ def test_report_message_of_a_serialised_skip_and_of_a_preformatted_traceback():
         "t.py", "failed", "ImportError while importing\nTraceback:\nE   ValueError: bad\n", []
     )
     assert report_message(broken) == "ValueError: bad"
+
+
+def test_an_outcome_reads_a_reports_subtest_context_once_given_it():
+    def report(when, outcome="passed"):
+        made = pytest.TestReport("t.py::t", ("t.py", 1, "t"), {}, outcome, None, when)
+        made.evalstore_subtest = {"msg": "case", "params": {"i": "1"}}  # as a worker marks it
+        return made
+
+    read_here = TestOutcome("t.py::t")
+    assert read_here.add(report("call", "failed")) is False  # read here: a subtest's report
+    assert read_here.subtests is not None
+    assert read_here.subtests.failed == 1
+    assert read_here.status is None
+
+    given = TestOutcome("t.py::t")  # what the plugin's hook passes: the context it read
+    call = report("call", "failed")
+    assert given.add(call, None) is False  # None: not a subtest's, whatever the report holds
+    assert given.subtests is None
+    assert given.status == "failed"
+    assert given.add(report("teardown"), None) is True
+    assert given.add(call, subtest_context(call)) is False
+    assert given.subtests is not None
+    assert given.subtests.total == 1
 
 
 def test_warning_collector_keeps_one_redacted_line_per_warning():

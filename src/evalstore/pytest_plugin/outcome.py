@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -43,6 +44,14 @@ SUBTEST_ATTR = "evalstore_subtest"
 # How many failing subtests of one test `details["subtests"]["failures"]` keeps.
 SUBTEST_FAILURES_KEPT = 50
 _XPASS_STRICT = "[XPASS(strict)]"
+
+
+class _Unread(Enum):
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD
+"""`TestOutcome.add`'s default: the report's subtest context is read there."""
 _MESSAGE_LIMIT = 500
 
 
@@ -186,14 +195,17 @@ class TestOutcome:
     data: Mapping[str, Any] | None = None
     subtests: SubtestTally | None = None
 
-    def add(self, report: pytest.TestReport, context: Mapping[str, Any] | None = None) -> bool:
+    def add(
+        self, report: pytest.TestReport, context: Mapping[str, Any] | _Unread | None = UNREAD
+    ) -> bool:
         """Fold in one report; return True when the test is complete (its teardown was seen).
 
         Args:
             report: a setup, call or teardown report of this test, or one of its subtests'.
-            context: `subtest_context(report)`, when the caller has read it already.
+            context: `subtest_context(report)` when the caller has read it (None: the
+                report is no subtest's); by default it is read here.
         """
-        if context is None:
+        if context is UNREAD:
             context = subtest_context(report)
         if context is not None:  # inside the call: its time is the call's time
             if self.subtests is None:

@@ -23,6 +23,7 @@ from evalstore.errors import (
 )
 from evalstore.ids import new_evaluation_run_id, new_test_run_id
 from evalstore.models import (
+    MAX_DURATION_MS,
     TEST_STATUSES,
     MetricInput,
     RunStatus,
@@ -40,6 +41,7 @@ from evalstore.models import (
     utcnow,
 )
 from evalstore.recording.journal import read_journal, target_fingerprint
+from evalstore.recording.plain_result import LARGE_TEXT, plain_test_run
 from evalstore.recording.provenance import git_info, system_info_hash, system_information
 from evalstore.recording.replay import (
     replay_spool,
@@ -363,26 +365,40 @@ class RunRecorder:
         """
         outcomes: list[dict[str, Any] | Exception] = []
         accepted: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
+        # Encoded once: the journal's lines, and the local store's rows (the same text).
+        encoded: list[EncodedTestRun | None] = []
+        run = self._document  # None before start(): `_test_run` says so for each result
+        stored = self._journal is not None and self._writer is not None
         for result in results:
+            plain = (
+                plain_test_run(result, run)
+                if run is not None and stored and not self._finishing
+                else None
+            )
+            if plain is not None:  # the usual result, built in one pass (see plain_result)
+                accepted.append((len(outcomes), plain[0], []))
+                encoded.append(plain[1])
+                outcomes.append(plain[0])
+                continue
             try:
                 test_run, usage_documents = self._test_run(**result)
             except Exception as exc:
                 outcomes.append(exc)
                 continue
-            if self._journal is None or self._writer is None:
+            if not stored:
                 self._totals.add(test_run)
                 for usage_document in usage_documents:
                     self.usage.add(usage_document)
                 outcomes.append(test_run)
                 continue
-            accepted.append((len(outcomes), {"_id": ObjectId(), **test_run}, usage_documents))
+            document = {"_id": ObjectId(), **test_run}
+            accepted.append((len(outcomes), document, usage_documents))
+            encoded.append(_encoded_test_run(document))
             outcomes.append(test_run)
         if not accepted:
             return outcomes
         assert self._journal is not None
         documents = [document for _, document, _ in accepted]
-        # Encoded once: the journal's lines, and the local store's rows (the same text).
-        encoded = [_encoded_test_run(document) for document in documents]
         journaled = self._journal.append_tests(documents, encoded)
         for (index, document, usage_documents), text in zip(accepted, encoded, strict=True):
             try:
@@ -959,7 +975,6 @@ def _outcome(
 
 
 _LARGE_FIELDS = ("details", "message", "metrics", "tags", "participants", "test_name", "test_id")
-_LARGE_TEXT = 1024 * 1024
 
 
 def _may_be_large(test_run: Mapping[str, Any]) -> bool:
@@ -981,7 +996,7 @@ def _may_be_large(test_run: Mapping[str, Any]) -> bool:
         text += sum(map(len, tags))
     if participants:
         text += sum(map(len, participants))
-    return text > _LARGE_TEXT
+    return text > LARGE_TEXT
 
 
 def _shell_connection_string() -> str | None:
@@ -990,10 +1005,6 @@ def _shell_connection_string() -> str | None:
         return load_settings().mongodb_connection_string
     except ConfigurationError:
         return None
-
-
-MAX_DURATION_MS = 100 * 365.25 * 24 * 3600 * 1000
-"""A century: a longer duration is a unit mistake, and would overflow dates."""
 
 
 def _encoded_test_run(document: dict[str, Any]) -> EncodedTestRun | None:
