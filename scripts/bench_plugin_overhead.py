@@ -9,6 +9,8 @@ processes, one variant after the other in each round:
 - `mongomock://`: the plugin recording on the embedded backend;
 - `file://`: the plugin recording into the local store (a fresh directory each run).
 
+Each round runs the variants in its own shuffled order (seeded by the round's number).
+
 Prints each variant's median wall time and its ratio to `no plugin`, the median of
 the ratios of each round (each run to the `no plugin` run of its round: the pair
 shares the machine's speed of that moment, which drifts by 10% and more on a
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import resource
 import statistics
@@ -160,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             variant.times.clear()
             variant.cpu.clear()
         for number in range(1, args.rounds + 1):
-            for variant in runs:
+            # Each round in its own order: on a shared machine the run after a long one, or
+            # the first of a round, may be slower or faster; no variant always gets that place.
+            for variant in random.Random(number).sample(runs, len(runs)):
                 if variant.problem is None:
                     run_suite(root, work, variant, args.tests, run=number)
 
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline, baseline_cpu = statistics.median(runs[0].times), statistics.median(runs[0].cpu)
     print(
         f"tests: {args.tests}  ({args.rounds} rounds, medians; ratio to no plugin; paired: the "
-        "median of each round's ratio to the no-plugin run just before it)"
+        "median of each round's ratio to the no-plugin run of that round)"
     )
     above = []
     for variant in runs:
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         median, cpu = statistics.median(variant.times), statistics.median(variant.cpu)
         ratio = median / baseline
-        # Side by side in time, a pair shares the machine's speed of that moment.
+        # Close in time, a pair shares the machine's speed of that moment.
         paired = statistics.median(
             t / b for t, b in zip(variant.times, runs[0].times, strict=False)
         )
