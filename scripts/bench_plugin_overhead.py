@@ -25,6 +25,16 @@ machine), and the wall time of each round.
 
 The first run of each variant is a warm-up (file system, bytecode caches) and is
 not counted. Not a timed test: timings depend on the machine and its load.
+
+`--instructions` runs each variant once more under `valgrind --tool=callgrind`
+and prints the CPU instructions the whole process executed (both threads) and
+their ratio: a count that is the same from one run to the next whatever else the
+machine does, where wall times on a shared machine drift by 10-40%. It is slow
+(about 30 times the wall time) and needs valgrind (`apt-get install valgrind`).
+Instructions are not time (cache misses, system calls and waits are not in them),
+so both are printed.
+
+    python scripts/bench_plugin_overhead.py --rounds 0 --instructions   # counts only
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +56,7 @@ from pathlib import Path
 EVALSTORE_PREFIXES = ("MONGODB_", "EVALSTORE_", "ENVIRONMENT", "EXPERIMENT_TAGS")
 SUMMARY = re.compile(r"^evalstore: run (\S+)\s+tests (\d+)\s+passed (\d+)", re.MULTILINE)
 PER_MODULE = 100
+COLLECTED = re.compile(r"Collected : ([\d,]+)")
 
 
 @dataclass
@@ -57,6 +69,8 @@ class Variant:
     """The connection string the plugin records into (None: the plugin is not loaded)."""
     times: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    instructions: int | None = None
+    """What `--instructions` counted (None: not counted)."""
     problem: str | None = None
     """Why the variant stopped (a failed run, a test not recorded)."""
 
@@ -84,8 +98,11 @@ def variants(work: Path) -> list[Variant]:
     ]
 
 
-def run_suite(root: Path, work: Path, variant: Variant, tests: int, run: int) -> None:
-    """Run the suite once in a fresh process; add its wall time, or note its problem."""
+def run_suite(
+    root: Path, work: Path, variant: Variant, tests: int, run: int, *, count: bool = False
+) -> None:
+    """Run the suite once in a fresh process; add its wall time (or, with `count`, its
+    instructions under callgrind), or note its problem."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(EVALSTORE_PREFIXES)}
     # Bytecode caches as users have them: the warm-up run writes them (for the suite too).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -96,15 +113,25 @@ def run_suite(root: Path, work: Path, variant: Variant, tests: int, run: int) ->
     if variant.store is not None:
         store = f"{variant.store}-{run}" if variant.store.startswith("file://") else variant.store
         command += ["--evalstore", "--evalstore-url", store]
+    if count:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
     used = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     used = _children_cpu() - used
     variant.problem = problem(variant, done, tests)
-    if variant.problem is None:
-        variant.times.append(elapsed)
-        variant.cpu.append(used)
+    if variant.problem is not None:
+        return
+    if count:
+        collected = COLLECTED.search(done.stderr)
+        if collected is None:
+            variant.problem = "valgrind printed no instruction count"
+        else:
+            variant.instructions = int(collected.group(1).replace(",", ""))
+        return
+    variant.times.append(elapsed)
+    variant.cpu.append(used)
 
 
 def _children_cpu() -> float:
@@ -145,7 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this variant besides `no plugin` (repeatable: --junitxml, mongomock://, "
         "file://)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each variant's CPU instructions once under valgrind's callgrind",
+    )
     args = parser.parse_args(argv)
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
+    if args.rounds < 1 and not args.instructions:
+        parser.error("--rounds must be at least 1 (or 0 with --instructions)")
 
     with tempfile.TemporaryDirectory(prefix="evalstore-bench-") as tmp:
         root, work = Path(tmp) / "suite", Path(tmp) / "work"
@@ -168,12 +204,38 @@ def main(argv: list[str] | None = None) -> int:
             for variant in random.Random(number).sample(runs, len(runs)):
                 if variant.problem is None:
                     run_suite(root, work, variant, args.tests, run=number)
+        if args.instructions:
+            for variant in runs:
+                if variant.problem is None:
+                    run_suite(root, work, variant, args.tests, run=args.rounds + 1, count=True)
 
     if runs[0].problem is not None:
         raise SystemExit(f"the suite does not run: {runs[0].problem}")
+    if args.instructions:
+        print_instructions(runs, args.tests)
+    if args.rounds < 1:
+        return 1 if any(variant.problem for variant in runs) else 0
+    return print_times(runs, args.tests, args.rounds, args.max_ratio)
+
+
+def print_instructions(runs: list[Variant], tests: int) -> None:
+    """Each variant's instruction count and its ratio to `no plugin`'s."""
+    baseline = runs[0].instructions
+    assert baseline is not None
+    print(f"tests: {tests}  (CPU instructions of the whole process, callgrind; ratio to no plugin)")
+    for variant in runs:
+        if variant.problem is not None or variant.instructions is None:
+            print(f"{variant.name:<14} failed: {variant.problem}")
+            continue
+        ratio = variant.instructions / baseline
+        print(f"{variant.name:<14}{variant.instructions:>17,}  x{ratio:.3f}")
+
+
+def print_times(runs: list[Variant], tests: int, rounds: int, max_ratio: float | None) -> int:
+    """Print the wall and CPU times; 1 when a plugin variant's ratio exceeds `max_ratio`."""
     baseline, baseline_cpu = statistics.median(runs[0].times), statistics.median(runs[0].cpu)
     print(
-        f"tests: {args.tests}  ({args.rounds} rounds, medians; ratio to no plugin; paired: the "
+        f"tests: {tests}  ({rounds} rounds, medians; ratio to no plugin; paired: the "
         "median of each round's ratio to the no-plugin run of that round)"
     )
     above = []
@@ -188,15 +250,15 @@ def main(argv: list[str] | None = None) -> int:
         paired = statistics.median(
             t / b for t, b in zip(variant.times, runs[0].times, strict=False)
         )
-        rounds = " ".join(f"{t:.2f}" for t in variant.times)
+        each = " ".join(f"{t:.2f}" for t in variant.times)
         print(
             f"{variant.name:<14}{median:7.2f} s  x{ratio:.2f}  paired x{paired:.2f}   "
-            f"cpu {cpu:6.2f} s  x{cpu / baseline_cpu:.2f}   ({rounds})"
+            f"cpu {cpu:6.2f} s  x{cpu / baseline_cpu:.2f}   ({each})"
         )
-        if variant.store is not None and args.max_ratio is not None and ratio > args.max_ratio:
+        if variant.store is not None and max_ratio is not None and ratio > max_ratio:
             above.append(f"{variant.name} x{ratio:.2f}")
-    if above and args.max_ratio is not None:
-        print(f"above x{args.max_ratio}: {', '.join(above)}")
+    if above and max_ratio is not None:
+        print(f"above x{max_ratio}: {', '.join(above)}")
         return 1
     return 0
 

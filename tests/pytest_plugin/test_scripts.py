@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,15 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 RUN_ID = r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ-nogit-[0-9a-f]{6}"
 
 
-def _run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: str, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPTS / script), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -126,3 +129,33 @@ def test_overhead_benchmark_prints_each_variant_against_no_plugin():
     assert rows[0] is not None
     assert rows[0].group(1) == rows[0].group(2) == "1.00"
     assert re.fullmatch(r"above x0\.5: mongomock:// x\d+\.\d\d, file:// x\d+\.\d\d", lines[5])
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind (.ci/run installs it)")
+def test_overhead_benchmark_counts_instructions_under_callgrind():
+    done = _run(
+        "bench_plugin_overhead.py",
+        "--tests",
+        "5",
+        "--rounds",
+        "0",
+        "--instructions",
+        "--only",
+        "file://",
+        timeout=600,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "tests: 5  (CPU instructions of the whole process, callgrind; ratio to no plugin)"
+    )
+    baseline = re.fullmatch(r"no plugin +([\d,]+)  x1\.000", lines[1])
+    plugin = re.fullmatch(r"file:// +([\d,]+)  x(\d\.\d{3})", lines[2])
+    assert baseline is not None, lines
+    assert plugin is not None, lines
+    counts = [int(match.group(1).replace(",", "")) for match in (baseline, plugin)]
+    # A pytest session runs hundreds of millions of instructions; recording adds some.
+    assert 10**8 < counts[0] < counts[1]
+    assert plugin.group(2) == f"{counts[1] / counts[0]:.3f}"
+    assert len(lines) == 3
