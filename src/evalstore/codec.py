@@ -187,7 +187,10 @@ def encode_plain_test_run(doc: Document) -> tuple[str, bool]:
     Its values have exactly the template's types already: no metrics, no details,
     tags a list of exact strings and no participants.
     """
-    return _test_run_text(doc, "{}", _encode_strings(doc["tags"]) or "[]", "[]"), True
+    tags_text = _encode_strings(doc["tags"])
+    if tags_text is None:
+        raise TypeError("encode_plain_test_run: the tags must be exact strings")
+    return _test_run_text(doc, "{}", tags_text, "[]"), True
 
 
 def _test_run_text(doc: Document, metrics_json: str, tags_text: str, participants_text: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,22 @@ def results(draw: st.DrawFn) -> dict[str, Any]:
     return result
 
 
+def usual_result() -> dict[str, Any]:
+    """A result as the pytest plugin hands it over."""
+    return {
+        "test_id": "test_m.py::test_trivial[1]",
+        "test_name": "test_trivial[1]",
+        "status": "passed",
+        "message": None,
+        "details": None,
+        "tags": ("slow",),
+        "metrics": {},
+        "duration_ms": 0.5,
+        "started_at": MOMENT,
+        "finished_at": MOMENT,
+    }
+
+
 def general(recorder: RunRecorder, result: dict[str, Any], oid: Any) -> tuple[str, Any]:
     """What the general path builds for `result` (with the given `_id`), or what it raised."""
     try:
@@ -157,6 +174,10 @@ async def test_every_result_the_one_pass_path_builds_is_the_general_paths(fixed_
         ({"details": {"xfail": "xfailed"}}, "details"),
         ({"passed": True}, "an argument beyond the plugin's"),
         ({"test_id": "test_ñ"}, "non-ASCII text"),
+        ({"test_id": "test_\ud800"}, "a lone surrogate in the id"),
+        ({"test_name": "name \ud800"}, "a lone surrogate in the name"),
+        ({"message": "failed \ud800"}, "a lone surrogate in the message"),
+        ({"tags": ("slow", "\ud800")}, "a lone surrogate in a tag"),
         ({"tags": ("slow", "")}, "an empty tag"),
         ({"duration_ms": math.nan}, "a duration that is not a number"),
         ({"started_at": datetime(2026, 12, 6, 5, 30, tzinfo=ZoneInfo("Europe/Berlin"))}, "tz"),
@@ -167,34 +188,79 @@ async def test_every_result_the_one_pass_path_builds_is_the_general_paths(fixed_
 async def test_anything_unusual_takes_the_general_path(
     change: dict[str, Any], why: str, fixed_ids: None
 ) -> None:
-    usual = {
-        "test_id": "test_m.py::test_trivial[1]",
-        "test_name": "test_trivial[1]",
-        "status": "passed",
-        "message": None,
-        "details": None,
-        "tags": ("slow",),
-        "metrics": {},
-        "duration_ms": 0.5,
-        "started_at": MOMENT,
-        "finished_at": MOMENT,
-    }
+    usual = usual_result()
     async with evaluation_run(None, environment="dev", suite="s") as recorder:
         assert plain_test_run(usual, recorder.document) is not None
         assert plain_test_run({**usual, **change}, recorder.document) is None, why
 
 
-async def test_a_score_calculator_registered_as_average_is_still_used(fixed_ids: None) -> None:
+async def test_a_score_calculator_registered_as_average_is_still_used(
+    tmp_path: Path, fixed_ids: None
+) -> None:
     register_score_method("average", lambda metrics, passed: 42.0)
+    client = MongoDBClient(f"file://{tmp_path}", "plain")
     try:
-        async with evaluation_run(None, environment="dev", suite="s") as recorder:
-            [outcome] = await recorder.record_tests(
-                [{"test_id": "t", "status": "passed", "started_at": MOMENT, "finished_at": MOMENT}]
-            )
+        async with evaluation_run(MetricsStorageService(client), environment="dev") as recorder:
+            [outcome] = await recorder.record_tests([usual_result()])
+        [stored] = await client.read("test_runs", {}, action="read")
     finally:
         register_score_method("average", average_score)
+        await client.close()
     assert isinstance(outcome, dict)
-    assert outcome["score"] == 42.0
+    assert (outcome["score"], stored["score"]) == (42.0, 42.0)
+
+
+async def test_a_batch_after_finish_is_refused_result_by_result(tmp_path: Path) -> None:
+    client = MongoDBClient(f"file://{tmp_path}", "plain")
+    try:
+        recorder = RunRecorder(MetricsStorageService(client), environment="dev")
+        await recorder.start()
+        await recorder.finish()
+        outcomes = await recorder.record_tests([usual_result(), usual_result()])
+    finally:
+        await client.close()
+    assert [type(outcome).__name__ for outcome in outcomes] == ["EvalstoreError"] * 2
+    assert "finished" in str(outcomes[0])
+
+
+def test_keys_that_are_not_strings_take_the_general_path() -> None:
+    class LooksLikeTags:
+        def __hash__(self) -> int:
+            return hash("tags")
+
+        def __eq__(self, other: object) -> bool:
+            return other == "tags"
+
+    class Unequal(LooksLikeTags):
+        __hash__ = LooksLikeTags.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("compared")
+
+    run = {"_id": ObjectId(), "evaluation_run_id": "r"}
+    others = {key: value for key, value in usual_result().items() if key != "tags"}
+    for key in (LooksLikeTags(), Unequal()):
+        result: dict[Any, Any] = {key: ["a"], **others}
+        assert plain_test_run(result, run) is None  # `record_test(**result)` refuses it
+
+
+async def test_the_copies_record_tests_returns_share_nothing_with_what_it_stores(
+    embedded: MetricsStorageService,
+) -> None:
+    # On the embedded backend the store keeps the very dicts it is given: a shared list
+    # would carry a caller's change into it (the local store writes the journal's text).
+    with_metrics = {**usual_result(), "metrics": {"wer": {"score": 50.0, "details": {"n": [1]}}}}
+    async with evaluation_run(embedded, environment="dev") as recorder:
+        outcomes = await recorder.record_tests([usual_result(), with_metrics])
+        for outcome in outcomes:  # before the writer stores them, at the end of the run
+            assert isinstance(outcome, dict)
+            outcome["tags"].append("changed")
+            outcome["participants"].append("changed")
+            for metric in outcome["metrics"].values():
+                metric["details"]["n"].append(2)
+    stored = await embedded.client.read("test_runs", {}, sort=[("score", 1)], action="read")
+    assert [(doc["tags"], doc["participants"]) for doc in stored] == [(["slow"], [])] * 2
+    assert stored[0]["metrics"]["wer"]["details"] == {"n": [1]}
 
 
 async def test_a_batch_stores_the_same_documents_either_way(

@@ -64,7 +64,11 @@ def plain_test_run(
         is not plain (metrics, details, usage, an unusual type or value, an error):
         the general path then builds it, or refuses it with its own message.
     """
-    if type(result) is not dict or not PLAIN_KEYS.issuperset(result):
+    if (
+        type(result) is not dict
+        or not all(type(key) is str for key in result)  # before a key's own __eq__ runs
+        or not PLAIN_KEYS.issuperset(result)
+    ):
         return None
     get = result.get
     test_id = get("test_id")

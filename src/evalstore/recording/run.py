@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from copy import deepcopy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -408,7 +409,7 @@ class RunRecorder:
             except Exception as exc:
                 outcomes[index] = exc
                 continue
-            outcomes[index] = dict(document) if copy else document
+            outcomes[index] = detached(document) if copy else document
         return outcomes
 
     async def _accept_test(
@@ -1005,6 +1006,19 @@ def _shell_connection_string() -> str | None:
         return load_settings().mongodb_connection_string
     except ConfigurationError:
         return None
+
+
+def detached(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a test run document that shares no list or dict with it: what `record_tests`
+    returns, which its caller may change while the store has yet to write the original."""
+    copy = dict(document)
+    copy["tags"], copy["participants"] = list(copy["tags"]), list(copy["participants"])
+    copy["metrics"] = {name: deepcopy(metric) for name, metric in copy["metrics"].items()}
+    if copy["details"] is not None:
+        copy["details"] = deepcopy(copy["details"])
+    if "agent" in copy:  # an agent evaluation's attempts, tool calls and errors
+        copy["agent"] = deepcopy(copy["agent"])
+    return copy
 
 
 def _encoded_test_run(document: dict[str, Any]) -> EncodedTestRun | None:
